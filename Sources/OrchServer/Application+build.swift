@@ -1,0 +1,122 @@
+import Foundation
+import Hummingbird
+import Logging
+import OrchCore
+import OrchModels
+import OrchStore
+import ServiceLifecycle
+
+/// The application type `buildApplication` returns.
+public typealias OrchApplication = Application<RouterResponder<OrchRequestContext>>
+
+/// Opens the store named by `configuration` and assembles the server around it.
+public func buildApplication(_ configuration: ServerConfiguration) async throws -> OrchApplication {
+    let store = try openStore(configuration.databaseURL)
+    return try await buildApplication(configuration, store: store)
+}
+
+/// Opens the store at `url`.
+public func openStore(_ url: DatabaseURL) throws -> any Store {
+    switch url {
+    case .sqliteFile, .sqliteMemory:
+        return try SQLiteStore(location: url)
+    case .postgres:
+        throw ConfigurationError("PostgreSQL is not supported yet; use sqlite://PATH")
+    }
+}
+
+/// Assembles the server on `store`: secrets, the first admin, routes and middleware, and the
+/// services that run beside the HTTP server. Shutdown on SIGINT or SIGTERM is graceful: the
+/// server stops accepting, finishes in-flight requests, then the store is closed.
+public func buildApplication(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchApplication {
+    var logger = Logger(label: "orch")
+    logger.logLevel = configuration.logLevel
+
+    let secret = try await jwtSecret(configuration, store: store)
+    let passwords = PasswordHasher(cost: configuration.bcryptCost)
+    try await createFirstAdmin(configuration, store: store, passwords: passwords, logger: logger)
+    let authenticator = await Authenticator(secret: secret, tokenTTL: configuration.tokenTTL, store: store)
+    let requestCounter = RequestCounter()
+
+    let router = Router(context: OrchRequestContext.self, options: .autoGenerateHeadEndpoints)
+    let api = APIRouter(router: router, authenticator: authenticator)
+    router.add(middleware: EnvelopeMiddleware(routes: { api.table }, requestCounter: requestCounter))
+    HealthController(
+        store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty
+    ).addRoutes(to: api)
+    AuthController(store: store, authenticator: authenticator, passwords: passwords).addRoutes(to: api)
+    UserController(store: store, passwords: passwords).addRoutes(to: api)
+
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
+        services: [StoreCloser(store: store, logger: logger)],
+        onServerRunning: { channel in
+            let address = channel.localAddress
+            let port = address?.port ?? configuration.port
+            // One line on standard output that scripts and tests can wait for.
+            printLine("orch: listening on http://\(configuration.host):\(port)")
+        },
+        logger: logger)
+}
+
+/// `ORCH_JWT_SECRET`, else the secret generated on the first start and kept in the database.
+func jwtSecret(_ configuration: ServerConfiguration, store: any Store) async throws -> String {
+    if let secret = configuration.jwtSecret { return secret }
+    var bytes = [UInt8](repeating: 0, count: 48)
+    var generator = SystemRandomNumberGenerator()
+    for index in bytes.indices { bytes[index] = generator.next() }
+    return try await store.insertSettingIfAbsent("jwt_secret", value: Data(bytes).base64EncodedString())
+}
+
+/// Creates the first admin when there are no users. Without `ORCH_ADMIN_PASSWORD` a password is
+/// generated and printed once on standard output; it is never stored in clear or shown again.
+func createFirstAdmin(
+    _ configuration: ServerConfiguration, store: any Store, passwords: PasswordHasher, logger: Logger
+) async throws {
+    guard try await store.countUsers() == 0 else { return }
+    try UserRules.validateUsername(configuration.adminUsername)
+    let generated = configuration.adminPassword == nil
+    let password = configuration.adminPassword ?? generatePassword()
+    try UserRules.validatePassword(password)
+    let admin = UserRecord(
+        id: Identifier.make("user"), username: configuration.adminUsername,
+        email: "\(configuration.adminUsername)@localhost.localdomain", role: .admin,
+        passwordHash: try await passwords.hash(password), createdAt: Date())
+    guard try await store.createFirstUser(admin) else { return }
+    logger.notice("created the first admin", metadata: ["username": "\(admin.username)"])
+    if generated {
+        printLine(
+            """
+            orch: created admin user '\(admin.username)' with generated password: \(password)
+            orch: this password is shown only once; change it with PATCH /users/\(admin.id)
+            """)
+    }
+}
+
+/// 24 characters from a 62-letter alphabet (about 143 bits).
+func generatePassword() -> String {
+    let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+    var generator = SystemRandomNumberGenerator()
+    return String((0..<24).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
+}
+
+/// Closes the store when the service group shuts down, after the HTTP server has stopped.
+struct StoreCloser: Service {
+    let store: any Store
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        do {
+            try await store.close()
+        } catch {
+            logger.warning("closing the store failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Writes `text` and a newline to standard output at once (unbuffered, so a pipe sees it now).
+func printLine(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}

@@ -1,0 +1,20 @@
+import Foundation
+import JWTKit
+import OrchModels
+
+/// The claims of an ORCH-Next access token.
+struct AccessTokenClaims: JWTPayload {
+    /// The user id.
+    var sub: SubjectClaim
+    /// The user's role when the token was issued (the current role is re-read on every request).
+    var role: String
+    var iat: IssuedAtClaim
+    var exp: ExpirationClaim
+    var iss: IssuerClaim
+    /// A unique token id.
+    var jti: IDClaim
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+    }
+}

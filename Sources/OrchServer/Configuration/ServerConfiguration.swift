@@ -1,0 +1,202 @@
+import Foundation
+import Logging
+import OrchStore
+
+/// Everything `orch serve` can be configured with.
+///
+/// Each value comes from its `orch serve` flag, else its `ORCH_*` environment variable, else
+/// the default documented on the property. ``settings`` is the single table of names, parsers
+/// and defaults that `--print-config`, the README and the command-line flags follow.
+public struct ServerConfiguration: Sendable {
+    /// Listen address. Default `127.0.0.1` (`ORCH_HOST`).
+    public var host: String = "127.0.0.1"
+    /// Listen port; 0 picks a free port. Default `8000` (`ORCH_PORT`).
+    public var port: Int = 8000
+    /// Where data lives. Default `sqlite://orch.sqlite` (`ORCH_DATABASE_URL`).
+    public var databaseURL: DatabaseURL = .sqliteFile(path: "orch.sqlite")
+    /// HS256 key for access tokens; when `nil`, one is generated once and kept in the database
+    /// (`ORCH_JWT_SECRET`).
+    public var jwtSecret: String?
+    /// Access token lifetime in seconds. Default 3600 (`ORCH_TOKEN_TTL`).
+    public var tokenTTL: Int = 3600
+    /// The first admin's username, used only when there are no users. Default `admin`
+    /// (`ORCH_ADMIN_USERNAME`).
+    public var adminUsername: String = "admin"
+    /// The first admin's password; when `nil`, one is generated and printed once
+    /// (`ORCH_ADMIN_PASSWORD`).
+    public var adminPassword: String?
+    /// Secrets verifying incoming webhooks; the first signs callbacks. Default none
+    /// (`ORCH_WEBHOOK_SECRETS`, comma-separated).
+    public var webhookSecrets: [String] = []
+    /// Seconds a webhook timestamp may differ from now. Default 300 (`ORCH_WEBHOOK_TOLERANCE`).
+    public var webhookTolerance: Int = 300
+    /// Requests per minute by role; 0 means unlimited (`ORCH_RATE_LIMITS`).
+    public var rateLimits: [String: Int] = ServerConfiguration.defaultRateLimits
+    /// Seconds between SSE heartbeats. Default 15 (`ORCH_SSE_HEARTBEAT`).
+    public var sseHeartbeat: Int = 15
+    /// Host patterns callbacks may reach; empty means any host (`ORCH_CALLBACK_ALLOWED_HOSTS`).
+    public var callbackAllowedHosts: [String] = []
+    /// Log level. Default `info` (`ORCH_LOG_LEVEL`).
+    public var logLevel: Logger.Level = .info
+    /// bcrypt cost for password hashes, 10-16. Default 10 (`ORCH_BCRYPT_COST`).
+    public var bcryptCost: Int = 10
+
+    /// `admin=1000,operator=500,viewer=200,system=2000,anonymous=100`.
+    public static let defaultRateLimits = [
+        "admin": 1000, "operator": 500, "viewer": 200, "system": 2000, "anonymous": 100,
+    ]
+
+    public init() {}
+}
+
+/// A configuration value that could not be read.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension ServerConfiguration {
+    /// One configuration setting: its names, how to read it and how to show it.
+    public struct Setting: Sendable {
+        /// The `orch serve` flag, without dashes (`database-url`).
+        public let flag: String
+        /// The environment variable (`ORCH_DATABASE_URL`).
+        public let variable: String
+        /// Whether `--print-config` masks the value.
+        public let isSecret: Bool
+        /// What the setting means, for `--help`.
+        public let help: String
+        let apply: @Sendable (inout ServerConfiguration, String) throws -> Void
+        let show: @Sendable (ServerConfiguration) -> String
+    }
+
+    /// Reads the configuration: for each setting the flag's value (`flags`, keyed by variable
+    /// name) wins over the environment, which wins over the default.
+    ///
+    /// Throws ``ConfigurationError`` naming the variable of the first bad value.
+    public static func load(flags: [String: String], environment: [String: String]) throws -> ServerConfiguration
+    {
+        var configuration = ServerConfiguration()
+        for setting in settings {
+            if let value = flags[setting.variable] ?? environment[setting.variable] {
+                try setting.apply(&configuration, value)
+            }
+        }
+        return configuration
+    }
+
+    /// `NAME=value` lines for every setting, secrets shown as `***` (or `(generated)` when unset).
+    public func printable() -> String {
+        Self.settings.map { setting in
+            let value = setting.show(self)
+            let shown = setting.isSecret && !value.isEmpty && value != "(generated)" ? "***" : value
+            return "\(setting.variable)=\(shown)"
+        }.joined(separator: "\n")
+    }
+
+    /// Every setting, in the order `--print-config` prints them.
+    public static let settings: [Setting] = [
+        Setting(
+            flag: "host", variable: "ORCH_HOST", isSecret: false, help: "Listen address.",
+            apply: { $0.host = try nonEmpty($1, "ORCH_HOST") }, show: { $0.host }),
+        Setting(
+            flag: "port", variable: "ORCH_PORT", isSecret: false, help: "Listen port (0 picks a free one).",
+            apply: { $0.port = try integer($1, "ORCH_PORT", in: 0...65535) }, show: { String($0.port) }),
+        Setting(
+            flag: "database-url", variable: "ORCH_DATABASE_URL", isSecret: false,
+            help: "sqlite://PATH, sqlite::memory: or postgres://user:pass@host:port/db.",
+            apply: { configuration, value throws(ConfigurationError) in
+                guard let url = DatabaseURL(value) else {
+                    throw ConfigurationError("ORCH_DATABASE_URL: expected sqlite://PATH, sqlite::memory: or postgres://...")
+                }
+                configuration.databaseURL = url
+            }, show: { $0.databaseURL.description }),
+        Setting(
+            flag: "jwt-secret", variable: "ORCH_JWT_SECRET", isSecret: true,
+            help: "HS256 key (at least 32 bytes); generated and stored in the database when unset.",
+            apply: { configuration, value throws(ConfigurationError) in
+                guard value.utf8.count >= 32 else { throw ConfigurationError("ORCH_JWT_SECRET: must be at least 32 bytes") }
+                configuration.jwtSecret = value
+            }, show: { $0.jwtSecret ?? "(generated)" }),
+        Setting(
+            flag: "token-ttl", variable: "ORCH_TOKEN_TTL", isSecret: false, help: "Access token lifetime, seconds.",
+            apply: { $0.tokenTTL = try integer($1, "ORCH_TOKEN_TTL", in: 60...31_536_000) },
+            show: { String($0.tokenTTL) }),
+        Setting(
+            flag: "admin-username", variable: "ORCH_ADMIN_USERNAME", isSecret: false,
+            help: "First admin's username (used only when there are no users).",
+            apply: { $0.adminUsername = try nonEmpty($1, "ORCH_ADMIN_USERNAME") }, show: { $0.adminUsername }),
+        Setting(
+            flag: "admin-password", variable: "ORCH_ADMIN_PASSWORD", isSecret: true,
+            help: "First admin's password; generated and printed once when unset.",
+            apply: { $0.adminPassword = try nonEmpty($1, "ORCH_ADMIN_PASSWORD") },
+            show: { $0.adminPassword ?? "(generated)" }),
+        Setting(
+            flag: "webhook-secrets", variable: "ORCH_WEBHOOK_SECRETS", isSecret: true,
+            help: "Comma-separated webhook secrets; any one verifies, the first signs callbacks.",
+            apply: { $0.webhookSecrets = list($1) }, show: { $0.webhookSecrets.joined(separator: ",") }),
+        Setting(
+            flag: "webhook-tolerance", variable: "ORCH_WEBHOOK_TOLERANCE", isSecret: false,
+            help: "Seconds a webhook timestamp may differ from now.",
+            apply: { $0.webhookTolerance = try integer($1, "ORCH_WEBHOOK_TOLERANCE", in: 1...86_400) },
+            show: { String($0.webhookTolerance) }),
+        Setting(
+            flag: "rate-limits", variable: "ORCH_RATE_LIMITS", isSecret: false,
+            help: "Requests per minute by role, e.g. admin=1000,viewer=200; 0 = unlimited.",
+            apply: { $0.rateLimits = try rateLimits($1) },
+            show: { $0.rateLimits.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") }),
+        Setting(
+            flag: "sse-heartbeat", variable: "ORCH_SSE_HEARTBEAT", isSecret: false,
+            help: "Seconds between SSE heartbeat events.",
+            apply: { $0.sseHeartbeat = try integer($1, "ORCH_SSE_HEARTBEAT", in: 1...3600) },
+            show: { String($0.sseHeartbeat) }),
+        Setting(
+            flag: "callback-allowed-hosts", variable: "ORCH_CALLBACK_ALLOWED_HOSTS", isSecret: false,
+            help: "Comma-separated host patterns callbacks may reach (default: any).",
+            apply: { $0.callbackAllowedHosts = list($1) }, show: { $0.callbackAllowedHosts.joined(separator: ",") }),
+        Setting(
+            flag: "log-level", variable: "ORCH_LOG_LEVEL", isSecret: false,
+            help: "trace, debug, info, notice, warning, error or critical.",
+            apply: { configuration, value throws(ConfigurationError) in
+                guard let level = Logger.Level(rawValue: value.lowercased()) else {
+                    throw ConfigurationError("ORCH_LOG_LEVEL: expected trace, debug, info, notice, warning, error or critical")
+                }
+                configuration.logLevel = level
+            }, show: { $0.logLevel.rawValue }),
+        Setting(
+            flag: "bcrypt-cost", variable: "ORCH_BCRYPT_COST", isSecret: false, help: "bcrypt cost, 10-16.",
+            apply: { $0.bcryptCost = try integer($1, "ORCH_BCRYPT_COST", in: 10...16) }, show: { String($0.bcryptCost) }),
+    ]
+
+    private static func nonEmpty(_ value: String, _ name: String) throws(ConfigurationError) -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { throw ConfigurationError("\(name): must not be empty") }
+        return trimmed
+    }
+
+    private static func integer(_ value: String, _ name: String, in range: ClosedRange<Int>) throws(ConfigurationError)
+        -> Int
+    {
+        guard let number = Int(value.trimmingCharacters(in: .whitespaces)), range.contains(number) else {
+            throw ConfigurationError("\(name): expected an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    private static func list(_ value: String) -> [String] {
+        value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    private static func rateLimits(_ value: String) throws(ConfigurationError) -> [String: Int] {
+        var limits = defaultRateLimits
+        for entry in list(value) {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, limits.keys.contains(parts[0]), let limit = Int(parts[1]), limit >= 0 else {
+                throw ConfigurationError(
+                    "ORCH_RATE_LIMITS: expected role=N pairs for admin, operator, viewer, system, anonymous (got '\(entry)')")
+            }
+            limits[parts[0]] = limit
+        }
+        return limits
+    }
+}

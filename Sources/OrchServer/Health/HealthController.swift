@@ -1,0 +1,50 @@
+import Foundation
+import Hummingbird
+import OrchModels
+import OrchStore
+
+/// `GET /health`: public; 200 when every component is healthy, else 503 with the same body.
+struct HealthController {
+    let store: any Store
+    let requestCounter: RequestCounter
+    let startedAt: ContinuousClock.Instant
+    /// Whether access tokens can be issued and verified (a signing key is loaded).
+    let securityReady: Bool
+
+    func addRoutes(to api: APIRouter) {
+        api.on(.get, "/health", access: .public, handler: health)
+    }
+
+    @Sendable func health(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let database: HealthReport.ComponentStatus
+        do {
+            try await store.ping()
+            database = .healthy
+        } catch {
+            context.logger.warning("health: database check failed", metadata: ["error": "\(error)"])
+            database = .unhealthy
+        }
+        let components: [String: HealthReport.ComponentStatus] = [
+            "database": database,
+            // The lock manager and the monitor report here once they exist; until then there is
+            // nothing that can fail.
+            "lock_manager": .healthy,
+            "monitor": .healthy,
+            "security": securityReady ? .healthy : .unhealthy,
+        ]
+        let healthy = components.values.allSatisfy { $0 == .healthy }
+        let uptime = ContinuousClock.now - startedAt
+        let report = HealthReport(
+            status: healthy ? .healthy : .unhealthy, timestamp: Date(), version: OrchVersion.current,
+            components: components,
+            metrics: .init(
+                uptimeSeconds: Int(uptime.components.seconds), totalRequests: requestCounter.value, activeTasks: 0,
+                activeLocks: 0))
+        return try .json(report, status: healthy ? .ok : .serviceUnavailable)
+    }
+}
+
+/// The server's version, shown by `/health` and `orch --version`.
+public enum OrchVersion {
+    public static let current = "0.1.0"
+}

@@ -1,0 +1,114 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import OrchCore
+import OrchModels
+import Synchronization
+
+/// The outermost middleware: gives every request its id, counts it, and turns every error into
+/// the reference's envelope. This is the only place errors become responses.
+///
+/// - `X-Request-ID` is taken from the caller when it is 1-128 characters of
+///   `[A-Za-z0-9._:-]` (anything else is replaced), otherwise a new `req-<uuid>`; it is echoed
+///   on every response and written into every log line of the request.
+/// - ``OrchError`` keeps its status and code. A 404 from the router becomes 405 with `Allow`
+///   when the path exists with other methods. Anything unexpected is logged with the request id
+///   and answered as a bare 500 `INTERNAL_ERROR`.
+struct EnvelopeMiddleware: RouterMiddleware {
+    typealias Context = OrchRequestContext
+
+    let routes: @Sendable () -> RouteTable
+    let requestCounter: RequestCounter
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var context = context
+        let requestID = Self.requestID(from: request.headers[.xRequestID])
+        context.requestID = requestID
+        context.logger[metadataKey: "request_id"] = .string(requestID)
+        requestCounter.increment()
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let orchError = map(error, request: request, context: context)
+            response = Self.envelope(orchError, requestID: requestID)
+        }
+        response.headers[.xRequestID] = requestID
+        return response
+    }
+
+    /// Maps any error to the ``OrchError`` the client sees.
+    func map(_ error: any Error, request: Request, context: Context) -> OrchError {
+        switch error {
+        case let error as OrchError:
+            if error.status >= 500 {
+                context.logger.error("request failed", metadata: ["code": "\(error.code)", "message": "\(error.message)"])
+            }
+            return error
+        case let error as HTTPError where error.status == .notFound:
+            let allowed = routes().allowedMethods(path: request.uri.path)
+            if !allowed.isEmpty {
+                return .methodNotAllowed(method: request.method.rawValue, path: request.uri.path, allowed: allowed)
+            }
+            return .notFound("No route for \(request.method.rawValue) \(request.uri.path)")
+        case is NIOTooManyBytesError:
+            return .payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
+        case let error as any HTTPResponseError where error.status.code < 500:
+            return OrchError(
+                code: .validationError, status: error.status.code, message: error.status.reasonPhrase)
+        default:
+            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return .internalError
+        }
+    }
+
+    /// The envelope response for `error`.
+    static func envelope(_ error: OrchError, requestID: String) -> Response {
+        let body = ErrorBody(
+            error: .init(
+                code: error.code.rawValue, message: error.message, details: error.details, requestID: requestID,
+                timestamp: Date()))
+        let data = (try? Timestamp.makeEncoder().encode(body)) ?? Data()
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
+        for (name, value) in error.headers {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        return Response(
+            status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
+    }
+
+    /// The caller's id when it is safe to echo and log, else a new one.
+    static func requestID(from header: String?) -> String {
+        if let header, (1...128).contains(header.count),
+            header.unicodeScalars.allSatisfy({ scalar in
+                switch scalar {
+                case "a"..."z", "A"..."Z", "0"..."9", ".", "_", ":", "-": true
+                default: false
+                }
+            })
+        {
+            return header
+        }
+        return Identifier.make("req")
+    }
+}
+
+/// Counts requests for `/health`'s `total_requests`.
+public final class RequestCounter: Sendable {
+    private let count = Atomic<Int>(0)
+
+    public init() {}
+
+    func increment() { count.add(1, ordering: .relaxed) }
+
+    /// Requests received since start.
+    public var value: Int { count.load(ordering: .relaxed) }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = HTTPField.Name("X-Request-ID")!
+}

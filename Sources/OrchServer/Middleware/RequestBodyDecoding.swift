@@ -1,0 +1,91 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import OrchCore
+import OrchModels
+
+/// Reading JSON bodies with errors a client can act on.
+enum RequestBodyDecoding {
+    /// Bodies over 1 MiB are refused with 413.
+    static let maximumBodySize = 1 << 20
+}
+
+extension Request {
+    /// Decodes the JSON body as `T`.
+    ///
+    /// Throws 413 for a body over 1 MiB; 400 `VALIDATION_ERROR` for an empty or malformed body;
+    /// 400 `MISSING_PARAMETER` with `details.field` for a missing (or null) required field; and
+    /// 400 `INVALID_PARAMETER` with `details.field` for a value of the wrong type or out of range.
+    func decodeJSON<T: Decodable>(as type: T.Type = T.self) async throws -> T {
+        if let length = headers[.contentLength].flatMap(Int.init), length > RequestBodyDecoding.maximumBodySize {
+            throw OrchError.payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await body.collect(upTo: RequestBodyDecoding.maximumBodySize)
+        } catch is NIOTooManyBytesError {
+            throw OrchError.payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
+        }
+        guard buffer.readableBytes > 0 else { throw OrchError.validation("A JSON request body is required") }
+        do {
+            return try Timestamp.makeDecoder().decode(T.self, from: Data(buffer: buffer))
+        } catch let error as DecodingError {
+            throw OrchError(decoding: error)
+        }
+    }
+}
+
+extension OrchError {
+    /// The client-facing error for a body that does not decode.
+    ///
+    /// Validation messages of the project's own types start with "must" and are passed on;
+    /// other decoder messages are replaced, so no Swift type name reaches a client.
+    init(decoding error: DecodingError) {
+        func field(_ path: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {
+            let keys = path + (last.map { [$0] } ?? [])
+            return keys.reduce(into: "") { text, key in
+                if let index = key.intValue {
+                    text += "[\(index)]"
+                } else {
+                    text += text.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self = .missingParameter(field(context.codingPath, key))
+        case .valueNotFound(_, let context):
+            self = .missingParameter(field(context.codingPath))
+        case .typeMismatch(let type, let context):
+            let name = field(context.codingPath)
+            if name.isEmpty {
+                self = .validation("The request body must be a JSON object")
+            } else {
+                self = .invalidParameter(name, "must be \(Self.jsonTypeName(type))")
+            }
+        case .dataCorrupted(let context):
+            let name = field(context.codingPath)
+            if name.isEmpty {
+                self = .validation("Malformed JSON in request body")
+            } else if context.debugDescription.hasPrefix("must") {
+                self = .invalidParameter(name, context.debugDescription)
+            } else {
+                self = .invalidParameter(name, "has an invalid value")
+            }
+        @unknown default:
+            self = .validation("Request validation failed")
+        }
+    }
+
+    private static func jsonTypeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "a boolean"
+        case is Int.Type, is Int64.Type, is Int32.Type, is UInt.Type: "an integer"
+        case is Double.Type, is Float.Type: "a number"
+        default:
+            String(describing: type).hasPrefix("Dictionary")
+                ? "an object" : String(describing: type).hasPrefix("Array") ? "an array" : "of another type"
+        }
+    }
+}

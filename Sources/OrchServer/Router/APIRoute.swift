@@ -1,0 +1,41 @@
+import HTTPTypes
+import OrchModels
+
+/// Who may call a route.
+public enum Access: Sendable, Hashable {
+    /// No credentials needed.
+    case `public`
+    /// A valid token whose user has at least this role (see `Role.satisfies`).
+    case role(Role)
+}
+
+/// A route of the API: the single list that the router is built from, that answers 405s and
+/// that the OpenAPI document is checked against.
+public struct APIRoute: Sendable, Hashable {
+    public var method: HTTPRequest.Method
+    /// Path template with `{name}` captures, e.g. `/users/{user_id}`.
+    public var path: String
+    public var access: Access
+
+    /// Whether `requestPath` (already split into segments) matches this template.
+    func matches(segments: [Substring]) -> Bool {
+        let template = path.split(separator: "/")
+        guard template.count == segments.count else { return false }
+        return zip(template, segments).allSatisfy { pattern, segment in
+            (pattern.first == "{" && pattern.last == "}") || pattern == segment
+        }
+    }
+}
+
+/// The routes the server has, for lookups that the router itself cannot answer.
+public struct RouteTable: Sendable {
+    public let routes: [APIRoute]
+
+    /// The methods allowed on `path`, empty when no route matches it at all.
+    func allowedMethods(path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        var methods = routes.filter { $0.matches(segments: segments) }.map(\.method.rawValue)
+        if methods.contains("GET") && !methods.contains("HEAD") { methods.append("HEAD") }
+        return methods
+    }
+}

@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+import OrchCore
+import OrchModels
+
+/// The embedded store: one SQLite file in WAL mode, through GRDB.
+///
+/// Durability: the database runs with `journal_mode=WAL` and `synchronous=FULL`. With WAL,
+/// `synchronous=NORMAL` already survives `kill -9` (a committed transaction is in the WAL in the
+/// OS page cache), but loses the last transactions on power loss or a kernel crash. A 2xx from
+/// this server promises the write is kept, so the WAL is fsynced at every commit (`FULL`); group
+/// commit (``GroupCommitWriter``) shares that fsync among every write committing at once, which
+/// is what keeps FULL cheap under load.
+///
+/// Reads run concurrently on the pool's reader connections and never wait for writes.
+public final class SQLiteStore: Store {
+    let database: any DatabaseWriter
+    let writer: GroupCommitWriter
+
+    /// Opens (creating when needed) the database at `location` and applies pending migrations.
+    ///
+    /// - Parameters:
+    ///   - location: `.sqliteFile(path:)` or `.sqliteMemory`.
+    ///   - busyTimeout: how long a connection waits for another process's lock before failing;
+    ///     default 5 seconds.
+    public init(location: DatabaseURL, busyTimeout: TimeInterval = 5) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.foreignKeysEnabled = true
+        configuration.maximumReaderCount = 8
+        configuration.label = "orch"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        switch location {
+        case .sqliteFile(let path):
+            database = try DatabasePool(path: path, configuration: configuration)
+        case .sqliteMemory:
+            database = try DatabaseQueue(configuration: configuration)
+        case .postgres:
+            throw OrchError.serviceUnavailable("SQLiteStore cannot open a PostgreSQL URL")
+        }
+        try SQLiteMigrations.migrator.migrate(database)
+        writer = GroupCommitWriter(writer: database)
+    }
+
+    /// Runs `body` in a read transaction.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await database.read(body)
+    }
+
+    /// Runs `body` in a write transaction shared with concurrent writes (group commit).
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await writer.write(body)
+    }
+
+    public func ping() async throws {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM settings") }
+    }
+
+    public func close() async throws {
+        if let pool = database as? DatabasePool {
+            try pool.close()
+        } else if let queue = database as? DatabaseQueue {
+            try queue.close()
+        }
+    }
+
+    // MARK: Settings
+
+    public func setting(_ key: String) async throws -> String? {
+        try await read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) }
+    }
+
+    public func insertSettingIfAbsent(_ key: String, value: String) async throws -> String {
+        try await write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", arguments: [key, value])
+            return try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) ?? value
+        }
+    }
+
+    // MARK: Users
+
+    public func countUsers() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM users") ?? 0 }
+    }
+
+    public func createUser(_ user: UserRecord) async throws {
+        try await write { db in try Self.insert(user, db) }
+    }
+
+    public func createFirstUser(_ user: UserRecord) async throws -> Bool {
+        try await write { db in
+            guard try Int.fetchOne(db, sql: "SELECT count(*) FROM users") == 0 else { return false }
+            try Self.insert(user, db)
+            return true
+        }
+    }
+
+    public func user(id: String) async throws -> UserRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.userRecord)
+        }
+    }
+
+    public func user(username: String) async throws -> UserRecord? {
+        try await read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE username = ?", arguments: [username]).map(Self.userRecord)
+        }
+    }
+
+    public func listUsers(_ query: UserQuery) async throws -> (total: Int, users: [UserRecord]) {
+        try await read { db in
+            var conditions: [String] = []
+            var arguments = StatementArguments()
+            if let role = query.role {
+                conditions.append("role = ?")
+                arguments += [role.rawValue]
+            }
+            if let isActive = query.isActive {
+                conditions.append("is_active = ?")
+                arguments += [isActive]
+            }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM users \(whereClause)", arguments: arguments) ?? 0
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM users \(whereClause) ORDER BY created_at, id LIMIT ? OFFSET ?",
+                arguments: arguments + [query.limit, query.offset])
+            return (total, try rows.map(Self.userRecord))
+        }
+    }
+
+    public func updateUser(id: String, changes: UserChanges) async throws -> UserRecord? {
+        try await write { db in
+            guard var user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.userRecord)
+            else { return nil }
+            if let email = changes.email { user.email = email }
+            if let role = changes.role { user.role = role }
+            if let isActive = changes.isActive { user.isActive = isActive }
+            if let passwordHash = changes.passwordHash { user.passwordHash = passwordHash }
+            do {
+                try db.execute(
+                    sql: "UPDATE users SET email = ?, role = ?, is_active = ?, password_hash = ? WHERE id = ?",
+                    arguments: [user.email, user.role.rawValue, user.isActive, user.passwordHash, id])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+                throw OrchError.conflict("Email already exists", details: ["field": "email"])
+            }
+            return user
+        }
+    }
+
+    public func recordLogin(userID: String, at date: Date) async throws {
+        try await write { db in
+            try db.execute(sql: "UPDATE users SET last_login = ? WHERE id = ?", arguments: [date.millis, userID])
+        }
+    }
+
+    // MARK: Rows
+
+    static func insert(_ user: UserRecord, _ db: Database) throws {
+        do {
+            try db.execute(
+                sql: """
+                    INSERT INTO users (id, username, email, role, password_hash, created_at, last_login, is_active, metadata)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    user.id, user.username, user.email, user.role.rawValue, user.passwordHash, user.createdAt.millis,
+                    user.lastLogin?.millis, user.isActive, try JSONColumn.encode(user.metadata),
+                ])
+        } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
+            let field = (error.message ?? "").contains("users.email") ? "email" : "username"
+            throw OrchError.conflict("A user with this \(field) already exists", details: ["field": .string(field)])
+        }
+    }
+
+    static func userRecord(_ row: Row) throws -> UserRecord {
+        UserRecord(
+            id: row["id"], username: row["username"], email: row["email"],
+            role: Role(rawValue: row["role"]) ?? .viewer, passwordHash: row["password_hash"],
+            createdAt: Date(millis: row["created_at"]), lastLogin: (row["last_login"] as Int64?).map(Date.init(millis:)),
+            isActive: row["is_active"], metadata: try JSONColumn.decode(row["metadata"]))
+    }
+}

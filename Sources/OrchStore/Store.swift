@@ -1,0 +1,117 @@
+import Foundation
+import OrchCore
+import OrchModels
+
+/// Persistent state of an ORCH-Next server.
+///
+/// Every backend (the embedded SQLite store, and PostgreSQL for several nodes) implements this
+/// protocol and passes the same conformance suite; callers never see which one they use.
+/// Methods that break a uniqueness rule throw ``OrchCore/OrchError`` `RESOURCE_CONFLICT`.
+public protocol Store: Sendable {
+    /// Runs a trivial query, throwing when the database cannot answer.
+    func ping() async throws
+
+    /// Closes the store; later calls throw.
+    func close() async throws
+
+    // MARK: Settings
+
+    /// The stored value of a server setting, `nil` when unset.
+    func setting(_ key: String) async throws -> String?
+
+    /// Stores `value` under `key` unless a value is already there; returns the stored value
+    /// (the existing one when there was one). Used for values generated once, like the JWT secret.
+    func insertSettingIfAbsent(_ key: String, value: String) async throws -> String
+
+    // MARK: Users
+
+    /// The number of users, active or not.
+    func countUsers() async throws -> Int
+
+    /// Inserts a user. Throws `RESOURCE_CONFLICT` naming `username` or `email` when taken.
+    func createUser(_ user: UserRecord) async throws
+
+    /// Inserts `user` only when there are no users at all; returns whether it was inserted.
+    func createFirstUser(_ user: UserRecord) async throws -> Bool
+
+    /// The user with this id, or `nil`.
+    func user(id: String) async throws -> UserRecord?
+
+    /// The user with this username (compared case-insensitively), or `nil`.
+    func user(username: String) async throws -> UserRecord?
+
+    /// A page of users in creation order, and the number matching the filter.
+    func listUsers(_ query: UserQuery) async throws -> (total: Int, users: [UserRecord])
+
+    /// Applies `changes` to a user and returns the result, or `nil` when there is no such user.
+    /// Throws `RESOURCE_CONFLICT` when the new email is taken.
+    func updateUser(id: String, changes: UserChanges) async throws -> UserRecord?
+
+    /// Sets `last_login`.
+    func recordLogin(userID: String, at date: Date) async throws
+}
+
+/// A user as stored, password hash included.
+public struct UserRecord: Sendable, Hashable {
+    public var id: String
+    public var username: String
+    public var email: String
+    public var role: Role
+    public var passwordHash: String
+    public var createdAt: Date
+    public var lastLogin: Date?
+    public var isActive: Bool
+    public var metadata: [String: JSONValue]
+
+    public init(
+        id: String, username: String, email: String, role: Role, passwordHash: String, createdAt: Date,
+        lastLogin: Date? = nil, isActive: Bool = true, metadata: [String: JSONValue] = [:]
+    ) {
+        self.id = id
+        self.username = username
+        self.email = email
+        self.role = role
+        self.passwordHash = passwordHash
+        self.createdAt = createdAt
+        self.lastLogin = lastLogin
+        self.isActive = isActive
+        self.metadata = metadata
+    }
+
+    /// The user as the API shows it.
+    public var apiValue: User {
+        User(
+            userID: id, username: username, email: email, role: role, createdAt: createdAt, lastLogin: lastLogin,
+            isActive: isActive, metadata: metadata)
+    }
+}
+
+/// Filters and page of `GET /users`.
+public struct UserQuery: Sendable, Hashable {
+    public var role: Role?
+    public var isActive: Bool?
+    public var limit: Int
+    public var offset: Int
+
+    public init(role: Role? = nil, isActive: Bool? = nil, limit: Int = 50, offset: Int = 0) {
+        self.role = role
+        self.isActive = isActive
+        self.limit = limit
+        self.offset = offset
+    }
+}
+
+/// The changes of `PATCH /users/{user_id}`; `nil` leaves a field as it is.
+public struct UserChanges: Sendable, Hashable {
+    public var email: String?
+    public var role: Role?
+    public var isActive: Bool?
+    public var passwordHash: String?
+
+    public init(email: String? = nil, role: Role? = nil, isActive: Bool? = nil, passwordHash: String? = nil) {
+        self.email = email
+        self.role = role
+        self.isActive = isActive
+        self.passwordHash = passwordHash
+    }
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+import OrchServer
+
+@main
+struct Orch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "orch",
+        abstract: "ORCH-Next: task orchestration server and tools.",
+        version: OrchVersion.current,
+        subcommands: [Serve.self],
+        defaultSubcommand: nil)
+}
