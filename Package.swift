@@ -91,7 +91,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OrchStoreTests",
-            dependencies: ["OrchStore"],
+            dependencies: ["OrchStore", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import OrchCore
 import OrchModels
+import Synchronization
 
 /// The embedded store: one SQLite file in WAL mode, through GRDB.
 ///
@@ -16,6 +17,8 @@ import OrchModels
 public final class SQLiteStore: Store {
     let database: any DatabaseWriter
     let writer: GroupCommitWriter
+    /// Set by `close()`; GRDB must not be used after its connections are closed.
+    private let isClosed = Atomic<Bool>(false)
 
     /// Opens (creating when needed) the database at `location` and applies pending migrations.
     ///
@@ -29,9 +32,6 @@ public final class SQLiteStore: Store {
         configuration.foreignKeysEnabled = true
         configuration.maximumReaderCount = 8
         configuration.label = "orch"
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-        }
         switch location {
         case .sqliteFile(let path):
             database = try DatabasePool(path: path, configuration: configuration)
@@ -40,18 +40,27 @@ public final class SQLiteStore: Store {
         case .postgres:
             throw OrchError.serviceUnavailable("SQLiteStore cannot open a PostgreSQL URL")
         }
+        // After the pool has put the writer in WAL mode (GRDB then sets NORMAL on that
+        // connection); the writer connection lives as long as the pool, so this sticks.
+        try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteMigrations.migrator.migrate(database)
         writer = GroupCommitWriter(writer: database)
     }
 
     /// Runs `body` in a read transaction.
     func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await database.read(body)
+        try checkOpen()
+        return try await database.read(body)
     }
 
     /// Runs `body` in a write transaction shared with concurrent writes (group commit).
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await writer.write(body)
+        try checkOpen()
+        return try await writer.write(body)
+    }
+
+    private func checkOpen() throws {
+        if isClosed.load(ordering: .acquiring) { throw OrchError.serviceUnavailable("The database is closed") }
     }
 
     public func ping() async throws {
@@ -59,6 +68,7 @@ public final class SQLiteStore: Store {
     }
 
     public func close() async throws {
+        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let pool = database as? DatabasePool {
             try pool.close()
         } else if let queue = database as? DatabaseQueue {

@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import OrchModels
+import Testing
+
+@testable import OrchStore
+
+@Suite struct SQLiteDurabilityTests {
+    @Test func fileStoreUsesWALFullSyncForeignKeysAndBusyTimeout() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStore(location: .sqliteFile(path: directory.appendingPathComponent("a.sqlite").path))
+        let pragmas = try await store.write { db in
+            (
+                try String.fetchOne(db, sql: "PRAGMA journal_mode"),
+                try Int.fetchOne(db, sql: "PRAGMA synchronous"),
+                try Int.fetchOne(db, sql: "PRAGMA foreign_keys"),
+                try Int.fetchOne(db, sql: "PRAGMA busy_timeout")
+            )
+        }
+        #expect(pragmas.0 == "wal")
+        #expect(pragmas.1 == 2)  // FULL
+        #expect(pragmas.2 == 1)
+        #expect(pragmas.3 == 5000)
+        try await store.close()
+    }
+
+    @Test func dataSurvivesReopeningTheFile() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let location = DatabaseURL.sqliteFile(path: directory.appendingPathComponent("b.sqlite").path)
+        let user = makeUser("persisted")
+        do {
+            let store = try SQLiteStore(location: location)
+            try await store.createUser(user)
+            _ = try await store.insertSettingIfAbsent("jwt_secret", value: "kept")
+            try await store.close()
+        }
+        let reopened = try SQLiteStore(location: location)
+        #expect(try await reopened.user(id: user.id)?.username == "persisted")
+        #expect(try await reopened.setting("jwt_secret") == "kept")
+        try await reopened.close()
+    }
+
+    @Test func migrationsAreRecordedAndNotReapplied() async throws {
+        let store = try SQLiteStore(location: .sqliteMemory)
+        let applied = try await store.read { db in try SQLiteMigrations.migrator.appliedIdentifiers(db) }
+        #expect(applied.contains("001_settings_and_users"))
+        try SQLiteMigrations.migrator.migrate(store.database)
+        try await store.close()
+    }
+
+    @Test(arguments: ["sqlite://orch.sqlite", "sqlite::memory:", "postgres://u:secret@db:5432/orch", "mysql://x", "sqlite://"])
+    func databaseURLParsesKnownSchemesAndMasksPasswords(text: String) {
+        let url = DatabaseURL(text)
+        switch text {
+        case "sqlite://orch.sqlite": #expect(url == .sqliteFile(path: "orch.sqlite"))
+        case "sqlite::memory:": #expect(url == .sqliteMemory)
+        case "postgres://u:secret@db:5432/orch": #expect(url?.description == "postgres://u:***@db:5432/orch")
+        default: #expect(url == nil)
+        }
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need, builds, tests.
+# Usage: scripts/test.sh [extra `swift test` arguments, e.g. --filter HealthTests]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+start=$(date +%s)
+swift build --build-tests
+echo "test.sh: build took $(( $(date +%s) - start ))s"
+start=$(date +%s)
+swift test --skip-build "$@"
+echo "test.sh: tests took $(( $(date +%s) - start ))s"
