@@ -9,9 +9,15 @@ public enum Timestamp {
     private static let withFraction = Date.ISO8601FormatStyle(includingFractionalSeconds: true)
     private static let withoutFraction = Date.ISO8601FormatStyle()
 
-    /// Formats `date` as `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC.
+    /// Formats `date` as `yyyy-MM-ddTHH:mm:ss.SSSZ` in UTC, rounded to the millisecond (the
+    /// same rounding the stores use, so a value reads back exactly as it was written).
     public static func format(_ date: Date) -> String {
-        withFraction.format(date)
+        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        let (seconds, fraction) = millis.quotientAndRemainder(dividingBy: 1000)
+        let adjusted = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
+        let base = withoutFraction.format(Date(timeIntervalSince1970: Double(adjusted.0)))
+        let digits = String(adjusted.1)
+        return base.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
     /// Parses an ISO 8601 timestamp; `nil` when `text` is not one.

@@ -31,7 +31,22 @@ public func openStore(_ url: DatabaseURL) throws -> any Store {
 public func buildApplication(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchApplication {
     var logger = Logger(label: "orch")
     logger.logLevel = configuration.logLevel
+    let api = try await buildAPI(configuration, store: store, logger: logger)
+    return Application(
+        router: api.router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
+        services: [StoreCloser(store: store, logger: logger)],
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            // One line on standard output that scripts and tests can wait for.
+            printLine("orch: listening on http://\(configuration.host):\(port)")
+        },
+        logger: logger)
+}
 
+/// Everything but the HTTP server: secrets, the first admin, and every route with its
+/// middleware. The returned router's ``APIRouter/table`` lists every route.
+func buildAPI(_ configuration: ServerConfiguration, store: any Store, logger: Logger) async throws -> APIRouter {
     let secret = try await jwtSecret(configuration, store: store)
     let passwords = PasswordHasher(cost: configuration.bcryptCost)
     try await createFirstAdmin(configuration, store: store, passwords: passwords, logger: logger)
@@ -46,18 +61,7 @@ public func buildApplication(_ configuration: ServerConfiguration, store: any St
     ).addRoutes(to: api)
     AuthController(store: store, authenticator: authenticator, passwords: passwords).addRoutes(to: api)
     UserController(store: store, passwords: passwords).addRoutes(to: api)
-
-    return Application(
-        router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
-        services: [StoreCloser(store: store, logger: logger)],
-        onServerRunning: { channel in
-            let address = channel.localAddress
-            let port = address?.port ?? configuration.port
-            // One line on standard output that scripts and tests can wait for.
-            printLine("orch: listening on http://\(configuration.host):\(port)")
-        },
-        logger: logger)
+    return api
 }
 
 /// `ORCH_JWT_SECRET`, else the secret generated on the first start and kept in the database.

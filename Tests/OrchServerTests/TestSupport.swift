@@ -1,0 +1,101 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import OrchModels
+import OrchStore
+import Testing
+
+@testable import OrchServer
+
+/// Builds servers for tests and talks to them.
+enum TestServer {
+    static let jwtSecret = "test-secret-0123456789abcdef0123456789abcdef"
+    static let adminPassword = "admin-password-1"
+
+    /// A configuration for tests: in-memory store unless told otherwise, a known admin password
+    /// and JWT secret, and the cheapest bcrypt cost so that tests stay fast.
+    static func configuration(database: DatabaseURL = .sqliteMemory) -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.databaseURL = database
+        configuration.jwtSecret = jwtSecret
+        configuration.adminPassword = adminPassword
+        configuration.bcryptCost = 4
+        configuration.logLevel = .critical
+        configuration.port = 0
+        return configuration
+    }
+
+    /// Runs `body` against an application on `store` (a fresh in-memory one by default).
+    static func withApp(
+        _ configuration: ServerConfiguration = configuration(), store: (any Store)? = nil,
+        _ body: @escaping @Sendable (APIClient) async throws -> Void
+    ) async throws {
+        let store = try store ?? openStore(configuration.databaseURL)
+        let app = try await buildApplication(configuration, store: store)
+        try await app.test(.router) { client in
+            try await body(APIClient(client: client))
+        }
+    }
+}
+
+/// A small JSON client over HummingbirdTesting's client.
+struct APIClient: Sendable {
+    let client: any TestClientProtocol
+
+    /// Sends a request; `json` is sent as the body verbatim.
+    func request(
+        _ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: String? = nil,
+        headers extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = extra
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if json != nil { headers[.contentType] = "application/json" }
+        return try await client.execute(
+            uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+
+    /// Sends `body` encoded as JSON.
+    func send(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, body: some Encodable) async throws
+        -> TestResponse
+    {
+        let data = try Timestamp.makeEncoder().encode(body)
+        return try await request(method, uri, token: token, json: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Logs in and returns the access token, failing the test when login fails.
+    func login(_ username: String, _ password: String) async throws -> String {
+        let response = try await send(.post, "/auth/login", body: LoginRequest(username: username, password: password))
+        #expect(response.status == .ok, "login of \(username) failed: \(String(buffer: response.body))")
+        return try response.decode(LoginResponse.self).accessToken
+    }
+
+    func adminToken() async throws -> String {
+        try await login("admin", TestServer.adminPassword)
+    }
+
+    /// Creates a user with `role` (as admin) and returns them with a fresh token.
+    func createUser(_ username: String, role: Role, adminToken: String) async throws -> (user: User, token: String) {
+        let response = try await send(
+            .post, "/users", token: adminToken,
+            body: CreateUserRequest(username: username, email: "\(username)@example.com", password: "password-\(username)", role: role))
+        #expect(response.status == .created, "creating \(username): \(String(buffer: response.body))")
+        let user = try response.decode(User.self)
+        return (user, try await login(username, "password-\(username)"))
+    }
+}
+
+extension TestResponse {
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try Timestamp.makeDecoder().decode(T.self, from: Data(buffer: body))
+    }
+
+    /// The error envelope of this response.
+    var error: ErrorBody.Content {
+        get throws { try decode(ErrorBody.self).error }
+    }
+
+    var text: String { String(buffer: body) }
+}
