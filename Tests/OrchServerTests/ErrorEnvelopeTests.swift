@@ -1,0 +1,117 @@
+import Foundation
+import GRDB
+import HTTPTypes
+import HummingbirdTesting
+import OrchModels
+import OrchStore
+import Testing
+
+@testable import OrchServer
+
+@Suite struct ErrorEnvelopeTests {
+    @Test func unknownRouteIsNotFoundInTheEnvelope() async throws {
+        try await TestServer.withApp { api in
+            let response = try await api.request(.get, "/no/such/route")
+            #expect(response.status == .notFound)
+            let error = try response.error
+            #expect(error.code == "RESOURCE_NOT_FOUND")
+            #expect(error.requestID.hasPrefix("req-"))
+            #expect(response.headers[.xRequestID] == error.requestID)
+            #expect(response.headers[.contentType] == "application/json; charset=utf-8")
+        }
+    }
+
+    @Test func wrongMethodIsMethodNotAllowedWithAllow() async throws {
+        try await TestServer.withApp { api in
+            let response = try await api.request(.delete, "/health")
+            #expect(response.status == .methodNotAllowed)
+            #expect(response.headers[.allow] == "GET, HEAD")
+            let templated = try await api.request(.delete, "/users/user-123")
+            #expect(templated.status == .methodNotAllowed)
+            #expect(templated.headers[.allow]?.contains("PATCH") == true)
+            #expect(try templated.error.details["method"] == "DELETE")
+        }
+    }
+
+    @Test(arguments: ["{bad json", "[1,2]", "\"text\"", ""])
+    func malformedBodyIsValidationError(body: String) async throws {
+        try await TestServer.withApp { api in
+            let response = try await api.request(.post, "/auth/login", json: body)
+            #expect(response.status == .badRequest)
+            #expect(try response.error.code == "VALIDATION_ERROR")
+        }
+    }
+
+    @Test func missingFieldIsMissingParameterNamingIt() async throws {
+        try await TestServer.withApp { api in
+            let response = try await api.request(.post, "/auth/login", json: #"{"username":"admin"}"#)
+            #expect(response.status == .badRequest)
+            let error = try response.error
+            #expect(error.code == "MISSING_PARAMETER")
+            #expect(error.details["field"] == "password")
+        }
+    }
+
+    @Test func wrongTypeIsInvalidParameterNamingIt() async throws {
+        try await TestServer.withApp { api in
+            let response = try await api.request(.post, "/auth/login", json: #"{"username":"admin","password":["x"]}"#)
+            #expect(response.status == .badRequest)
+            let error = try response.error
+            #expect(error.code == "INVALID_PARAMETER")
+            #expect(error.details["field"] == "password")
+        }
+    }
+
+    @Test func bodyOverOneMebibyteIsPayloadTooLarge() async throws {
+        try await TestServer.withApp { api in
+            let admin = try await api.adminToken()
+            let padding = String(repeating: "x", count: (1 << 20) + 1)
+            let response = try await api.request(
+                .post, "/users", token: admin,
+                json: #"{"username":"big","email":"big@example.com","password":"password1","role":"viewer","metadata":{"p":"\#(padding)"}}"#)
+            #expect(response.status == .contentTooLarge)
+            #expect(try response.error.details["limit"] == .int(1 << 20))
+            #expect(try await api.request(.get, "/users", token: admin).decode(UserList.self).totalUsers == 1)
+        }
+    }
+
+    @Test func callersRequestIDIsEchoedAndUnsafeOnesReplaced() async throws {
+        try await TestServer.withApp { api in
+            let given = try await api.request(.get, "/nowhere", headers: [.xRequestID: "trace-42.a:b_c"])
+            #expect(given.headers[.xRequestID] == "trace-42.a:b_c")
+            #expect(try given.error.requestID == "trace-42.a:b_c")
+            let ok = try await api.request(.get, "/health", headers: [.xRequestID: "abc"])
+            #expect(ok.headers[.xRequestID] == "abc")
+            for unsafe in ["has space", "<script>", String(repeating: "a", count: 129)] {
+                let response = try await api.request(.get, "/nowhere", headers: [.xRequestID: unsafe])
+                let echoed = try #require(response.headers[.xRequestID])
+                #expect(echoed.hasPrefix("req-"))
+                #expect(try response.error.requestID == echoed)
+            }
+        }
+    }
+
+    /// A storage failure (here: the users table dropped behind the server's back) becomes a
+    /// bare 500 with nothing internal in it.
+    @Test func unexpectedFailureIsInternalErrorWithoutInternals() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("broken.sqlite").path
+        try await TestServer.withApp(TestServer.configuration(database: .sqliteFile(path: path))) { api in
+            let admin = try await api.adminToken()
+            let saboteur = try DatabaseQueue(path: path)
+            try await saboteur.write { db in try db.execute(sql: "DROP TABLE users") }
+            try saboteur.close()
+            let response = try await api.request(.get, "/users", token: admin)
+            #expect(response.status == .internalServerError)
+            let error = try response.error
+            #expect(error.code == "INTERNAL_ERROR")
+            #expect(error.message == "Internal server error")
+            #expect(error.details.isEmpty)
+            for leak in ["SQL", "GRDB", "sqlite", "no such table"] {
+                #expect(!response.text.contains(leak))
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import OrchModels
+import Testing
+
+/// Tests against a real `orch serve` process over a real socket.
+@Suite(.serialized) struct LiveProcessTests {
+    static let adminPassword = "live-admin-password"
+
+    func temporaryDatabase() throws -> (directory: URL, url: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-live-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return (directory, "sqlite://\(directory.appendingPathComponent("live.sqlite").path)")
+    }
+
+    func login(_ client: HTTPClient, _ server: ServerProcess) async throws -> String {
+        let response = try await client.json(
+            .POST, "\(server.baseURL)/auth/login", body: #"{"username":"admin","password":"\#(Self.adminPassword)"}"#)
+        #expect(response.status == 200)
+        return try Timestamp.makeDecoder().decode(LoginResponse.self, from: response.body).accessToken
+    }
+
+    /// Every user acknowledged with 201 before `kill -9` is there after a restart.
+    @Test func killNineRightAfterCreatedLosesNothing() async throws {
+        let database = try temporaryDatabase()
+        defer { try? FileManager.default.removeItem(at: database.directory) }
+        let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
+        let client = HTTPClient.shared
+
+        let server = try ServerProcess(environment: environment)
+        let token = try await login(client, server)
+        let acknowledged = try await withThrowingTaskGroup(of: String?.self) { group in
+            for index in 0..<24 {
+                group.addTask {
+                    let response = try await client.json(
+                        .POST, "\(server.baseURL)/users", token: token,
+                        body: #"{"username":"durable\#(index)","email":"durable\#(index)@example.com","password":"password-\#(index)","role":"viewer"}"#)
+                    guard response.status == 201 else { return nil }
+                    return try Timestamp.makeDecoder().decode(User.self, from: response.body).userID
+                }
+            }
+            return try await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
+        }
+        server.stop(signal: SIGKILL)
+        #expect(acknowledged.count == 24)
+
+        let restarted = try ServerProcess(environment: environment)
+        let newToken = try await login(client, restarted)
+        let list = try await client.json(.GET, "\(restarted.baseURL)/users?limit=500", token: newToken)
+        let users = try Timestamp.makeDecoder().decode(UserList.self, from: list.body)
+        #expect(Set(acknowledged).isSubset(of: Set(users.users.map(\.userID))))
+        restarted.stop(signal: SIGTERM)
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalShutsDownGracefullyWithExitZero(signal: Int32) async throws {
+        let database = try temporaryDatabase()
+        defer { try? FileManager.default.removeItem(at: database.directory) }
+        let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+        let client = HTTPClient.shared
+        #expect(try await client.json(.GET, "\(server.baseURL)/health").status == 200)
+        #expect(server.stop(signal: signal) == 0)
+    }
+
+    @Test func firstStartWithoutPasswordPrintsAGeneratedOneOnce() async throws {
+        let database = try temporaryDatabase()
+        defer { try? FileManager.default.removeItem(at: database.directory) }
+        let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_USERNAME": "root_admin"]
+        let server = try ServerProcess(environment: environment)
+        let line = try #require(server.outputText.split(separator: "\n").first { $0.contains("generated password") })
+        let password = String(line.split(separator: " ").last ?? "")
+        #expect(password.count == 24)
+        let client = HTTPClient.shared
+        let login = try await client.json(
+            .POST, "\(server.baseURL)/auth/login", body: #"{"username":"root_admin","password":"\#(password)"}"#)
+        #expect(login.status == 200)
+        server.stop(signal: SIGTERM)
+
+        let again = try ServerProcess(environment: environment)
+        #expect(!again.outputText.contains("generated password"))
+        again.stop(signal: SIGTERM)
+    }
+}
