@@ -31,11 +31,15 @@ public func openStore(_ url: DatabaseURL) throws -> any Store {
 public func buildApplication(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchApplication {
     var logger = Logger(label: "orch")
     logger.logLevel = configuration.logLevel
-    let api = try await buildAPI(configuration, store: store, logger: logger)
+    let bus = EventBus()
+    let api = try await buildAPI(configuration, store: store, bus: bus, logger: logger)
     return Application(
         router: api.router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
-        services: [StoreCloser(store: store, logger: logger)],
+        services: [
+            StoreCloser(store: store, logger: logger),
+            TaskSupervisor(store: store, bus: bus, logger: logger),
+        ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             // One line on standard output that scripts and tests can wait for.
@@ -46,7 +50,9 @@ public func buildApplication(_ configuration: ServerConfiguration, store: any St
 
 /// Everything but the HTTP server: secrets, the first admin, and every route with its
 /// middleware. The returned router's ``APIRouter/table`` lists every route.
-func buildAPI(_ configuration: ServerConfiguration, store: any Store, logger: Logger) async throws -> APIRouter {
+func buildAPI(_ configuration: ServerConfiguration, store: any Store, bus: EventBus, logger: Logger) async throws
+    -> APIRouter
+{
     let secret = try await jwtSecret(configuration, store: store)
     let passwords = PasswordHasher(cost: configuration.bcryptCost)
     try await createFirstAdmin(configuration, store: store, passwords: passwords, logger: logger)
@@ -61,6 +67,9 @@ func buildAPI(_ configuration: ServerConfiguration, store: any Store, logger: Lo
     ).addRoutes(to: api)
     AuthController(store: store, authenticator: authenticator, passwords: passwords).addRoutes(to: api)
     UserController(store: store, passwords: passwords).addRoutes(to: api)
+    DispatchController(store: store, bus: bus).addRoutes(to: api)
+    TaskController(store: store, bus: bus).addRoutes(to: api)
+    WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
     return api
 }
 

@@ -14,7 +14,7 @@ import Testing
     @Test func everyRouteEnforcesItsAccessRule() async throws {
         let configuration = TestServer.configuration()
         let store = try openStore(configuration.databaseURL)
-        let routes = try await buildAPI(configuration, store: store, logger: Logger(label: "test")).table.routes
+        let routes = try await buildAPI(configuration, store: store, bus: EventBus(), logger: Logger(label: "test")).table.routes
         #expect(routes.count >= 7)
         try await TestServer.withApp(configuration, store: store) { api in
             let admin = try await api.adminToken()

@@ -24,6 +24,7 @@ struct HealthController {
             context.logger.warning("health: database check failed", metadata: ["error": "\(error)"])
             database = .unhealthy
         }
+        let runningTasks = database == .healthy ? (try? await store.countTasks(status: .running)) ?? 0 : 0
         let components: [String: HealthReport.ComponentStatus] = [
             "database": database,
             // The lock manager and the monitor report here once they exist; until then there is
@@ -38,7 +39,7 @@ struct HealthController {
             status: healthy ? .healthy : .unhealthy, timestamp: Date(), version: OrchVersion.current,
             components: components,
             metrics: .init(
-                uptimeSeconds: Int(uptime.components.seconds), totalRequests: requestCounter.value, activeTasks: 0,
+                uptimeSeconds: Int(uptime.components.seconds), totalRequests: requestCounter.value, activeTasks: runningTasks,
                 activeLocks: 0))
         return try .json(report, status: healthy ? .ok : .serviceUnavailable)
     }

@@ -6,6 +6,7 @@ enum SQLiteMigrations {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("001_settings_and_users", migrate: migration001)
+        migrator.registerMigration("002_tasks_and_events", migrate: migration002)
         return migrator
     }
 
@@ -28,6 +29,74 @@ enum SQLiteMigrations {
                     metadata TEXT NOT NULL DEFAULT '{}'
                 );
                 CREATE INDEX users_created ON users (created_at, id);
+                """)
+    }
+
+    static func migration002(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE tasks (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    core_id TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    timeout INTEGER NOT NULL,
+                    stay INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    max_attempts INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    started_at INTEGER,
+                    completed_at INTEGER,
+                    duration REAL,
+                    progress INTEGER,
+                    worker_id TEXT,
+                    metadata TEXT NOT NULL,
+                    result TEXT,
+                    error TEXT,
+                    ready_at INTEGER NOT NULL,
+                    lease_token TEXT,
+                    lease_expires_at INTEGER,
+                    lease_seconds INTEGER,
+                    timeout_at INTEGER,
+                    cancel_requested INTEGER NOT NULL DEFAULT 0,
+                    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                    created_by TEXT
+                );
+                CREATE INDEX tasks_claim_order ON tasks (core_id, priority DESC, ready_at, seq) WHERE status = 'queued';
+                CREATE INDEX tasks_lease_deadline ON tasks (lease_expires_at) WHERE status = 'running';
+                CREATE INDEX tasks_timeout_deadline ON tasks (timeout_at) WHERE status = 'running';
+                CREATE INDEX tasks_created ON tasks (created_at, seq);
+                CREATE INDEX tasks_updated ON tasks (updated_at, seq);
+                CREATE INDEX tasks_status ON tasks (status, created_at);
+                CREATE INDEX tasks_core ON tasks (core_id, status, completed_at);
+
+                CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    task_id TEXT,
+                    core_id TEXT,
+                    type TEXT NOT NULL,
+                    timestamp INTEGER NOT NULL,
+                    data TEXT NOT NULL
+                );
+                CREATE INDEX events_task ON events (task_id, seq);
+
+                CREATE TABLE idempotency_keys (
+                    user_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    task_id TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (user_id, key)
+                );
+
+                CREATE TABLE workers (
+                    worker_id TEXT NOT NULL,
+                    core_id TEXT NOT NULL,
+                    last_seen INTEGER NOT NULL,
+                    PRIMARY KEY (core_id, worker_id)
+                );
                 """)
     }
 }

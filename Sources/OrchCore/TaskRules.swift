@@ -1,0 +1,76 @@
+import OrchModels
+
+/// Validation of task requests, beyond what decoding checks.
+public enum TaskRules {
+    public static let coreIDLength = 1...128
+    public static let priorities = 1...10
+    public static let timeouts = 1...86_400
+    public static let maxAttemptsRange = 1...100
+    /// Metadata is at most 64 KiB as JSON.
+    public static let maxMetadataBytes = 64 * 1024
+    public static let progressRange = 0...100
+    public static let workerIDLength = 1...128
+    public static let claimWait = 0...60
+    public static let leaseSeconds = 1...600
+    public static let claimBatch = 1...100
+
+    /// Checks a dispatch; throws `INVALID_PARAMETER` naming the field.
+    public static func validate(_ request: DispatchRequest, metadataBytes: Int) throws(OrchError) {
+        try validateCoreID(request.coreID, field: "coreId")
+        try check(request.priority, in: priorities, field: "priority")
+        try check(request.timeout, in: timeouts, field: "timeout")
+        try check(request.maxAttempts, in: maxAttemptsRange, field: "max_attempts")
+        guard metadataBytes <= maxMetadataBytes else {
+            throw .invalidParameter("metadata", "must be at most \(maxMetadataBytes) bytes as JSON")
+        }
+    }
+
+    /// Checks a core id: 1-128 characters of `[A-Za-z0-9_.:-]`.
+    public static func validateCoreID(_ coreID: String, field: String) throws(OrchError) {
+        guard coreIDLength.contains(coreID.count),
+            coreID.unicodeScalars.allSatisfy({ scalar in
+                switch scalar {
+                case "a"..."z", "A"..."Z", "0"..."9", "_", ".", ":", "-": true
+                default: false
+                }
+            })
+        else {
+            throw .invalidParameter(field, "must be 1 to 128 characters of letters, digits, '_', '.', ':' and '-'")
+        }
+    }
+
+    /// Checks a status update's own fields.
+    public static func validate(_ update: StatusUpdateRequest) throws(OrchError) {
+        guard update.status != .queued else {
+            throw .invalidParameter("status", "must be one of running, completed, failed, cancelled")
+        }
+        if let progress = update.progress { try check(progress, in: progressRange, field: "progress") }
+        if let workerID = update.workerID { try validateWorkerID(workerID) }
+    }
+
+    /// Checks a claim request.
+    public static func validate(_ claim: ClaimRequest) throws(OrchError) {
+        try validateWorkerID(claim.workerID)
+        try check(claim.wait, in: claimWait, field: "wait")
+        try check(claim.lease, in: leaseSeconds, field: "lease")
+        try check(claim.maxTasks, in: claimBatch, field: "max_tasks")
+    }
+
+    /// Checks a heartbeat request.
+    public static func validate(_ heartbeat: HeartbeatRequest) throws(OrchError) {
+        try validateWorkerID(heartbeat.workerID)
+        if let lease = heartbeat.lease { try check(lease, in: leaseSeconds, field: "lease") }
+    }
+
+    static func validateWorkerID(_ workerID: String) throws(OrchError) {
+        guard workerIDLength.contains(workerID.count) else {
+            throw .invalidParameter("worker_id", "must be 1 to 128 characters")
+        }
+    }
+
+    static func check(_ value: Int, in range: ClosedRange<Int>, field: String) throws(OrchError) {
+        guard range.contains(value) else {
+            throw .invalidParameter(field, "must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+    }
+}

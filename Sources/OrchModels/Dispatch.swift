@@ -1,0 +1,106 @@
+import Foundation
+
+/// `POST /dispatch` request body.
+///
+/// `coreId` is required; `core_id` is accepted in its place. Ranges are checked by the server
+/// (see `TaskRules`), so a decoded request may still be refused.
+public struct DispatchRequest: Codable, Sendable, Hashable {
+    /// The queue to dispatch to: 1-128 characters of `[A-Za-z0-9_.:-]`.
+    public var coreID: String
+    /// 1-10, higher first. Default 1.
+    public var priority: Int
+    /// Execution limit in seconds, 1-86400. Default 300.
+    public var timeout: Int
+    /// A resident task (see ``OrchTask/stay``). Default false.
+    public var stay: Bool
+    /// Starts allowed before a lost lease fails the task, 1-100. Default 3.
+    public var maxAttempts: Int
+    /// Free-form, at most 64 KiB as JSON. `callback_url` here asks for a callback when the task ends.
+    public var metadata: [String: JSONValue]
+
+    public init(
+        coreID: String, priority: Int = 1, timeout: Int = 300, stay: Bool = false, maxAttempts: Int = 3,
+        metadata: [String: JSONValue] = [:]
+    ) {
+        self.coreID = coreID
+        self.priority = priority
+        self.timeout = timeout
+        self.stay = stay
+        self.maxAttempts = maxAttempts
+        self.metadata = metadata
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case coreId
+        case core_id
+        case priority, timeout, stay
+        case maxAttempts = "max_attempts"
+        case metadata
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if let core = try container.decodeIfPresent(String.self, forKey: .coreId) {
+            coreID = core
+        } else if let core = try container.decodeIfPresent(String.self, forKey: .core_id) {
+            coreID = core
+        } else {
+            throw DecodingError.keyNotFound(
+                CodingKeys.coreId, .init(codingPath: container.codingPath, debugDescription: "coreId is required"))
+        }
+        priority = try container.decodeIfPresent(Int.self, forKey: .priority) ?? 1
+        timeout = try container.decodeIfPresent(Int.self, forKey: .timeout) ?? 300
+        stay = try container.decodeIfPresent(Bool.self, forKey: .stay) ?? false
+        maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? 3
+        metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(coreID, forKey: .coreId)
+        try container.encode(priority, forKey: .priority)
+        try container.encode(timeout, forKey: .timeout)
+        try container.encode(stay, forKey: .stay)
+        try container.encode(maxAttempts, forKey: .maxAttempts)
+        try container.encode(metadata, forKey: .metadata)
+    }
+}
+
+/// `POST /dispatch` response body (202 for a new task, 200 for an idempotent repeat).
+public struct DispatchResponse: Codable, Sendable, Hashable {
+    public var taskID: String
+    /// The task's status now (`queued` for a new task).
+    public var status: TaskStatus
+    public var coreID: String
+    public var priority: Int
+    public var timeout: Int
+    public var createdAt: Date
+    /// When a worker is expected to start the task (see the README for how it is estimated).
+    public var estimatedStart: Date
+    /// 1-based place in the core's claim order; 0 when the task is no longer queued.
+    public var queuePosition: Int
+
+    public init(
+        taskID: String, status: TaskStatus, coreID: String, priority: Int, timeout: Int, createdAt: Date,
+        estimatedStart: Date, queuePosition: Int
+    ) {
+        self.taskID = taskID
+        self.status = status
+        self.coreID = coreID
+        self.priority = priority
+        self.timeout = timeout
+        self.createdAt = createdAt
+        self.estimatedStart = estimatedStart
+        self.queuePosition = queuePosition
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case taskID = "task_id"
+        case status
+        case coreID = "core_id"
+        case priority, timeout
+        case createdAt = "created_at"
+        case estimatedStart = "estimated_start"
+        case queuePosition = "queue_position"
+    }
+}

@@ -1,0 +1,83 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import OrchCore
+import OrchModels
+import OrchStore
+
+/// `POST /dispatch`.
+struct DispatchController {
+    let store: any Store
+    let bus: EventBus
+
+    /// How long an `Idempotency-Key` is remembered.
+    static let idempotencyWindow: TimeInterval = 24 * 3600
+    /// Time per task assumed for `estimated_start` until the core has completed tasks.
+    static let defaultTaskDuration: TimeInterval = 30
+    /// A worker counts as active on a core for this long after its last claim.
+    static let workerActivityWindow: TimeInterval = 60
+
+    func addRoutes(to api: APIRouter) {
+        api.on(.post, "/dispatch", access: .role(.operator), handler: dispatch)
+    }
+
+    /// Creates a task (202), or with a known `Idempotency-Key` answers the original task (200).
+    @Sendable func dispatch(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: DispatchRequest.self)
+        let metadataBytes = try JSONEncoder().encode(body.metadata).count
+        try TaskRules.validate(body, metadataBytes: metadataBytes)
+        let now = Date()
+        let idempotency = try idempotencyKey(request, body: body, userID: context.identity?.userID, now: now)
+        let transition = TaskLifecycle.dispatch(
+            body, id: Identifier.make("task"), createdBy: context.identity?.userID, now: now)
+        switch try await store.insertTask(transition, idempotency: idempotency) {
+        case .created(let task, let events):
+            bus.publish(events)
+            context.logger.debug("task dispatched", metadata: ["task_id": "\(task.id)", "core_id": "\(task.coreID)"])
+            return try .json(try await response(for: task, now: now), status: .accepted)
+        case .repeated(let task):
+            return try .json(try await response(for: task, now: now), status: .ok)
+        }
+    }
+
+    /// The dispatch answer for `task` as it is now.
+    func response(for task: TaskRecord, now: Date) async throws -> DispatchResponse {
+        let position = try await store.queuePosition(of: task)
+        return DispatchResponse(
+            taskID: task.id, status: task.status, coreID: task.coreID, priority: task.priority, timeout: task.timeout,
+            createdAt: task.createdAt, estimatedStart: try await estimatedStart(task, position: position, now: now),
+            queuePosition: position)
+    }
+
+    /// When a queued task is expected to start: the tasks ahead of it are shared among the
+    /// core's active workers (at least one), each wave taking the mean duration of the core's
+    /// last 100 completed tasks (30 s until there are some). A task that is not queued started
+    /// (or would have) at its `started_at`, else now.
+    func estimatedStart(_ task: TaskRecord, position: Int, now: Date) async throws -> Date {
+        guard task.status == .queued, position > 0 else { return task.startedAt ?? now }
+        let load = try await store.coreLoad(
+            coreID: task.coreID, since: now.addingTimeInterval(-Self.workerActivityWindow))
+        let perTask = load.averageDuration ?? Self.defaultTaskDuration
+        let waves = (position - 1) / max(1, load.activeWorkers)
+        return max(now, task.readyAt).addingTimeInterval(Double(waves) * perTask)
+    }
+
+    /// The request's `Idempotency-Key`, scoped to the user, with a fingerprint of the request.
+    func idempotencyKey(_ request: Request, body: DispatchRequest, userID: String?, now: Date) throws -> IdempotencyKey? {
+        guard let key = request.headers[.idempotencyKey], let userID else { return nil }
+        guard (1...255).contains(key.count), key.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 }) else {
+            throw OrchError.invalidParameter("Idempotency-Key", "must be 1 to 255 visible ASCII characters")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let digest = SHA256.hash(data: try encoder.encode(body))
+        return IdempotencyKey(
+            userID: userID, key: key, fingerprint: digest.map { String(format: "%02x", $0) }.joined(),
+            validAfter: now.addingTimeInterval(-Self.idempotencyWindow))
+    }
+}
+
+extension HTTPField.Name {
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+}

@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+import OrchCore
+import OrchModels
+import OrchStore
+
+/// The worker protocol: `POST /cores/{core_id}/claim` and `POST /jobs/{task_id}/heartbeat`.
+struct WorkerController {
+    let store: any Store
+    let bus: EventBus
+    let signals: CoreSignals
+
+    func addRoutes(to api: APIRouter) {
+        api.on(.post, "/cores/{core_id}/claim", access: .role(.operator), handler: claim)
+        api.on(.post, "/jobs/{task_id}/heartbeat", access: .role(.operator), handler: heartbeat)
+    }
+
+    /// Long-polls for up to `max_tasks` tasks: 200 with them as soon as any is claimable, or 204
+    /// when `wait` runs out first. A dispatch to the core wakes the claim at once.
+    @Sendable func claim(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let core = try context.parameters.require("core_id")
+        try TaskRules.validateCoreID(core, field: "core_id")
+        let body = try await request.decodeJSON(as: ClaimRequest.self)
+        try TaskRules.validate(body)
+        let deadline = ContinuousClock.now + .seconds(body.wait)
+        while true {
+            let version = signals.version(of: core)
+            let now = Date()
+            let claimed = try await store.claimTasks(
+                coreID: core, workerID: body.workerID, limit: body.maxTasks, now: now
+            ) { task in
+                try TaskLifecycle.claim(
+                    task, workerID: body.workerID, lease: body.lease, leaseToken: Identifier.make("lease"), now: now)
+            }
+            if !claimed.isEmpty {
+                bus.publish(claimed.flatMap(\.events))
+                let tasks = claimed.map { task, _ in
+                    ClaimedTask(task: task.apiValue, leaseToken: task.leaseToken ?? "", leaseExpiresAt: task.leaseExpiresAt ?? now)
+                }
+                return try .json(ClaimResponse(tasks: tasks))
+            }
+            var remaining = deadline - ContinuousClock.now
+            guard remaining > .zero, !Task.isCancelled else { return Response(status: .noContent) }
+            if let ready = try await store.nextReadyTime(coreID: core, after: now) {
+                remaining = min(remaining, .milliseconds(Int64(max(0, ready.timeIntervalSinceNow) * 1000) + 1))
+            }
+            await signals.wait(on: core, after: version, timeout: remaining)
+        }
+    }
+
+    /// Extends a lease; tells the worker whether its task was cancelled.
+    @Sendable func heartbeat(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let id = try context.parameters.require("task_id")
+        let body = try await request.decodeJSON(as: HeartbeatRequest.self)
+        try TaskRules.validate(body)
+        let now = Date()
+        let (task, _) = try await store.modifyTask(id: id) { task in
+            try TaskLifecycle.heartbeat(
+                task, workerID: body.workerID, leaseToken: body.leaseToken, lease: body.lease, now: now)
+        }
+        return try .json(
+            HeartbeatResponse(
+                taskID: task.id, status: task.status, leaseExpiresAt: task.leaseExpiresAt ?? now,
+                cancelRequested: task.cancelRequested))
+    }
+}

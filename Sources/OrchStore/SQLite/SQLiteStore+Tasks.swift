@@ -1,0 +1,296 @@
+import Foundation
+import GRDB
+import OrchCore
+import OrchModels
+
+extension SQLiteStore {
+    public func insertTask(_ transition: TaskTransition, idempotency: IdempotencyKey?) async throws -> DispatchOutcome {
+        try await write { db in
+            if let idempotency {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT fingerprint, task_id, created_at FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                    arguments: [idempotency.userID, idempotency.key])
+                {
+                    let recordedAt = Date(millis: row["created_at"])
+                    if recordedAt >= idempotency.validAfter {
+                        guard row["fingerprint"] as String == idempotency.fingerprint else {
+                            throw OrchError.conflict(
+                                "Idempotency-Key was already used with a different request",
+                                details: ["idempotency_key": .string(idempotency.key), "task_id": .string(row["task_id"])])
+                        }
+                        if let task = try Self.fetchTask(db, id: row["task_id"]) { return .repeated(task) }
+                    }
+                    try db.execute(
+                        sql: "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                        arguments: [idempotency.userID, idempotency.key])
+                }
+            }
+            try Self.insertTaskRow(transition.task, db)
+            let events = try Self.insertEvents(transition.events, for: transition.task, db)
+            if let idempotency {
+                try db.execute(
+                    sql: "INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        idempotency.userID, idempotency.key, idempotency.fingerprint, transition.task.id,
+                        transition.task.createdAt.millis,
+                    ])
+            }
+            return .created(transition.task, events)
+        }
+    }
+
+    public func task(id: String) async throws -> TaskRecord? {
+        try await read { db in try Self.fetchTask(db, id: id) }
+    }
+
+    public func listTasks(_ query: TaskQuery) async throws -> (total: Int, tasks: [TaskRecord]) {
+        try await read { db in
+            var conditions: [String] = []
+            var arguments = StatementArguments()
+            if let status = query.status {
+                conditions.append("status = ?")
+                arguments += [status.rawValue]
+            }
+            if let coreID = query.coreID {
+                conditions.append("core_id = ?")
+                arguments += [coreID]
+            }
+            if let priority = query.priority {
+                conditions.append("priority = ?")
+                arguments += [priority]
+            }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            let direction = query.order == .asc ? "ASC" : "DESC"
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM tasks \(whereClause)", arguments: arguments) ?? 0
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM tasks \(whereClause)
+                    ORDER BY \(query.sort.rawValue) \(direction), seq \(direction) LIMIT ? OFFSET ?
+                    """,
+                arguments: arguments + [query.limit, query.offset])
+            return (total, try rows.map(Self.taskRecord))
+        }
+    }
+
+    public func taskEvents(taskID: String, _ query: EventQuery) async throws -> (total: Int, events: [EventRecord]) {
+        try await read { db in
+            var conditions = ["task_id = ?"]
+            var arguments: StatementArguments = [taskID]
+            if let type = query.eventType {
+                conditions.append("type = ?")
+                arguments += [type]
+            }
+            if let since = query.since {
+                conditions.append("timestamp > ?")
+                arguments += [since.millis]
+            }
+            let whereClause = "WHERE " + conditions.joined(separator: " AND ")
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM events \(whereClause)", arguments: arguments) ?? 0
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM events \(whereClause) ORDER BY seq LIMIT ? OFFSET ?",
+                arguments: arguments + [query.limit, query.offset])
+            return (total, try rows.map(Self.eventRecord))
+        }
+    }
+
+    public func modifyTask(id: String, _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition) async throws
+        -> StoredTransition
+    {
+        try await write { db in
+            guard let task = try Self.fetchTask(db, id: id) else {
+                throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
+            }
+            return try Self.store(try change(task), db)
+        }
+    }
+
+    public func claimTasks(
+        coreID: String, workerID: String, limit: Int, now: Date,
+        _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition
+    ) async throws -> [StoredTransition] {
+        try await write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO workers (worker_id, core_id, last_seen) VALUES (?, ?, ?)
+                    ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen
+                    """,
+                arguments: [workerID, coreID, now.millis])
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM tasks WHERE core_id = ? AND status = 'queued' AND ready_at <= ?
+                    ORDER BY priority DESC, ready_at, seq LIMIT ?
+                    """,
+                arguments: [coreID, now.millis, limit])
+            return try rows.map { row in try Self.store(try change(try Self.taskRecord(row)), db) }
+        }
+    }
+
+    public func expireTasks(now: Date, limit: Int, _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?)
+        async throws -> [StoredTransition]
+    {
+        try await write { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT * FROM tasks WHERE status = 'running' AND lease_expires_at <= ?
+                    UNION
+                    SELECT * FROM tasks WHERE status = 'running' AND timeout_at <= ?
+                    LIMIT ?
+                    """,
+                arguments: [now.millis, now.millis, limit])
+            return try rows.compactMap { row in
+                guard let transition = change(try Self.taskRecord(row)) else { return nil }
+                return try Self.store(transition, db)
+            }
+        }
+    }
+
+    public func nextExpiry() async throws -> Date? {
+        try await read { db in
+            let lease = try Int64.fetchOne(db, sql: "SELECT min(lease_expires_at) FROM tasks WHERE status = 'running'")
+            let timeout = try Int64.fetchOne(db, sql: "SELECT min(timeout_at) FROM tasks WHERE status = 'running'")
+            return [lease, timeout].compactMap { $0 }.min().map(Date.init(millis:))
+        }
+    }
+
+    public func nextReadyTime(coreID: String, after now: Date) async throws -> Date? {
+        try await read { db in
+            try Int64.fetchOne(
+                db, sql: "SELECT min(ready_at) FROM tasks WHERE core_id = ? AND status = 'queued' AND ready_at > ?",
+                arguments: [coreID, now.millis]
+            ).map(Date.init(millis:))
+        }
+    }
+
+    public func queuePosition(of task: TaskRecord) async throws -> Int {
+        guard task.status == .queued else { return 0 }
+        return try await read { db in
+            guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM tasks WHERE id = ?", arguments: [task.id]) else {
+                return 0
+            }
+            let ahead =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT count(*) FROM tasks WHERE core_id = ? AND status = 'queued' AND (
+                            priority > ? OR (priority = ? AND (ready_at < ? OR (ready_at = ? AND seq < ?))))
+                        """,
+                    arguments: [
+                        task.coreID, task.priority, task.priority, task.readyAt.millis, task.readyAt.millis, seq,
+                    ]) ?? 0
+            return ahead + 1
+        }
+    }
+
+    public func coreLoad(coreID: String, since: Date) async throws -> CoreLoad {
+        try await read { db in
+            let average = try Double.fetchOne(
+                db,
+                sql: """
+                    SELECT avg(duration) FROM (
+                        SELECT duration FROM tasks
+                        WHERE core_id = ? AND status = 'completed' AND duration IS NOT NULL
+                        ORDER BY completed_at DESC LIMIT 100)
+                    """,
+                arguments: [coreID])
+            let workers =
+                try Int.fetchOne(
+                    db,
+                    sql: """
+                        SELECT count(*) FROM (
+                            SELECT worker_id FROM workers WHERE core_id = ? AND last_seen >= ?
+                            UNION
+                            SELECT worker_id FROM tasks WHERE core_id = ? AND status = 'running' AND worker_id IS NOT NULL)
+                        """,
+                    arguments: [coreID, since.millis, coreID]) ?? 0
+            return CoreLoad(averageDuration: average, activeWorkers: workers)
+        }
+    }
+
+    public func countTasks(status: TaskStatus) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM tasks WHERE status = ?", arguments: [status.rawValue]) ?? 0
+        }
+    }
+
+    // MARK: Rows
+
+    static func fetchTask(_ db: Database, id: String) throws -> TaskRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id]).map(taskRecord)
+    }
+
+    /// Writes a transition's task and events; returns them as stored.
+    static func store(_ transition: TaskTransition, _ db: Database) throws -> StoredTransition {
+        try updateTaskRow(transition.task, db)
+        return (transition.task, try insertEvents(transition.events, for: transition.task, db))
+    }
+
+    static let taskColumns = [
+        "id", "core_id", "status", "priority", "timeout", "stay", "attempts", "max_attempts", "created_at",
+        "updated_at", "started_at", "completed_at", "duration", "progress", "worker_id", "metadata", "result", "error",
+        "ready_at", "lease_token", "lease_expires_at", "lease_seconds", "timeout_at", "cancel_requested",
+        "consecutive_failures", "created_by",
+    ]
+
+    static func taskValues(_ task: TaskRecord) throws -> [(any DatabaseValueConvertible)?] {
+        let values: [(any DatabaseValueConvertible)?] = [
+            task.id, task.coreID, task.status.rawValue, task.priority, task.timeout, task.stay, task.attempts,
+            task.maxAttempts, task.createdAt.millis, task.updatedAt.millis, task.startedAt?.millis,
+            task.completedAt?.millis, task.duration, task.progress, task.workerID, try JSONColumn.encode(task.metadata),
+            try task.result.map(JSONColumn.encodeValue), try task.error.map(JSONColumn.encodeValue), task.readyAt.millis,
+            task.leaseToken, task.leaseExpiresAt?.millis, task.leaseSeconds,
+            task.status == .running ? task.timeoutAt?.millis : nil, task.cancelRequested, task.consecutiveFailures,
+            task.createdBy,
+        ]
+        return values
+    }
+
+    static func insertTaskRow(_ task: TaskRecord, _ db: Database) throws {
+        let placeholders = Array(repeating: "?", count: taskColumns.count).joined(separator: ", ")
+        try db.execute(
+            sql: "INSERT INTO tasks (\(taskColumns.joined(separator: ", "))) VALUES (\(placeholders))",
+            arguments: StatementArguments(try taskValues(task)))
+    }
+
+    static func updateTaskRow(_ task: TaskRecord, _ db: Database) throws {
+        let assignments = taskColumns.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")
+        // The id (first value) moves to the end, for the WHERE clause.
+        let values = try taskValues(task)
+        let arguments = StatementArguments(Array(values.dropFirst()) + [values[0]])
+        try db.execute(sql: "UPDATE tasks SET \(assignments) WHERE id = ?", arguments: arguments)
+    }
+
+    static func insertEvents(_ drafts: [EventDraft], for task: TaskRecord, _ db: Database) throws -> [EventRecord] {
+        try drafts.map { draft in
+            try db.execute(
+                sql: "INSERT INTO events (task_id, core_id, type, timestamp, data) VALUES (?, ?, ?, ?, ?)",
+                arguments: [task.id, task.coreID, draft.type, draft.timestamp.millis, try JSONColumn.encode(draft.data)])
+            return EventRecord(
+                sequence: db.lastInsertedRowID, taskID: task.id, coreID: task.coreID, type: draft.type,
+                timestamp: draft.timestamp, data: draft.data)
+        }
+    }
+
+    static func taskRecord(_ row: Row) throws -> TaskRecord {
+        TaskRecord(
+            id: row["id"], coreID: row["core_id"], status: TaskStatus(rawValue: row["status"]) ?? .failed,
+            priority: row["priority"], timeout: row["timeout"], stay: row["stay"], attempts: row["attempts"],
+            maxAttempts: row["max_attempts"], createdAt: Date(millis: row["created_at"]),
+            updatedAt: Date(millis: row["updated_at"]), startedAt: (row["started_at"] as Int64?).map(Date.init(millis:)),
+            completedAt: (row["completed_at"] as Int64?).map(Date.init(millis:)), duration: row["duration"],
+            progress: row["progress"], workerID: row["worker_id"], metadata: try JSONColumn.decode(row["metadata"]),
+            result: try (row["result"] as String?).map(JSONColumn.decodeValue),
+            error: try (row["error"] as String?).map(JSONColumn.decodeValue), readyAt: Date(millis: row["ready_at"]),
+            leaseToken: row["lease_token"], leaseExpiresAt: (row["lease_expires_at"] as Int64?).map(Date.init(millis:)),
+            leaseSeconds: row["lease_seconds"], cancelRequested: row["cancel_requested"],
+            consecutiveFailures: row["consecutive_failures"], createdBy: row["created_by"])
+    }
+
+    static func eventRecord(_ row: Row) throws -> EventRecord {
+        EventRecord(
+            sequence: row["seq"], taskID: row["task_id"], coreID: row["core_id"], type: row["type"],
+            timestamp: Date(millis: row["timestamp"]), data: try JSONColumn.decode(row["data"]))
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+import OrchCore
+import OrchModels
+
+/// Filters, order and page of `GET /tasks`.
+public struct TaskQuery: Sendable, Hashable {
+    /// The fields tasks can be sorted by.
+    public enum SortField: String, Sendable, CaseIterable {
+        case createdAt = "created_at"
+        case updatedAt = "updated_at"
+        case priority
+    }
+
+    /// Sort direction.
+    public enum Order: String, Sendable, CaseIterable {
+        case asc, desc
+    }
+
+    public var status: TaskStatus?
+    public var coreID: String?
+    public var priority: Int?
+    public var sort: SortField
+    public var order: Order
+    public var limit: Int
+    public var offset: Int
+
+    public init(
+        status: TaskStatus? = nil, coreID: String? = nil, priority: Int? = nil, sort: SortField = .createdAt,
+        order: Order = .desc, limit: Int = 50, offset: Int = 0
+    ) {
+        self.status = status
+        self.coreID = coreID
+        self.priority = priority
+        self.sort = sort
+        self.order = order
+        self.limit = limit
+        self.offset = offset
+    }
+}
+
+/// Filters and page of `GET /jobs/{task_id}/events`, oldest first.
+public struct EventQuery: Sendable, Hashable {
+    public var eventType: String?
+    /// Only events strictly after this time.
+    public var since: Date?
+    public var limit: Int
+    public var offset: Int
+
+    public init(eventType: String? = nil, since: Date? = nil, limit: Int = 100, offset: Int = 0) {
+        self.eventType = eventType
+        self.since = since
+        self.limit = limit
+        self.offset = offset
+    }
+}
+
+/// An `Idempotency-Key` presented with a dispatch.
+public struct IdempotencyKey: Sendable, Hashable {
+    public var userID: String
+    public var key: String
+    /// A digest of the normalised request; the same key with another fingerprint is a conflict.
+    public var fingerprint: String
+    /// Keys recorded before this time are forgotten (24 h before now).
+    public var validAfter: Date
+
+    public init(userID: String, key: String, fingerprint: String, validAfter: Date) {
+        self.userID = userID
+        self.key = key
+        self.fingerprint = fingerprint
+        self.validAfter = validAfter
+    }
+}
+
+/// What a dispatch did.
+public enum DispatchOutcome: Sendable, Hashable {
+    /// A new task, with its stored `task.created` event.
+    case created(TaskRecord, [EventRecord])
+    /// The task an earlier dispatch with the same idempotency key created.
+    case repeated(TaskRecord)
+}
+
+/// What the server needs to estimate when a queued task starts.
+public struct CoreLoad: Sendable, Hashable {
+    /// Mean duration of the core's recent completed tasks, `nil` with no history.
+    public var averageDuration: Double?
+    /// Workers that claimed on the core recently or are running one of its tasks.
+    public var activeWorkers: Int
+
+    public init(averageDuration: Double?, activeWorkers: Int) {
+        self.averageDuration = averageDuration
+        self.activeWorkers = activeWorkers
+    }
+}
+
+/// A task's change as stored: the new record and its events with their sequence numbers.
+public typealias StoredTransition = (task: TaskRecord, events: [EventRecord])
+
+/// The task half of the store. Every method that changes a task stores the new record and its
+/// events in one transaction.
+public protocol TaskStore: Sendable {
+    /// Stores a new task and its events, unless `idempotency` names an earlier dispatch: then
+    /// nothing is written and that task is returned. Throws `RESOURCE_CONFLICT` when the key was
+    /// used with a different request.
+    func insertTask(_ transition: TaskTransition, idempotency: IdempotencyKey?) async throws -> DispatchOutcome
+
+    func task(id: String) async throws -> TaskRecord?
+
+    func listTasks(_ query: TaskQuery) async throws -> (total: Int, tasks: [TaskRecord])
+
+    /// The events of a task, oldest first, and how many match the filters.
+    func taskEvents(taskID: String, _ query: EventQuery) async throws -> (total: Int, events: [EventRecord])
+
+    /// Reads the task, applies `change` and stores the result, atomically. Throws 404
+    /// `RESOURCE_NOT_FOUND` for an unknown task and whatever `change` throws.
+    func modifyTask(id: String, _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition) async throws
+        -> StoredTransition
+
+    /// Takes up to `limit` ready tasks of `coreID` in claim order (priority descending, then
+    /// oldest ready first), applies `change` to each and stores them, atomically, and records
+    /// that `workerID` was seen on the core. Each task goes to exactly one caller.
+    func claimTasks(
+        coreID: String, workerID: String, limit: Int, now: Date,
+        _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition
+    ) async throws -> [StoredTransition]
+
+    /// Applies `change` to running tasks whose lease ran out or that passed their timeout by
+    /// `now` (up to `limit` of them) and stores the results.
+    func expireTasks(now: Date, limit: Int, _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?) async throws
+        -> [StoredTransition]
+
+    /// The earliest lease expiry or timeout among running tasks, `nil` when none runs.
+    func nextExpiry() async throws -> Date?
+
+    /// The earliest time after `now` at which a queued task of `coreID` becomes ready.
+    func nextReadyTime(coreID: String, after now: Date) async throws -> Date?
+
+    /// The 1-based place of a queued task in its core's claim order; 0 when it is not queued.
+    func queuePosition(of task: TaskRecord) async throws -> Int
+
+    /// Recent durations and active workers of a core; workers count when seen since `since`.
+    func coreLoad(coreID: String, since: Date) async throws -> CoreLoad
+
+    /// How many tasks have `status`.
+    func countTasks(status: TaskStatus) async throws -> Int
+}
