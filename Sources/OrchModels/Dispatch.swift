@@ -48,10 +48,10 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
             throw DecodingError.keyNotFound(
                 CodingKeys.coreId, .init(codingPath: container.codingPath, debugDescription: "coreId is required"))
         }
-        priority = try container.decodeIfPresent(Int.self, forKey: .priority) ?? 1
-        timeout = try container.decodeIfPresent(Int.self, forKey: .timeout) ?? 300
+        priority = try container.decodeIntegerIfPresent(forKey: .priority) ?? 1
+        timeout = try container.decodeIntegerIfPresent(forKey: .timeout) ?? 300
         stay = try container.decodeIfPresent(Bool.self, forKey: .stay) ?? false
-        maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? 3
+        maxAttempts = try container.decodeIntegerIfPresent(forKey: .maxAttempts) ?? 3
         metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:]
     }
 

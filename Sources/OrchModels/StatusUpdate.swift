@@ -37,6 +37,18 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
         case leaseToken = "lease_token"
         case workerID = "worker_id"
     }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        status = try container.decode(TaskStatus.self, forKey: .status)
+        progress = try container.decodeIntegerIfPresent(forKey: .progress)
+        message = try container.decodeIfPresent(String.self, forKey: .message)
+        metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata)
+        result = try container.decodeIfPresent(JSONValue.self, forKey: .result)
+        error = try container.decodeIfPresent(JSONValue.self, forKey: .error)
+        leaseToken = try container.decodeIfPresent(String.self, forKey: .leaseToken)
+        workerID = try container.decodeIfPresent(String.self, forKey: .workerID)
+    }
 }
 
 /// `PUT /jobs/{task_id}/status` response body.

@@ -27,9 +27,9 @@ public struct ClaimRequest: Codable, Sendable, Hashable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         workerID = try container.decode(String.self, forKey: .workerID)
-        wait = try container.decodeIfPresent(Int.self, forKey: .wait) ?? 0
-        lease = try container.decodeIfPresent(Int.self, forKey: .lease) ?? 30
-        maxTasks = try container.decodeIfPresent(Int.self, forKey: .maxTasks) ?? 1
+        wait = try container.decodeIntegerIfPresent(forKey: .wait) ?? 0
+        lease = try container.decodeIntegerIfPresent(forKey: .lease) ?? 30
+        maxTasks = try container.decodeIntegerIfPresent(forKey: .maxTasks) ?? 1
     }
 }
 
@@ -92,6 +92,13 @@ public struct HeartbeatRequest: Codable, Sendable, Hashable {
         case workerID = "worker_id"
         case leaseToken = "lease_token"
         case lease
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        workerID = try container.decode(String.self, forKey: .workerID)
+        leaseToken = try container.decode(String.self, forKey: .leaseToken)
+        lease = try container.decodeIntegerIfPresent(forKey: .lease)
     }
 }
 

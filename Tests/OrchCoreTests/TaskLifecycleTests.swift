@@ -1,0 +1,160 @@
+import Foundation
+import OrchCore
+import OrchModels
+import Testing
+
+@Suite struct TaskLifecycleTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func task(_ status: TaskStatus = .queued, stay: Bool = false, attempts: Int = 0, maxAttempts: Int = 3)
+        -> TaskRecord
+    {
+        TaskRecord(
+            id: "task-1", coreID: "core", status: status, priority: 1, timeout: 60, stay: stay, attempts: attempts,
+            maxAttempts: maxAttempts, createdAt: now.addingTimeInterval(-100))
+    }
+
+    static let allowed: Set<String> = [
+        "queued>running", "queued>completed", "queued>failed", "queued>cancelled",
+        "running>running", "running>completed", "running>failed", "running>cancelled", "running>queued",
+    ]
+
+    @Test(arguments: TaskStatus.allCases, TaskStatus.allCases)
+    func transitionTableAllowsExactlyTheDocumentedMoves(from: TaskStatus, to: TaskStatus) {
+        #expect(TaskLifecycle.canMove(from: from, to: to) == Self.allowed.contains("\(from.rawValue)>\(to.rawValue)"))
+    }
+
+    @Test(arguments: [TaskStatus.completed, .failed, .cancelled], [TaskStatus.running, .completed, .failed, .cancelled])
+    func updateOnAFinishedTaskIsAConflict(terminal: TaskStatus, target: TaskStatus) {
+        #expect {
+            _ = try TaskLifecycle.update(Self.task(terminal), with: StatusUpdateRequest(status: target), now: Self.now)
+        } throws: { error in
+            (error as? OrchError)?.code == .resourceConflict && (error as? OrchError)?.status == 409
+        }
+    }
+
+    @Test(arguments: [TaskStatus.running, .completed, .failed, .cancelled])
+    func clientMovesFromQueuedAndRunningAreApplied(target: TaskStatus) throws {
+        for start in [TaskStatus.queued, .running] {
+            var task = Self.task(start)
+            if start == .running { task.startedAt = Self.now.addingTimeInterval(-10); task.attempts = 1 }
+            let transition = try TaskLifecycle.update(task, with: StatusUpdateRequest(status: target), now: Self.now)
+            #expect(transition.task.status == target)
+            #expect(!transition.events.isEmpty)
+            #expect(transition.task.updatedAt == Self.now)
+        }
+    }
+
+    @Test func firstRunningEmitsStartedThenProgress() throws {
+        let transition = try TaskLifecycle.update(
+            Self.task(), with: StatusUpdateRequest(status: .running, progress: 50, message: "half", workerID: "w1"),
+            now: Self.now)
+        #expect(transition.events.map(\.type) == ["task.started", "task.progress"])
+        #expect(transition.events[0].data["worker_id"] == "w1")
+        #expect(transition.events[0].data["start_time"] == .string(Timestamp.format(Self.now)))
+        #expect(transition.events[1].data["progress"] == 50)
+        #expect(transition.events[1].data["message"] == "half")
+        #expect(transition.task.attempts == 1 && transition.task.startedAt == Self.now && transition.task.progress == 50)
+        let again = try TaskLifecycle.update(transition.task, with: StatusUpdateRequest(status: .running, progress: 75), now: Self.now)
+        #expect(again.events.map(\.type) == ["task.progress"])
+    }
+
+    @Test func completionRecordsDurationAndResult() throws {
+        var task = Self.task(.running)
+        task.startedAt = Self.now.addingTimeInterval(-240.5)
+        let transition = try TaskLifecycle.update(
+            task, with: StatusUpdateRequest(status: .completed, result: ["rows": 2000]), now: Self.now)
+        #expect(transition.task.duration == 240.5)
+        #expect(transition.task.completedAt == Self.now)
+        #expect(transition.task.result == ["rows": 2000])
+        #expect(transition.events.map(\.type) == ["task.completed"])
+        #expect(transition.events[0].data["status"] == "success")
+        #expect(transition.events[0].data["duration"] == .double(240.5))
+    }
+
+    @Test func staleLeaseTokenIsAConflict() throws {
+        let claimed = try TaskLifecycle.claim(Self.task(), workerID: "w", lease: 30, leaseToken: "lease-a", now: Self.now).task
+        #expect(throws: OrchError.self) {
+            _ = try TaskLifecycle.update(claimed, with: StatusUpdateRequest(status: .completed, leaseToken: "lease-b"), now: Self.now)
+        }
+        #expect(throws: OrchError.self) {
+            _ = try TaskLifecycle.heartbeat(claimed, workerID: "w", leaseToken: "lease-b", lease: nil, now: Self.now)
+        }
+        #expect(throws: OrchError.self) {
+            _ = try TaskLifecycle.heartbeat(claimed, workerID: "other", leaseToken: "lease-a", lease: nil, now: Self.now)
+        }
+        let done = try TaskLifecycle.update(claimed, with: StatusUpdateRequest(status: .completed, leaseToken: "lease-a"), now: Self.now)
+        #expect(done.task.status == .completed)
+    }
+
+    @Test func claimStartsALeasedRunAndHeartbeatExtendsIt() throws {
+        let claimed = try TaskLifecycle.claim(Self.task(), workerID: "w", lease: 30, leaseToken: "lease-a", now: Self.now)
+        #expect(claimed.task.status == .running && claimed.task.attempts == 1)
+        #expect(claimed.task.leaseExpiresAt == Self.now.addingTimeInterval(30))
+        #expect(claimed.events.map(\.type) == ["task.started"])
+        let later = Self.now.addingTimeInterval(20)
+        let beat = try TaskLifecycle.heartbeat(claimed.task, workerID: "w", leaseToken: "lease-a", lease: nil, now: later)
+        #expect(beat.task.leaseExpiresAt == later.addingTimeInterval(30))
+        let longer = try TaskLifecycle.heartbeat(claimed.task, workerID: "w", leaseToken: "lease-a", lease: 90, now: later)
+        #expect(longer.task.leaseExpiresAt == later.addingTimeInterval(90))
+        #expect(throws: OrchError.self) {
+            _ = try TaskLifecycle.claim(claimed.task, workerID: "w2", lease: 30, leaseToken: "lease-b", now: Self.now)
+        }
+    }
+
+    @Test func cancellingARunningTaskIsReportedToItsHeartbeat() throws {
+        let claimed = try TaskLifecycle.claim(Self.task(), workerID: "w", lease: 30, leaseToken: "lease-a", now: Self.now).task
+        let cancelled = try TaskLifecycle.update(claimed, with: StatusUpdateRequest(status: .cancelled), now: Self.now)
+        #expect(cancelled.task.status == .cancelled && cancelled.task.cancelRequested)
+        #expect(cancelled.events.map(\.type) == ["task.cancelled"])
+        let beat = try TaskLifecycle.heartbeat(cancelled.task, workerID: "w", leaseToken: "lease-a", lease: nil, now: Self.now)
+        #expect(beat.task.cancelRequested && beat.task.status == .cancelled)
+    }
+
+    @Test func expiredLeaseRequeuesWhileAttemptsRemainThenFails() throws {
+        var task = try TaskLifecycle.claim(Self.task(maxAttempts: 2), workerID: "w", lease: 5, leaseToken: "l1", now: Self.now).task
+        #expect(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(4)) == nil)
+        let requeued = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(5)))
+        #expect(requeued.task.status == .queued && requeued.task.leaseToken == nil && requeued.task.attempts == 1)
+        #expect(requeued.events.map(\.type) == ["task.requeued"])
+        #expect(requeued.events[0].data["reason"] == "lease_expired")
+        task = try TaskLifecycle.claim(requeued.task, workerID: "w", lease: 5, leaseToken: "l2", now: Self.now.addingTimeInterval(6)).task
+        #expect(task.attempts == 2)
+        let failed = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(20)))
+        #expect(failed.task.status == .failed)
+        #expect(failed.events.map(\.type) == ["task.failed"])
+        #expect(failed.events[0].data["reason"] == "lease_expired")
+    }
+
+    @Test func runningPastTimeoutFails() throws {
+        var task = Self.task(.running)
+        task.startedAt = Self.now
+        task.attempts = 1
+        #expect(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(59)) == nil)
+        let failed = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(60)))
+        #expect(failed.task.status == .failed)
+        #expect(failed.events[0].data["reason"] == "timeout")
+        #expect(failed.task.duration == 60)
+    }
+
+    @Test func stayTaskReturnsToQueueWithGrowingBackoffAfterFailures() throws {
+        var task = Self.task(.running, stay: true, attempts: 1)
+        task.startedAt = Self.now
+        let completed = try TaskLifecycle.update(task, with: StatusUpdateRequest(status: .completed), now: Self.now)
+        #expect(completed.task.status == .queued && completed.task.readyAt == Self.now && completed.task.attempts == 0)
+        #expect(completed.events.map(\.type) == ["task.completed", "task.requeued"])
+        var delays: [Double] = []
+        var current = completed.task
+        for _ in 0..<4 {
+            current = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .running), now: Self.now).task
+            let failed = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .failed, error: "boom"), now: Self.now)
+            #expect(failed.events.map(\.type) == ["task.failed", "task.requeued"])
+            current = failed.task
+            delays.append(current.readyAt.timeIntervalSince(Self.now))
+        }
+        #expect(delays == [1, 2, 4, 8])
+        let cancelled = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .cancelled), now: Self.now)
+        #expect(cancelled.task.status == .cancelled)
+        #expect(cancelled.events.map(\.type) == ["task.cancelled"])
+    }
+}

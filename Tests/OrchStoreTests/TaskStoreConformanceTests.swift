@@ -1,0 +1,157 @@
+import Foundation
+import OrchCore
+import OrchModels
+import Testing
+
+@testable import OrchStore
+
+@Suite struct TaskStoreConformanceTests {
+    static let backends = StoreBackend.all
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func dispatch(_ core: String = "core", priority: Int = 1, at offset: TimeInterval = 0) -> TaskTransition {
+        TaskLifecycle.dispatch(
+            DispatchRequest(coreID: core, priority: priority), id: Identifier.make("task"), createdBy: "user-1",
+            now: start.addingTimeInterval(offset))
+    }
+
+    @discardableResult
+    static func insert(_ store: any Store, _ transition: TaskTransition) async throws -> TaskRecord {
+        guard case .created(let task, _) = try await store.insertTask(transition, idempotency: nil) else {
+            Issue.record("not created")
+            return transition.task
+        }
+        return task
+    }
+
+    @Test(arguments: backends)
+    func insertedTaskAndItsEventReadBack(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let transition = Self.dispatch()
+            guard case .created(let task, let events) = try await store.insertTask(transition, idempotency: nil) else {
+                Issue.record("expected a new task")
+                return
+            }
+            #expect(try await store.task(id: task.id) == task)
+            #expect(events.map(\.type) == ["task.created"])
+            let (total, stored) = try await store.taskEvents(taskID: task.id, EventQuery())
+            #expect(total == 1 && stored == events)
+        }
+    }
+
+    @Test(arguments: backends)
+    func idempotencyKeyRepeatsOrConflicts(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let key = IdempotencyKey(userID: "u", key: "k", fingerprint: "f1", validAfter: Self.start.addingTimeInterval(-10))
+            let first = Self.dispatch()
+            _ = try await store.insertTask(first, idempotency: key)
+            #expect(try await store.insertTask(Self.dispatch(), idempotency: key) == .repeated(first.task))
+            var other = key
+            other.fingerprint = "f2"
+            await #expect(throws: OrchError.self) { _ = try await store.insertTask(Self.dispatch(), idempotency: other) }
+            var otherUser = key
+            otherUser.userID = "v"
+            guard case .created = try await store.insertTask(Self.dispatch(), idempotency: otherUser) else {
+                Issue.record("the key is per user")
+                return
+            }
+            var expired = key
+            expired.validAfter = Self.start.addingTimeInterval(10)
+            guard case .created = try await store.insertTask(Self.dispatch(at: 20), idempotency: expired) else {
+                Issue.record("an expired key is forgotten")
+                return
+            }
+            #expect(try await store.listTasks(TaskQuery()).total == 3)
+        }
+    }
+
+    @Test(arguments: backends)
+    func claimTakesHighestPriorityThenOldestAndQueuePositionAgrees(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let low1 = try await Self.insert(store, Self.dispatch(priority: 1, at: 0))
+            let high = try await Self.insert(store, Self.dispatch(priority: 5, at: 1))
+            let low2 = try await Self.insert(store, Self.dispatch(priority: 1, at: 2))
+            _ = try await Self.insert(store, Self.dispatch("other", priority: 9, at: 3))
+            #expect(try await store.queuePosition(of: high) == 1)
+            #expect(try await store.queuePosition(of: low1) == 2)
+            #expect(try await store.queuePosition(of: low2) == 3)
+            let now = Self.start.addingTimeInterval(10)
+            let claimed = try await store.claimTasks(coreID: "core", workerID: "w", limit: 2, now: now) { task in
+                try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: now)
+            }
+            #expect(claimed.map(\.task.id) == [high.id, low1.id])
+            #expect(claimed.allSatisfy { $0.task.status == .running && $0.events.map(\.type) == ["task.started"] })
+            #expect(try await store.queuePosition(of: low2) == 1)
+            #expect(try await store.countTasks(status: .running) == 2)
+            #expect(try await store.coreLoad(coreID: "core", since: Self.start).activeWorkers == 1)
+        }
+    }
+
+    @Test(arguments: backends)
+    func concurrentClaimersNeverShareATask(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            for index in 0..<200 { try await Self.insert(store, Self.dispatch(at: Double(index))) }
+            let now = Self.start.addingTimeInterval(1000)
+            let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<20 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let claimed = try await store.claimTasks(coreID: "core", workerID: "w\(worker)", limit: 3, now: now) { task in
+                                try TaskLifecycle.claim(task, workerID: "w\(worker)", lease: 30, leaseToken: Identifier.make("lease"), now: now)
+                            }
+                            if claimed.isEmpty { return mine }
+                            mine += claimed.map(\.task.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(ids.count == 200)
+            #expect(Set(ids).count == 200)
+        }
+    }
+
+    @Test(arguments: backends)
+    func expiryFindsLapsedLeasesAndTimeouts(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            try await Self.insert(store, Self.dispatch(at: 0))
+            try await Self.insert(store, Self.dispatch(at: 1))
+            let now = Self.start.addingTimeInterval(10)
+            _ = try await store.claimTasks(coreID: "core", workerID: "w", limit: 2, now: now) { task in
+                try TaskLifecycle.claim(task, workerID: "w", lease: 5, leaseToken: Identifier.make("lease"), now: now)
+            }
+            #expect(try await store.nextExpiry() == now.addingTimeInterval(5))
+            let early = try await store.expireTasks(now: now.addingTimeInterval(4), limit: 10) { TaskLifecycle.expire($0, now: now.addingTimeInterval(4)) }
+            #expect(early.isEmpty)
+            let later = now.addingTimeInterval(5)
+            let expired = try await store.expireTasks(now: later, limit: 10) { TaskLifecycle.expire($0, now: later) }
+            #expect(expired.count == 2)
+            #expect(expired.allSatisfy { $0.task.status == .queued && $0.events.map(\.type) == ["task.requeued"] })
+            #expect(try await store.nextExpiry() == nil)
+        }
+    }
+
+    @Test(arguments: backends)
+    func eventSequenceIsGloballyIncreasingAndFiltersPage(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let task = try await Self.insert(store, Self.dispatch())
+            for progress in [10, 20, 30] {
+                _ = try await store.modifyTask(id: task.id) { current in
+                    try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .running, progress: progress), now: Self.start.addingTimeInterval(Double(progress)))
+                }
+            }
+            let (total, all) = try await store.taskEvents(taskID: task.id, EventQuery())
+            #expect(total == 5)
+            #expect(all.map(\.type) == ["task.created", "task.started", "task.progress", "task.progress", "task.progress"])
+            #expect(zip(all, all.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
+            let progress = try await store.taskEvents(taskID: task.id, EventQuery(eventType: "task.progress", limit: 2, offset: 1))
+            #expect(progress.total == 3 && progress.events.map { $0.data["progress"] } == [20, 30])
+            let since = try await store.taskEvents(taskID: task.id, EventQuery(since: Self.start.addingTimeInterval(15)))
+            #expect(since.events.count == 2)
+            await #expect(throws: OrchError.self) {
+                _ = try await store.modifyTask(id: "task-missing") { TaskTransition(task: $0, events: []) }
+            }
+        }
+    }
+}
