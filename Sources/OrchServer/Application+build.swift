@@ -29,16 +29,30 @@ public func openStore(_ url: DatabaseURL) throws -> any Store {
 /// services that run beside the HTTP server. Shutdown on SIGINT or SIGTERM is graceful: the
 /// server stops accepting, finishes in-flight requests, then the store is closed.
 public func buildApplication(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchApplication {
+    try await buildServer(configuration, store: store).application
+}
+
+/// The assembled server and the pieces tests and tools look into.
+struct OrchServerParts {
+    let application: OrchApplication
+    /// Every route, with its access rule.
+    let routes: RouteTable
+    let bus: EventBus
+}
+
+/// Assembles the server on `store` (see ``buildApplication(_:store:)``).
+func buildServer(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchServerParts {
     var logger = Logger(label: "orch")
     logger.logLevel = configuration.logLevel
-    let bus = EventBus()
+    let bus = EventBus(store: store, lastSequence: try await store.lastEventSequence())
     let api = try await buildAPI(configuration, store: store, bus: bus, logger: logger)
-    return Application(
+    let application = Application(
         router: api.router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
         services: [
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
+            EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
         ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
@@ -46,6 +60,7 @@ public func buildApplication(_ configuration: ServerConfiguration, store: any St
             printLine("orch: listening on http://\(configuration.host):\(port)")
         },
         logger: logger)
+    return OrchServerParts(application: application, routes: api.table, bus: bus)
 }
 
 /// Everything but the HTTP server: secrets, the first admin, and every route with its
@@ -66,10 +81,11 @@ func buildAPI(_ configuration: ServerConfiguration, store: any Store, bus: Event
         store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty
     ).addRoutes(to: api)
     AuthController(store: store, authenticator: authenticator, passwords: passwords).addRoutes(to: api)
-    UserController(store: store, passwords: passwords).addRoutes(to: api)
+    UserController(store: store, passwords: passwords, bus: bus).addRoutes(to: api)
     DispatchController(store: store, bus: bus).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
+    EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize).addRoutes(to: api)
     return api
 }
 

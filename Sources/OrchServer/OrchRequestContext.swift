@@ -12,11 +12,14 @@ public struct OrchRequestContext: RequestContext {
     public var identity: Identity?
     /// The peer's address, when the request came over a socket.
     public let remoteAddress: SocketAddress?
+    /// The connection, for cutting a stream whose client stopped reading.
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         requestID = ""
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     /// Dates are written as `Timestamp` says (UTC, milliseconds).
@@ -31,4 +34,6 @@ public struct Identity: Sendable, Hashable {
     public var username: String
     /// The user's current role (read from the store, so a change applies at once).
     public var role: Role
+    /// When the presented token expires.
+    public var tokenExpiresAt: Date?
 }

@@ -143,3 +143,16 @@ public protocol TaskStore: Sendable {
     /// How many tasks have `status`.
     func countTasks(status: TaskStatus) async throws -> Int
 }
+
+/// The event log, read by streams.
+public protocol EventStore: Sendable {
+    /// Stores events that belong to no task change (locks, webhooks, alerts).
+    func appendEvents(_ drafts: [EventDraft], taskID: String?, coreID: String?) async throws -> [EventRecord]
+
+    /// Events with `after < sequence <= through` matching `filter`, in sequence order, at most
+    /// `limit` of them.
+    func events(after: Int64, through: Int64, matching filter: EventFilter, limit: Int) async throws -> [EventRecord]
+
+    /// The highest sequence stored, 0 when there are no events.
+    func lastEventSequence() async throws -> Int64
+}

@@ -28,6 +28,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Requests per minute by role, e.g. admin=1000,viewer=200; 0 = unlimited (ORCH_RATE_LIMITS).")
     var rateLimits: String?
     @Option(help: "Seconds between SSE heartbeats (ORCH_SSE_HEARTBEAT, default 15).") var sseHeartbeat: String?
+    @Option(help: "Undelivered events an SSE stream may hold before it is cut (ORCH_SSE_BUFFER, default 1024).")
+    var sseBuffer: String?
     @Option(help: "Comma-separated host patterns callbacks may reach (ORCH_CALLBACK_ALLOWED_HOSTS, default any).")
     var callbackAllowedHosts: String?
     @Option(help: "Log level (ORCH_LOG_LEVEL, default info).") var logLevel: String?
@@ -41,7 +43,7 @@ struct Serve: AsyncParsableCommand {
             "ORCH_HOST": host, "ORCH_PORT": port, "ORCH_DATABASE_URL": databaseURL, "ORCH_JWT_SECRET": jwtSecret,
             "ORCH_TOKEN_TTL": tokenTTL, "ORCH_ADMIN_USERNAME": adminUsername, "ORCH_ADMIN_PASSWORD": adminPassword,
             "ORCH_WEBHOOK_SECRETS": webhookSecrets, "ORCH_WEBHOOK_TOLERANCE": webhookTolerance,
-            "ORCH_RATE_LIMITS": rateLimits, "ORCH_SSE_HEARTBEAT": sseHeartbeat,
+            "ORCH_RATE_LIMITS": rateLimits, "ORCH_SSE_HEARTBEAT": sseHeartbeat, "ORCH_SSE_BUFFER": sseBuffer,
             "ORCH_CALLBACK_ALLOWED_HOSTS": callbackAllowedHosts, "ORCH_LOG_LEVEL": logLevel,
             "ORCH_BCRYPT_COST": bcryptCost,
         ]

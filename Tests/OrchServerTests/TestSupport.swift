@@ -33,10 +33,18 @@ enum TestServer {
         _ configuration: ServerConfiguration = configuration(), store: (any Store)? = nil,
         _ body: @escaping @Sendable (APIClient) async throws -> Void
     ) async throws {
+        try await withServer(configuration, store: store) { api, _ in try await body(api) }
+    }
+
+    /// As ``withApp(_:store:_:)``, also handing over the server's parts.
+    static func withServer(
+        _ configuration: ServerConfiguration = configuration(), store: (any Store)? = nil,
+        testing: TestingSetup = .router, _ body: @escaping @Sendable (APIClient, OrchServerParts) async throws -> Void
+    ) async throws {
         let store = try store ?? openStore(configuration.databaseURL)
-        let app = try await buildApplication(configuration, store: store)
-        try await app.test(.router) { client in
-            try await body(APIClient(client: client))
+        let parts = try await buildServer(configuration, store: store)
+        try await parts.application.test(testing) { client in
+            try await body(APIClient(client: client), parts)
         }
     }
 }

@@ -44,10 +44,15 @@ public final class Authenticator: Sendable {
     /// Throws 401 `AUTHENTICATION_REQUIRED` without a bearer token, 401 `INVALID_TOKEN` for a
     /// token that does not verify or whose user is gone or inactive, and 403
     /// `INSUFFICIENT_PERMISSIONS` when the user's role is too low.
-    func authenticate(_ request: Request, minimum: Role) async throws -> Identity {
-        guard let token = Self.bearerToken(request.headers[.authorization]) else {
-            throw OrchError.authenticationRequired()
+    ///
+    /// With `acceptsQueryToken` (the SSE route only: `EventSource` cannot send headers) an
+    /// `access_token` query parameter is used when there is no `Authorization` header.
+    func authenticate(_ request: Request, minimum: Role, acceptsQueryToken: Bool = false) async throws -> Identity {
+        var token = Self.bearerToken(request.headers[.authorization])
+        if token == nil, acceptsQueryToken, let query = request.uri.queryParameters["access_token"], !query.isEmpty {
+            token = String(query)
         }
+        guard let token else { throw OrchError.authenticationRequired() }
         return try await authenticate(token: token, minimum: minimum)
     }
 
@@ -60,7 +65,7 @@ public final class Authenticator: Sendable {
         guard user.role.satisfies(minimum) else {
             throw OrchError.insufficientPermissions(required: minimum, actual: user.role)
         }
-        return Identity(userID: user.id, username: user.username, role: user.role)
+        return Identity(userID: user.id, username: user.username, role: user.role, tokenExpiresAt: claims.exp.value)
     }
 
     /// The verified claims of `token`, or 401 `INVALID_TOKEN`.

@@ -34,6 +34,9 @@ public struct ServerConfiguration: Sendable {
     public var rateLimits: [String: Int] = ServerConfiguration.defaultRateLimits
     /// Seconds between SSE heartbeats. Default 15 (`ORCH_SSE_HEARTBEAT`).
     public var sseHeartbeat: Int = 15
+    /// Undelivered events an SSE stream may hold before it is cut (the client resumes by id).
+    /// Default 1024 (`ORCH_SSE_BUFFER`).
+    public var sseBufferSize: Int = 1024
     /// Host patterns callbacks may reach; empty means any host (`ORCH_CALLBACK_ALLOWED_HOSTS`).
     public var callbackAllowedHosts: [String] = []
     /// Log level. Default `info` (`ORCH_LOG_LEVEL`).
@@ -150,6 +153,11 @@ extension ServerConfiguration {
             help: "Seconds between SSE heartbeat events.",
             apply: { $0.sseHeartbeat = try integer($1, "ORCH_SSE_HEARTBEAT", in: 1...3600) },
             show: { String($0.sseHeartbeat) }),
+        Setting(
+            flag: "sse-buffer", variable: "ORCH_SSE_BUFFER", isSecret: false,
+            help: "Undelivered events an SSE stream may hold before it is cut.",
+            apply: { $0.sseBufferSize = try integer($1, "ORCH_SSE_BUFFER", in: 1...1_000_000) },
+            show: { String($0.sseBufferSize) }),
         Setting(
             flag: "callback-allowed-hosts", variable: "ORCH_CALLBACK_ALLOWED_HOSTS", isSecret: false,
             help: "Comma-separated host patterns callbacks may reach (default: any).",

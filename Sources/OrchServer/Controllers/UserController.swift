@@ -9,6 +9,8 @@ import OrchStore
 struct UserController {
     let store: any Store
     let passwords: PasswordHasher
+    /// To close the live streams of a user who is deactivated or loses the viewer role.
+    let bus: EventBus
 
     /// `GET /users` pages are at most this long.
     static let maximumPageSize = 500
@@ -73,6 +75,7 @@ struct UserController {
         guard let user = try await store.updateUser(id: id, changes: changes) else {
             throw OrchError.notFound("User \(id) not found")
         }
+        if !user.isActive || !user.role.satisfies(.viewer) { bus.revoke(userID: id) }
         context.logger.info("user updated", metadata: ["user_id": "\(id)"])
         return try .json(user.apiValue)
     }

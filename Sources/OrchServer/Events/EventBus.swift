@@ -1,33 +1,190 @@
+import DequeModule
 import Foundation
 import OrchCore
+import OrchStore
 import Synchronization
 
-/// The in-process fan-out of stored events. Every writer publishes the events it stored, after
-/// their transaction committed; listeners must return quickly and never block (they hand the
-/// events on to their own buffers or wake waiters).
+/// The in-process fan-out of stored events, in sequence order.
+///
+/// Every writer publishes the events it stored, after their transaction committed. Writers
+/// committing together may publish in any order, so the bus holds an event back until every
+/// lower sequence has been published, and releases events strictly in sequence. A sequence that
+/// is not published within ``gapTimeout`` is looked up in the store (and skipped if it does not
+/// exist), so one lost publish can never stall the streams.
+///
+/// Released events go to listeners (cheap, synchronous hooks such as claim wake-ups) and to
+/// subscriptions (live streams, each with a bounded buffer). The most recent events are kept in
+/// memory so that most resumes replay without touching the store.
 public final class EventBus: Sendable {
     public typealias Listener = @Sendable ([EventRecord]) -> Void
 
-    private let listeners = Mutex<[UUID: Listener]>([:])
+    private struct State {
+        var nextSequence: Int64
+        var pending: [Int64: EventRecord] = [:]
+        var recent: Deque<EventRecord> = []
+        var listeners: [UUID: Listener] = [:]
+        var subscriptions: [UUID: EventSubscription] = [:]
+        var gapCheckScheduled = false
+    }
 
-    public init() {}
+    private let state: Mutex<State>
+    private let store: any EventStore
+    /// Events kept in memory for replays.
+    let recentCapacity: Int
+    /// How long a missing sequence may hold back later ones before the store is asked.
+    let gapTimeout: Duration
 
-    /// Registers `listener`; keep the returned id to remove it.
+    /// - Parameters:
+    ///   - lastSequence: the highest sequence already stored; the bus releases from the next one.
+    ///   - recentCapacity: events kept for in-memory replay; default 4096.
+    init(store: any EventStore, lastSequence: Int64, recentCapacity: Int = 4096, gapTimeout: Duration = .milliseconds(200)) {
+        self.store = store
+        self.state = Mutex(State(nextSequence: lastSequence + 1))
+        self.recentCapacity = recentCapacity
+        self.gapTimeout = gapTimeout
+    }
+
+    // MARK: Publishing
+
+    /// Hands committed events to the bus.
+    public func publish(_ events: [EventRecord]) {
+        guard !events.isEmpty else { return }
+        let (released, listeners, scheduleGapCheck) = state.withLock { state in
+            for event in events where event.sequence >= state.nextSequence {
+                state.pending[event.sequence] = event
+            }
+            return release(&state)
+        }
+        for listener in listeners { listener(released) }
+        if scheduleGapCheck { startGapCheck() }
+    }
+
+    /// Releases the contiguous run of pending events; delivers them to subscriptions under the
+    /// lock so that every subscription sees one order. Returns them with the listeners to call,
+    /// and whether a gap check should be started.
+    private func release(_ state: inout State) -> ([EventRecord], [Listener], Bool) {
+        var released: [EventRecord] = []
+        while let event = state.pending.removeValue(forKey: state.nextSequence) {
+            released.append(event)
+            state.nextSequence += 1
+        }
+        if !released.isEmpty {
+            state.recent.append(contentsOf: released)
+            if state.recent.count > recentCapacity { state.recent.removeFirst(state.recent.count - recentCapacity) }
+            var closed: [UUID] = []
+            for (id, subscription) in state.subscriptions {
+                for event in released where !subscription.offer(event) {
+                    closed.append(id)
+                    break
+                }
+            }
+            for id in closed { state.subscriptions.removeValue(forKey: id) }
+        }
+        let needsGapCheck = !state.pending.isEmpty && !state.gapCheckScheduled
+        if needsGapCheck { state.gapCheckScheduled = true }
+        return (released, released.isEmpty ? [] : Array(state.listeners.values), needsGapCheck)
+    }
+
+    private func startGapCheck() {
+        Task {
+            try? await Task.sleep(for: gapTimeout)
+            await resolveGap()
+        }
+    }
+
+    /// Fills a gap in the sequence from the store, skipping sequences that do not exist.
+    func resolveGap() async {
+        let range = state.withLock { state -> (Int64, Int64)? in
+            guard let lowestPending = state.pending.keys.min() else {
+                state.gapCheckScheduled = false
+                return nil
+            }
+            return (state.nextSequence - 1, lowestPending - 1)
+        }
+        guard let (after, through) = range else { return }
+        let found: [EventRecord]
+        do {
+            found = try await store.events(after: after, through: through, matching: EventFilter(), limit: 100_000)
+        } catch {
+            // The store cannot tell; try again later rather than skip events that may exist.
+            state.withLock { $0.gapCheckScheduled = false }
+            startGapCheck()
+            return
+        }
+        let (released, listeners, again) = state.withLock { state in
+            for event in found where event.sequence >= state.nextSequence { state.pending[event.sequence] = event }
+            // Everything up to `through` that the store does not have will never exist: the
+            // published event above it committed after them.
+            while state.nextSequence <= through && state.pending[state.nextSequence] == nil {
+                state.nextSequence += 1
+            }
+            state.gapCheckScheduled = false
+            return release(&state)
+        }
+        for listener in listeners { listener(released) }
+        if again { startGapCheck() }
+    }
+
+    // MARK: Listeners
+
+    /// Registers a hook called with every batch of released events; it must not block.
     @discardableResult
-    public func subscribe(_ listener: @escaping Listener) -> UUID {
+    public func listen(_ listener: @escaping Listener) -> UUID {
         let id = UUID()
-        listeners.withLock { $0[id] = listener }
+        state.withLock { $0.listeners[id] = listener }
         return id
     }
 
-    public func unsubscribe(_ id: UUID) {
-        _ = listeners.withLock { $0.removeValue(forKey: id) }
+    // MARK: Subscriptions
+
+    /// Opens a live subscription. Returns it with the watermark: every released event up to the
+    /// watermark is for the caller to replay; every later one arrives on the subscription.
+    func subscribe(
+        filter: EventFilter, userID: String?, expiresAt: Date?, capacity: Int,
+        onOverflow: @escaping @Sendable () -> Void
+    ) -> (subscription: EventSubscription, watermark: Int64) {
+        let subscription = EventSubscription(
+            filter: filter, userID: userID, expiresAt: expiresAt, capacity: capacity, onOverflow: onOverflow)
+        let watermark = state.withLock { state in
+            state.subscriptions[subscription.id] = subscription
+            return state.nextSequence - 1
+        }
+        return (subscription, watermark)
     }
 
-    /// Hands committed events to every listener.
-    public func publish(_ events: [EventRecord]) {
-        guard !events.isEmpty else { return }
-        let current = listeners.withLock { Array($0.values) }
-        for listener in current { listener(events) }
+    func unsubscribe(_ subscription: EventSubscription) {
+        _ = state.withLock { $0.subscriptions.removeValue(forKey: subscription.id) }
+    }
+
+    /// Released events with `after < sequence <= through` matching `filter`, when all of them
+    /// are still in memory; `nil` when the store must be read.
+    func recentEvents(after: Int64, through: Int64, matching filter: EventFilter) -> [EventRecord]? {
+        state.withLock { state in
+            guard after >= through || (state.recent.first.map { $0.sequence <= after + 1 } ?? false) else { return nil }
+            return state.recent.filter { $0.sequence > after && $0.sequence <= through && filter.matches($0) }
+        }
+    }
+
+    /// Live subscriptions.
+    public var subscriptionCount: Int { state.withLock { $0.subscriptions.count } }
+
+    /// Closes every subscription of `userID` (deactivated, demoted).
+    func revoke(userID: String) {
+        closeSubscriptions(.revoked) { $0.userID == userID }
+    }
+
+    /// Closes the subscriptions `predicate` selects.
+    func closeSubscriptions(_ reason: EventSubscription.CloseReason, where predicate: (EventSubscription) -> Bool) {
+        let closing = state.withLock { state -> [EventSubscription] in
+            let selected = state.subscriptions.values.filter(predicate)
+            for subscription in selected { state.subscriptions.removeValue(forKey: subscription.id) }
+            return selected
+        }
+        for subscription in closing { subscription.close(reason) }
+    }
+
+    /// Every subscription, for the periodic ticks.
+    func allSubscriptions() -> [EventSubscription] {
+        state.withLock { Array($0.subscriptions.values) }
     }
 }

@@ -17,14 +17,19 @@ public final class APIRouter: @unchecked Sendable {
     }
 
     /// Adds a route. For `.role` access the handler runs only after the caller's token is
-    /// verified and their role checked; `context.identity` is then set.
-    func on(_ method: HTTPRequest.Method, _ path: String, access: Access, handler: @escaping Handler) {
+    /// verified and their role checked; `context.identity` is then set. `acceptsQueryToken`
+    /// lets the token come as `?access_token=` (for `EventSource`, which cannot send headers).
+    func on(
+        _ method: HTTPRequest.Method, _ path: String, access: Access, acceptsQueryToken: Bool = false,
+        handler: @escaping Handler
+    ) {
         routes.append(APIRoute(method: method, path: path, access: access))
         let authenticator = self.authenticator
         router.on(RouterPath(path), method: method) { request, context -> Response in
             guard case .role(let minimum) = access else { return try await handler(request, context) }
             var context = context
-            context.identity = try await authenticator.authenticate(request, minimum: minimum)
+            context.identity = try await authenticator.authenticate(
+                request, minimum: minimum, acceptsQueryToken: acceptsQueryToken)
             return try await handler(request, context)
         }
     }

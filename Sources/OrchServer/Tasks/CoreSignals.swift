@@ -18,7 +18,7 @@ final class CoreSignals: Sendable {
 
     /// Listens on `bus` for events that make tasks claimable.
     init(bus: EventBus) {
-        bus.subscribe { [weak self] events in
+        bus.listen { [weak self] events in
             for event in events where event.type == "task.created" || event.type == "task.requeued" {
                 if let core = event.coreID { self?.signal(core) }
             }

@@ -263,12 +263,18 @@ extension SQLiteStore {
     }
 
     static func insertEvents(_ drafts: [EventDraft], for task: TaskRecord, _ db: Database) throws -> [EventRecord] {
+        try insertEvents(drafts, taskID: task.id, coreID: task.coreID, db)
+    }
+
+    static func insertEvents(_ drafts: [EventDraft], taskID: String?, coreID: String?, _ db: Database) throws
+        -> [EventRecord]
+    {
         try drafts.map { draft in
             try db.execute(
                 sql: "INSERT INTO events (task_id, core_id, type, timestamp, data) VALUES (?, ?, ?, ?, ?)",
-                arguments: [task.id, task.coreID, draft.type, draft.timestamp.millis, try JSONColumn.encode(draft.data)])
+                arguments: [taskID, coreID, draft.type, draft.timestamp.millis, try JSONColumn.encode(draft.data)])
             return EventRecord(
-                sequence: db.lastInsertedRowID, taskID: task.id, coreID: task.coreID, type: draft.type,
+                sequence: db.lastInsertedRowID, taskID: taskID, coreID: coreID, type: draft.type,
                 timestamp: draft.timestamp, data: draft.data)
         }
     }
@@ -292,5 +298,48 @@ extension SQLiteStore {
         EventRecord(
             sequence: row["seq"], taskID: row["task_id"], coreID: row["core_id"], type: row["type"],
             timestamp: Date(millis: row["timestamp"]), data: try JSONColumn.decode(row["data"]))
+    }
+}
+
+extension SQLiteStore {
+    public func appendEvents(_ drafts: [EventDraft], taskID: String?, coreID: String?) async throws -> [EventRecord] {
+        try await write { db in try Self.insertEvents(drafts, taskID: taskID, coreID: coreID, db) }
+    }
+
+    public func events(after: Int64, through: Int64, matching filter: EventFilter, limit: Int) async throws
+        -> [EventRecord]
+    {
+        try await read { db in
+            var conditions = ["seq > ?", "seq <= ?"]
+            var arguments: StatementArguments = [after, through]
+            if let taskID = filter.taskID {
+                conditions.append("task_id = ?")
+                arguments += [taskID]
+            }
+            if let coreID = filter.coreID {
+                conditions.append("core_id = ?")
+                arguments += [coreID]
+            }
+            if filter.constrainsType {
+                var alternatives: [String] = []
+                if !filter.types.isEmpty {
+                    alternatives.append("type IN (\(Array(repeating: "?", count: filter.types.count).joined(separator: ", ")))")
+                    for type in filter.types.sorted() { arguments += [type] }
+                }
+                for prefix in filter.typePrefixes {
+                    alternatives.append("substr(type, 1, ?) = ?")
+                    arguments += [prefix.count, prefix]
+                }
+                conditions.append("(" + alternatives.joined(separator: " OR ") + ")")
+            }
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM events WHERE \(conditions.joined(separator: " AND ")) ORDER BY seq LIMIT ?",
+                arguments: arguments + [limit])
+            return try rows.map(Self.eventRecord)
+        }
+    }
+
+    public func lastEventSequence() async throws -> Int64 {
+        try await read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0 }
     }
 }

@@ -1,0 +1,55 @@
+import Foundation
+import Logging
+import OrchModels
+import OrchStore
+import ServiceLifecycle
+
+/// Once a second: sends heartbeats to streams idle for the heartbeat interval and closes streams
+/// whose token expired. Every heartbeat interval it also re-checks each streaming user, closing
+/// the streams of users who were deactivated (also on other nodes) or lost the viewer role.
+struct EventStreamTicker: Service {
+    let bus: EventBus
+    let store: any Store
+    /// Seconds between heartbeats (`ORCH_SSE_HEARTBEAT`).
+    let heartbeatInterval: Int
+    let logger: Logger
+
+    func run() async throws {
+        var sinceUserCheck = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            } catch {
+                break
+            }
+            let now = Date()
+            bus.closeSubscriptions(.expired) { subscription in
+                subscription.expiresAt.map { $0 <= now } ?? false
+            }
+            for subscription in bus.allSubscriptions() {
+                subscription.heartbeatIfIdle(interval: Int64(heartbeatInterval) * 1000)
+            }
+            sinceUserCheck += 1
+            if sinceUserCheck >= heartbeatInterval {
+                sinceUserCheck = 0
+                await checkUsers()
+            }
+        }
+        bus.closeSubscriptions(.shutdown) { _ in true }
+    }
+
+    func checkUsers() async {
+        let userIDs = Set(bus.allSubscriptions().compactMap(\.userID))
+        for userID in userIDs {
+            do {
+                let user = try await store.user(id: userID)
+                if user == nil || user?.isActive == false || user?.role.satisfies(.viewer) == false {
+                    bus.revoke(userID: userID)
+                }
+            } catch {
+                logger.warning("event streams: user check failed", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+}
