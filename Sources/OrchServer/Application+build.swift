@@ -38,6 +38,7 @@ struct OrchServerParts {
     /// Every route, with its access rule.
     let routes: RouteTable
     let bus: EventBus
+    let alerts: SystemAlerts
 }
 
 /// Assembles the server on `store` (see ``buildApplication(_:store:)``).
@@ -60,7 +61,8 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
             printLine("orch: listening on http://\(configuration.host):\(port)")
         },
         logger: logger)
-    return OrchServerParts(application: application, routes: api.table, bus: bus)
+    return OrchServerParts(
+        application: application, routes: api.table, bus: bus, alerts: SystemAlerts(store: store, bus: bus))
 }
 
 /// Everything but the HTTP server: secrets, the first admin, and every route with its

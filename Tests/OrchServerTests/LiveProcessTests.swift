@@ -63,6 +63,25 @@ import Testing
         #expect(server.stop(signal: signal) == 0)
     }
 
+    /// Open event streams end cleanly on SIGTERM instead of holding the shutdown up.
+    @Test func shutdownClosesOpenEventStreams() async throws {
+        let database = try temporaryDatabase()
+        defer { try? FileManager.default.removeItem(at: database.directory) }
+        let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+        let token = try await login(HTTPClient.shared, server)
+        let streams = try await withThrowingTaskGroup(of: SSEConnection.self) { group in
+            for _ in 0..<3 {
+                group.addTask { try await SSEConnection.open(port: server.port, headers: [("Authorization", "Bearer \(token)")]) }
+            }
+            return try await group.reduce(into: [SSEConnection]()) { $0.append($1) }
+        }
+        for stream in streams { #expect(await stream.waitUntil { !$0.isEmpty }) }
+        let started = ContinuousClock.now
+        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        for stream in streams { #expect(await stream.waitForEnd(timeout: .seconds(5))) }
+    }
+
     @Test func firstStartWithoutPasswordPrintsAGeneratedOneOnce() async throws {
         let database = try temporaryDatabase()
         defer { try? FileManager.default.removeItem(at: database.directory) }
