@@ -7,6 +7,6 @@ struct Orch: AsyncParsableCommand {
         commandName: "orch",
         abstract: "ORCH-Next: task orchestration server and tools.",
         version: OrchVersion.current,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Bench.self],
         defaultSubcommand: nil)
 }
