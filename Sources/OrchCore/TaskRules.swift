@@ -68,7 +68,7 @@ public enum TaskRules {
         }
     }
 
-    static func check(_ value: Int, in range: ClosedRange<Int>, field: String) throws(OrchError) {
+    public static func check(_ value: Int, in range: ClosedRange<Int>, field: String) throws(OrchError) {
         guard range.contains(value) else {
             throw .invalidParameter(field, "must be an integer from \(range.lowerBound) to \(range.upperBound)")
         }

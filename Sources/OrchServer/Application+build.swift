@@ -46,7 +46,8 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
     var logger = Logger(label: "orch")
     logger.logLevel = configuration.logLevel
     let bus = EventBus(store: store, lastSequence: try await store.lastEventSequence())
-    let api = try await buildAPI(configuration, store: store, bus: bus, logger: logger)
+    let locks = LockManager(store: store, bus: bus)
+    let api = try await buildAPI(configuration, store: store, bus: bus, locks: locks, logger: logger)
     let application = Application(
         router: api.router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
@@ -54,6 +55,7 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
+            LockSupervisor(store: store, locks: locks, logger: logger),
         ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
@@ -67,9 +69,9 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
 
 /// Everything but the HTTP server: secrets, the first admin, and every route with its
 /// middleware. The returned router's ``APIRouter/table`` lists every route.
-func buildAPI(_ configuration: ServerConfiguration, store: any Store, bus: EventBus, logger: Logger) async throws
-    -> APIRouter
-{
+func buildAPI(
+    _ configuration: ServerConfiguration, store: any Store, bus: EventBus, locks: LockManager, logger: Logger
+) async throws -> APIRouter {
     let secret = try await jwtSecret(configuration, store: store)
     let passwords = PasswordHasher(cost: configuration.bcryptCost)
     try await createFirstAdmin(configuration, store: store, passwords: passwords, logger: logger)
@@ -88,6 +90,7 @@ func buildAPI(_ configuration: ServerConfiguration, store: any Store, bus: Event
     TaskController(store: store, bus: bus).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
     EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize).addRoutes(to: api)
+    LockController(store: store, locks: locks).addRoutes(to: api)
     return api
 }
 

@@ -25,11 +25,12 @@ struct HealthController {
             database = .unhealthy
         }
         let runningTasks = database == .healthy ? (try? await store.countTasks(status: .running)) ?? 0 : 0
+        let heldLocks = database == .healthy ? (try? await store.countHeldLocks()) : nil
         let components: [String: HealthReport.ComponentStatus] = [
             "database": database,
-            // The lock manager and the monitor report here once they exist; until then there is
-            // nothing that can fail.
-            "lock_manager": .healthy,
+            // The lock manager answers when its table can be read; the monitor reports here once
+            // it exists.
+            "lock_manager": heldLocks == nil ? .unhealthy : .healthy,
             "monitor": .healthy,
             "security": securityReady ? .healthy : .unhealthy,
         ]
@@ -40,7 +41,7 @@ struct HealthController {
             components: components,
             metrics: .init(
                 uptimeSeconds: Int(uptime.components.seconds), totalRequests: requestCounter.value, activeTasks: runningTasks,
-                activeLocks: 0))
+                activeLocks: heldLocks ?? 0))
         return try .json(report, status: healthy ? .ok : .serviceUnavailable)
     }
 }

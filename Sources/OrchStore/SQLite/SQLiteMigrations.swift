@@ -7,6 +7,7 @@ enum SQLiteMigrations {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("001_settings_and_users", migrate: migration001)
         migrator.registerMigration("002_tasks_and_events", migrate: migration002)
+        migrator.registerMigration("003_locks", migrate: migration003)
         return migrator
     }
 
@@ -96,6 +97,30 @@ enum SQLiteMigrations {
                     core_id TEXT NOT NULL,
                     last_seen INTEGER NOT NULL,
                     PRIMARY KEY (core_id, worker_id)
+                );
+                """)
+    }
+
+    static func migration003(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE locks (
+                    lock_id TEXT PRIMARY KEY NOT NULL,
+                    resource TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    ttl INTEGER NOT NULL,
+                    fencing_token INTEGER NOT NULL,
+                    acquired_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('held', 'expired'))
+                );
+                CREATE UNIQUE INDEX locks_held ON locks (resource) WHERE state = 'held';
+                CREATE INDEX locks_expiry ON locks (expires_at) WHERE state = 'held';
+                CREATE INDEX locks_expired ON locks (expires_at) WHERE state = 'expired';
+                CREATE TABLE counters (
+                    name TEXT PRIMARY KEY NOT NULL,
+                    value INTEGER NOT NULL
                 );
                 """)
     }

@@ -1,0 +1,64 @@
+import Foundation
+import OrchModels
+
+/// A lock as stored.
+public struct LockRecord: Sendable, Hashable {
+    public var lockID: String
+    public var resource: String
+    public var owner: String
+    public var priority: Int
+    public var ttl: Int
+    public var fencingToken: Int64
+    public var acquiredAt: Date
+    public var expiresAt: Date
+    /// `held` or `expired`.
+    public var state: String
+
+    public init(
+        lockID: String, resource: String, owner: String, priority: Int, ttl: Int, fencingToken: Int64, acquiredAt: Date,
+        expiresAt: Date, state: String = "held"
+    ) {
+        self.lockID = lockID
+        self.resource = resource
+        self.owner = owner
+        self.priority = priority
+        self.ttl = ttl
+        self.fencingToken = fencingToken
+        self.acquiredAt = acquiredAt
+        self.expiresAt = expiresAt
+        self.state = state
+    }
+
+    public var grant: LockGrant {
+        LockGrant(
+            resource: resource, owner: owner, acquiredAt: acquiredAt, expiresAt: expiresAt, lockID: lockID,
+            fencingToken: fencingToken)
+    }
+
+    public func info(now: Date) -> LockInfo {
+        LockInfo(
+            resource: resource, owner: owner, priority: priority, ttl: ttl, acquiredAt: acquiredAt, expiresAt: expiresAt,
+            remainingTTL: max(0, Int(expiresAt.timeIntervalSince(now).rounded(.up))), lockID: lockID,
+            fencingToken: fencingToken, status: state)
+    }
+}
+
+/// Validation of lock requests.
+public enum LockRules {
+    public static let resourceLength = 1...256
+    public static let ownerLength = 1...128
+    public static let ttlRange = 1...86_400
+    public static let timeoutRange = 0...300
+
+    public static func validate(_ request: AcquireLockRequest) throws(OrchError) {
+        guard resourceLength.contains(request.resource.count) else {
+            throw .invalidParameter("resource", "must be 1 to 256 characters")
+        }
+        guard ownerLength.contains(request.owner.count) else {
+            throw .invalidParameter("owner", "must be 1 to 128 characters")
+        }
+        try TaskRules.check(request.ttl, in: ttlRange, field: "ttl")
+        try TaskRules.check(request.priority, in: TaskRules.priorities, field: "priority")
+        try TaskRules.check(request.timeout, in: timeoutRange, field: "timeout")
+    }
+}

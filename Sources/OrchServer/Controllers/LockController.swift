@@ -1,0 +1,64 @@
+import Foundation
+import Hummingbird
+import OrchCore
+import OrchModels
+import OrchStore
+
+/// `POST /locks`, `DELETE /locks/{resource}`, `GET /locks`. Operator or system.
+struct LockController {
+    let store: any Store
+    let locks: LockManager
+
+    /// `expired=true` lists locks that expired within this window.
+    static let expiredWindow: TimeInterval = 3600
+
+    func addRoutes(to api: APIRouter) {
+        api.on(.post, "/locks", access: .role(.operator), handler: acquire)
+        api.on(.delete, "/locks/{resource}", access: .role(.operator), handler: release)
+        api.on(.get, "/locks", access: .role(.operator), handler: list)
+    }
+
+    /// Waits (up to `timeout`) while the client stays connected: a client that goes away
+    /// leaves the queue at once.
+    @Sendable func acquire(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let body = try await request.decodeJSON(as: AcquireLockRequest.self)
+        try LockRules.validate(body)
+        let locks = self.locks
+        let lock: LockRecord
+        if body.timeout > 0 {
+            lock = try await request.body.consumeWithInboundCloseHandler { _ in
+                try await locks.acquire(body)
+            } onInboundClosed: {}
+        } else {
+            lock = try await locks.acquire(body)
+        }
+        return try .json(lock.grant)
+    }
+
+    @Sendable func release(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let resource = try context.parameters.require("resource")
+        let query = QueryParameters(request)
+        let force = try query.boolean("force") ?? false
+        let owner = query.string("owner")
+        if force {
+            guard context.identity?.role == .admin else {
+                throw OrchError.insufficientPermissions(required: .admin, actual: context.identity?.role ?? .viewer)
+            }
+        } else if owner == nil {
+            throw OrchError.missingParameter("owner")
+        }
+        let lock = try await locks.release(resource: resource, owner: owner, force: force)
+        return try .json(LockRelease(resource: lock.resource, owner: lock.owner, releasedAt: Date()))
+    }
+
+    @Sendable func list(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let query = QueryParameters(request)
+        let now = Date()
+        let includeExpired = try query.boolean("expired") ?? false
+        let records = try await store.listLocks(
+            resource: query.string("resource"), owner: query.string("owner"),
+            expiredSince: includeExpired ? now.addingTimeInterval(-Self.expiredWindow) : nil)
+        let infos = records.map { $0.info(now: now) }
+        return try .json(LockList(totalLocks: infos.count, locks: infos, queueStatus: locks.queueStatus()))
+    }
+}

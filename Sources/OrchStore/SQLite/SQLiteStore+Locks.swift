@@ -1,0 +1,146 @@
+import Foundation
+import GRDB
+import OrchCore
+import OrchModels
+
+extension SQLiteStore {
+    /// Expired locks are listed for an hour, then deleted.
+    static let expiredLockRetention: TimeInterval = 3600
+
+    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int, now: Date) async throws
+        -> LockAcquisition
+    {
+        try await write { db in
+            var events: [EventRecord] = []
+            if var holder = try Self.heldLock(db, resource: resource) {
+                if holder.expiresAt > now {
+                    guard holder.owner == owner else { return .heldByOther(holder) }
+                    holder.expiresAt = now.addingTimeInterval(TimeInterval(ttl))
+                    holder.ttl = ttl
+                    try db.execute(
+                        sql: "UPDATE locks SET expires_at = ?, ttl = ? WHERE lock_id = ?",
+                        arguments: [holder.expiresAt.millis, ttl, holder.lockID])
+                    return .renewed(holder)
+                }
+                events += try Self.markExpired(holder, now: now, db)
+            }
+            let token =
+                try Int64.fetchOne(
+                    db,
+                    sql: """
+                        INSERT INTO counters (name, value) VALUES ('fencing_token', 1)
+                        ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value
+                        """) ?? 1
+            let lock = LockRecord(
+                lockID: Identifier.make("lock"), resource: resource, owner: owner, priority: priority, ttl: ttl,
+                fencingToken: token, acquiredAt: now, expiresAt: now.addingTimeInterval(TimeInterval(ttl)))
+            try db.execute(
+                sql: """
+                    INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held')
+                    """,
+                arguments: [
+                    lock.lockID, resource, owner, priority, ttl, token, now.millis, lock.expiresAt.millis,
+                ])
+            events += try Self.insertEvents(
+                [
+                    EventDraft(
+                        type: "lock.acquired", timestamp: now,
+                        data: Self.lockData(lock).merging(["ttl": .int(Int64(ttl)), "priority": .int(Int64(priority))]) { $1 })
+                ], taskID: nil, coreID: nil, db)
+            return .granted(lock, events)
+        }
+    }
+
+    public func releaseLock(resource: String, owner: String?, force: Bool, now: Date) async throws -> LockReleaseOutcome {
+        try await write { db in
+            guard let holder = try Self.heldLock(db, resource: resource), holder.expiresAt > now || force || holder.owner == owner
+            else { return .notHeld }
+            guard force || holder.owner == owner else { return .heldByOther(holder) }
+            try db.execute(sql: "DELETE FROM locks WHERE lock_id = ?", arguments: [holder.lockID])
+            var data = Self.lockData(holder)
+            data["forced"] = .bool(force && holder.owner != owner)
+            let events = try Self.insertEvents(
+                [EventDraft(type: "lock.released", timestamp: now, data: data)], taskID: nil, coreID: nil, db)
+            return .released(holder, events)
+        }
+    }
+
+    public func expireLock(resource: String, now: Date) async throws -> (LockRecord, [EventRecord])? {
+        try await write { db in
+            guard var holder = try Self.heldLock(db, resource: resource), holder.expiresAt <= now else { return nil }
+            let events = try Self.markExpired(holder, now: now, db)
+            holder.state = "expired"
+            return (holder, events)
+        }
+    }
+
+    public func lapsedLockResources(now: Date) async throws -> [String] {
+        try await read { db in
+            try String.fetchAll(
+                db, sql: "SELECT resource FROM locks WHERE state = 'held' AND expires_at <= ? ORDER BY expires_at",
+                arguments: [now.millis])
+        }
+    }
+
+    public func listLocks(resource: String?, owner: String?, expiredSince: Date?) async throws -> [LockRecord] {
+        try await read { db in
+            var conditions = [expiredSince == nil ? "state = 'held'" : "(state = 'held' OR expires_at >= ?)"]
+            var arguments = StatementArguments()
+            if let expiredSince { arguments += [expiredSince.millis] }
+            if let resource {
+                conditions.append("resource = ?")
+                arguments += [resource]
+            }
+            if let owner {
+                conditions.append("owner = ?")
+                arguments += [owner]
+            }
+            return try Row.fetchAll(
+                db, sql: "SELECT * FROM locks WHERE \(conditions.joined(separator: " AND ")) ORDER BY resource, acquired_at",
+                arguments: arguments
+            ).map(Self.lockRecord)
+        }
+    }
+
+    public func nextLockExpiry() async throws -> Date? {
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT min(expires_at) FROM locks WHERE state = 'held'").map(Date.init(millis:))
+        }
+    }
+
+    public func countHeldLocks() async throws -> Int {
+        try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM locks WHERE state = 'held'") ?? 0 }
+    }
+
+    // MARK: Rows
+
+    static func heldLock(_ db: Database, resource: String) throws -> LockRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM locks WHERE resource = ? AND state = 'held'", arguments: [resource])
+            .map(lockRecord)
+    }
+
+    /// Marks `lock` expired with its `lock.expired` event, and forgets locks expired over an hour ago.
+    static func markExpired(_ lock: LockRecord, now: Date, _ db: Database) throws -> [EventRecord] {
+        try db.execute(sql: "UPDATE locks SET state = 'expired' WHERE lock_id = ?", arguments: [lock.lockID])
+        try db.execute(
+            sql: "DELETE FROM locks WHERE state = 'expired' AND expires_at < ?",
+            arguments: [now.addingTimeInterval(-expiredLockRetention).millis])
+        return try insertEvents(
+            [EventDraft(type: "lock.expired", timestamp: now, data: lockData(lock))], taskID: nil, coreID: nil, db)
+    }
+
+    static func lockData(_ lock: LockRecord) -> [String: JSONValue] {
+        [
+            "resource": .string(lock.resource), "owner": .string(lock.owner), "lock_id": .string(lock.lockID),
+            "fencing_token": .int(lock.fencingToken), "expires_at": .string(Timestamp.format(lock.expiresAt)),
+        ]
+    }
+
+    static func lockRecord(_ row: Row) throws -> LockRecord {
+        LockRecord(
+            lockID: row["lock_id"], resource: row["resource"], owner: row["owner"], priority: row["priority"],
+            ttl: row["ttl"], fencingToken: row["fencing_token"], acquiredAt: Date(millis: row["acquired_at"]),
+            expiresAt: Date(millis: row["expires_at"]), state: row["state"])
+    }
+}
