@@ -18,20 +18,13 @@ struct LockController {
         api.on(.get, "/locks", access: .role(.operator), handler: list)
     }
 
-    /// Waits (up to `timeout`) while the client stays connected: a client that goes away
-    /// leaves the queue at once.
+    /// Waits up to `timeout` seconds behind the holder. A waiter whose client hangs up stays in
+    /// the queue until its timeout (noticing the hang-up needs the connection to be read while
+    /// waiting, which is not built yet); if it is granted meanwhile, the lock lapses at its TTL.
     @Sendable func acquire(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: AcquireLockRequest.self)
         try LockRules.validate(body)
-        let locks = self.locks
-        let lock: LockRecord
-        if body.timeout > 0 {
-            lock = try await request.body.consumeWithInboundCloseHandler { _ in
-                try await locks.acquire(body)
-            } onInboundClosed: {}
-        } else {
-            lock = try await locks.acquire(body)
-        }
+        let lock = try await locks.acquire(body)
         return try .json(lock.grant)
     }
 
@@ -47,8 +40,8 @@ struct LockController {
         } else if owner == nil {
             throw OrchError.missingParameter("owner")
         }
-        let lock = try await locks.release(resource: resource, owner: owner, force: force)
-        return try .json(LockRelease(resource: lock.resource, owner: lock.owner, releasedAt: Date()))
+        let (lock, releasedAt) = try await locks.release(resource: resource, owner: owner, force: force)
+        return try .json(LockRelease(resource: lock.resource, owner: lock.owner, releasedAt: releasedAt))
     }
 
     @Sendable func list(_ request: Request, context: OrchRequestContext) async throws -> Response {

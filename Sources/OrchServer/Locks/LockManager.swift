@@ -92,7 +92,7 @@ final class LockManager: Sendable {
     /// `request.timeout` seconds behind the holder and any waiter of higher priority.
     ///
     /// Throws 409 `RESOURCE_LOCKED` when held and `timeout` is 0, 408 `TIMEOUT` when the wait
-    /// runs out. A cancelled task (the client went away) leaves the queue at once.
+    /// runs out. A waiter whose task is cancelled (its client hung up) leaves the queue at once.
     func acquire(_ request: AcquireLockRequest) async throws -> LockRecord {
         let step: AcquireStep = try await gates.withGate(request.resource) {
             switch try await store.acquireLock(
@@ -144,14 +144,16 @@ final class LockManager: Sendable {
     }
 
     /// Releases `resource` (held by `owner`, or by anyone with `force`) and hands it to the
-    /// next waiter. Throws 404 when it is not held, 403 when someone else holds it.
-    func release(resource: String, owner: String?, force: Bool) async throws -> LockRecord {
+    /// next waiter; returns the released lock and the moment of release. Throws 404 when it is
+    /// not held, 403 when someone else holds it.
+    func release(resource: String, owner: String?, force: Bool) async throws -> (lock: LockRecord, releasedAt: Date) {
         try await gates.withGate(resource) {
-            switch try await store.releaseLock(resource: resource, owner: owner, force: force, now: Date()) {
+            let now = Date()
+            switch try await store.releaseLock(resource: resource, owner: owner, force: force, now: now) {
             case .released(let lock, let events):
                 bus.publish(events)
                 await handOff(resource)
-                return lock
+                return (lock, now)
             case .notHeld:
                 throw OrchError.notFound("Resource \(resource) is not locked", details: ["resource": .string(resource)])
             case .heldByOther(let holder):
