@@ -250,6 +250,30 @@ import Testing
         }
     }
 
+    /// A waiting client that hangs up leaves the queue at once, over a real socket.
+    @Test func waiterThatDisconnectsLeavesTheQueue() async throws {
+        try await EventStreamTests.withLiveServer { api, port, _ in
+            let token = try await api.adminToken()
+            _ = try await Self.acquire(api, token, "held", owner: "holder", ttl: 60)
+            let body = #"{"resource":"held","owner":"leaver","ttl":30,"timeout":60}"#
+            let waiter = try StalledSocket(
+                port: port,
+                rawRequest: "POST /locks HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+            #expect(await Self.waiting(api, token, "held", count: 1))
+            waiter.disconnect()
+            let deadline = ContinuousClock.now + .seconds(5)
+            var status = try await api.request(.get, "/locks", token: token).decode(LockList.self).queueStatus
+            while status.totalWaiting > 0 && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                status = try await api.request(.get, "/locks", token: token).decode(LockList.self).queueStatus
+            }
+            #expect(status.totalWaiting == 0 && status.byResource.isEmpty)
+            // The holder's release then finds nobody to hand the lock to.
+            _ = try await api.request(.delete, "/locks/held?owner=holder", token: token)
+            #expect(try await api.request(.get, "/locks", token: token).decode(LockList.self).totalLocks == 0)
+        }
+    }
+
     @Test func lockEventsReachTheStream() async throws {
         try await EventStreamTests.withLiveServer { api, port, _ in
             let token = try await api.adminToken()

@@ -9,7 +9,12 @@ import Glibc
 final class StalledSocket: @unchecked Sendable {
     let descriptor: Int32
 
-    init(port: Int, path: String, token: String) throws {
+    convenience init(port: Int, path: String, token: String) throws {
+        try self.init(port: port, rawRequest: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n\r\n")
+    }
+
+    /// Connects and sends `rawRequest` as it is.
+    init(port: Int, rawRequest request: String) throws {
         descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var size: Int32 = 4096
         setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -21,7 +26,6 @@ final class StalledSocket: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n\r\n"
         _ = request.withCString { send(descriptor, $0, strlen($0), 0) }
     }
 
@@ -36,6 +40,11 @@ final class StalledSocket: @unchecked Sendable {
             if count == 0 { return true }
             if count < 0 { return errno == ECONNRESET }
         }
+    }
+
+    /// Closes the connection from the client's side (a FIN, as a client that gives up sends).
+    func disconnect() {
+        shutdown(descriptor, Int32(SHUT_RDWR))
     }
 
     deinit { close(descriptor) }

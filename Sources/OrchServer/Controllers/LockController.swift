@@ -18,13 +18,18 @@ struct LockController {
         api.on(.get, "/locks", access: .role(.operator), handler: list)
     }
 
-    /// Waits up to `timeout` seconds behind the holder. A waiter whose client hangs up stays in
-    /// the queue until its timeout (noticing the hang-up needs the connection to be read while
-    /// waiting, which is not built yet); if it is granted meanwhile, the lock lapses at its TTL.
+    /// Waits up to `timeout` seconds behind the holder; a waiter whose client hangs up leaves
+    /// the queue at once.
     @Sendable func acquire(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: AcquireLockRequest.self)
         try LockRules.validate(body)
-        let lock = try await locks.acquire(body)
+        let hangUp = HangUpSignal()
+        let locks = self.locks
+        // Real sockets only: the in-process test transport has no connection to watch.
+        let lock =
+            body.timeout > 0 && context.remoteAddress != nil
+            ? try await hangUp.watching(context.channel) { try await locks.acquire(body, abandoned: hangUp) }
+            : try await locks.acquire(body)
         return try .json(lock.grant)
     }
 

@@ -92,8 +92,9 @@ final class LockManager: Sendable {
     /// `request.timeout` seconds behind the holder and any waiter of higher priority.
     ///
     /// Throws 409 `RESOURCE_LOCKED` when held and `timeout` is 0, 408 `TIMEOUT` when the wait
-    /// runs out. A waiter whose task is cancelled (its client hung up) leaves the queue at once.
-    func acquire(_ request: AcquireLockRequest) async throws -> LockRecord {
+    /// runs out. A waiter leaves the queue at once when `abandoned` fires (its client hung up)
+    /// or its task is cancelled.
+    func acquire(_ request: AcquireLockRequest, abandoned: HangUpSignal? = nil) async throws -> LockRecord {
         let step: AcquireStep = try await gates.withGate(request.resource) {
             switch try await store.acquireLock(
                 resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority, now: Date())
@@ -120,6 +121,9 @@ final class LockManager: Sendable {
         case .immediate(let lock): return lock
         case .queued(let queued): waiter = queued
         }
+        abandoned?.whenFired {
+            if waiter.resolve(.cancelled) { self.remove(waiter) }
+        }
         let timer = Task {
             try await Task.sleep(for: .seconds(request.timeout))
             if waiter.resolve(.timedOut) { self.remove(waiter) }
@@ -139,7 +143,10 @@ final class LockManager: Sendable {
                 message: "Resource \(request.resource) was not granted within \(request.timeout) s",
                 details: ["resource": .string(request.resource), "timeout": .int(Int64(request.timeout))])
         case .cancelled:
-            throw CancellationError()
+            // Nobody reads this answer: the client hung up.
+            throw OrchError(
+                code: .timeout, status: 408, message: "The client left before \(request.resource) was granted",
+                details: ["resource": .string(request.resource)])
         }
     }
 
