@@ -5,7 +5,7 @@ import ArgumentParser
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure an ORCH-Next server.",
-        subcommands: [BenchSSE.self])
+        subcommands: [BenchSSE.self, BenchLocks.self])
 }
 
 /// Options every benchmark shares.

@@ -28,7 +28,7 @@ struct BenchSSE: AsyncParsableCommand {
         configuration.timeout.read = .hours(1)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         defer { _ = client.shutdown() }
-        let token = try await login(client, server)
+        let token = try await BenchHTTP(client: client, baseURL: server.baseURL).login(target)
 
         try await Task.sleep(for: .seconds(1))
         let idleKiB = server.residentKiB()
@@ -118,18 +118,5 @@ struct BenchSSE: AsyncParsableCommand {
         } catch {
             return
         }
-    }
-
-    func login(_ client: HTTPClient, _ server: BenchServer) async throws -> String {
-        let password = target.password ?? ProcessInfo.processInfo.environment["ORCH_PASSWORD"] ?? BenchServer.adminPassword
-        var request = HTTPClientRequest(url: "\(server.baseURL)/auth/login")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        let body = try JSONEncoder().encode(LoginRequest(username: target.username, password: password))
-        request.body = .bytes(ByteBuffer(bytes: body))
-        let response = try await client.execute(request, timeout: .seconds(30))
-        let data = try await response.body.collect(upTo: 1 << 20)
-        guard response.status == .ok else { throw BenchError("login failed: \(String(buffer: data))") }
-        return try Timestamp.makeDecoder().decode(LoginResponse.self, from: Data(buffer: data)).accessToken
     }
 }
