@@ -47,6 +47,7 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
     logger.logLevel = configuration.logLevel
     let bus = EventBus(store: store, lastSequence: try await store.lastEventSequence())
     let locks = LockManager(store: store, bus: bus)
+    try await locks.restore()
     let api = try await buildAPI(configuration, store: store, bus: bus, locks: locks, logger: logger)
     let application = Application(
         router: api.router,
@@ -55,7 +56,7 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
-            LockSupervisor(store: store, locks: locks, logger: logger),
+            LockSupervisor(locks: locks, logger: logger),
         ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port

@@ -18,28 +18,31 @@ public enum LockReleaseOutcome: Sendable, Hashable {
     case heldByOther(LockRecord)
 }
 
+/// Whether a held lock's time is up. The lock manager decides on the server's monotonic clock;
+/// the store only asks.
+public typealias LockLapsed = @Sendable (LockRecord) -> Bool
+
 /// Lock persistence. Every method is one transaction; grants take the next fencing token from a
-/// counter stored in the same transaction, so tokens increase across restarts.
+/// counter stored in the same transaction, so tokens increase across restarts. `now` is the
+/// wall-clock time written into records and events.
 public protocol LockStore: Sendable {
-    /// Grants `resource` to `owner` when it is free or its holder's lease lapsed by `now`,
-    /// renews it when `owner` holds it, and otherwise reports the holder.
-    func acquireLock(resource: String, owner: String, ttl: Int, priority: Int, now: Date) async throws -> LockAcquisition
+    /// Grants `resource` to `owner` when it is free or its holder `isLapsed` (the holder is then
+    /// marked expired), renews it when `owner` holds it, and otherwise reports the holder.
+    func acquireLock(
+        resource: String, owner: String, ttl: Int, priority: Int, now: Date, isLapsed: @escaping LockLapsed
+    ) async throws -> LockAcquisition
 
-    /// Releases `resource` held by `owner` (anyone's with `force`).
-    func releaseLock(resource: String, owner: String?, force: Bool, now: Date) async throws -> LockReleaseOutcome
+    /// Releases `resource` held by `owner` (anyone's with `force`). A lapsed lock of another
+    /// owner counts as not held.
+    func releaseLock(resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed)
+        async throws -> LockReleaseOutcome
 
-    /// Marks the lock of `resource` expired if it lapsed by `now`; returns it with its
-    /// `lock.expired` event, or `nil` when it is not held or has not lapsed.
-    func expireLock(resource: String, now: Date) async throws -> (LockRecord, [EventRecord])?
-
-    /// Resources whose held lock lapsed by `now`.
-    func lapsedLockResources(now: Date) async throws -> [String]
+    /// Marks the held lock `lockID` of `resource` expired; returns it with its `lock.expired`
+    /// event, or `nil` when that lock is no longer held.
+    func expireLock(resource: String, lockID: String, now: Date) async throws -> (LockRecord, [EventRecord])?
 
     /// Held locks, and with `expiredSince` also locks that expired after it; by resource.
     func listLocks(resource: String?, owner: String?, expiredSince: Date?) async throws -> [LockRecord]
-
-    /// The earliest expiry among held locks.
-    func nextLockExpiry() async throws -> Date?
 
     /// How many locks are held.
     func countHeldLocks() async throws -> Int

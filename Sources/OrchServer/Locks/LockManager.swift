@@ -7,7 +7,10 @@ import Synchronization
 /// Resource locks: grants, renewals, releases, expiry, and the priority wait queue.
 ///
 /// Every change to one resource runs inside that resource's gate (``KeyedGates``), and the store
-/// transaction inside it is the authority on who holds the lock. A release or an expiry hands
+/// transaction inside it is the authority on who holds the lock. When a lock's time is up is
+/// decided on the server's monotonic clock (a wall-clock jump neither ends a lock early nor
+/// keeps it late): each grant or renewal sets a monotonic deadline of now + TTL, and after a
+/// restart the deadlines are rebuilt from the stored `expires_at`. A release or an expiry hands
 /// the lock to the first waiter (highest priority, then earliest) inside the same gate, so no
 /// newcomer can slip in between, and the new holder's `acquired_at` is never before the old
 /// holder's release.
@@ -80,12 +83,66 @@ final class LockManager: Sendable {
 
     let store: any Store
     let bus: EventBus
+    /// Wall-clock time for records and events (replaceable in tests).
+    let wallClock: @Sendable () -> Date
     private let gates = KeyedGates()
     private let queues = Mutex<(waiters: [String: [Waiter]], arrivals: UInt64)>(([:], 0))
+    /// Monotonic deadline of each held lock, by resource.
+    private let deadlines = Mutex<[String: (lockID: String, deadline: ContinuousClock.Instant)]>([:])
 
-    init(store: any Store, bus: EventBus) {
+    init(store: any Store, bus: EventBus, wallClock: @escaping @Sendable () -> Date = { Date() }) {
         self.store = store
         self.bus = bus
+        self.wallClock = wallClock
+    }
+
+    /// Rebuilds the deadlines of the stored locks (at start): what was left of each lock's TTL
+    /// by the wall clock then runs on the monotonic clock from now.
+    func restore() async throws {
+        let now = wallClock()
+        let mono = ContinuousClock.now
+        let held = try await store.listLocks(resource: nil, owner: nil, expiredSince: nil)
+        deadlines.withLock { deadlines in
+            for lock in held {
+                let left = max(0, lock.expiresAt.timeIntervalSince(now))
+                deadlines[lock.resource] = (lock.lockID, mono + .milliseconds(Int64(left * 1000)))
+            }
+        }
+    }
+
+    /// Whether `lock`'s time is up on the monotonic clock (by its `expires_at` for a lock this
+    /// server has no deadline for).
+    private var isLapsed: LockLapsed {
+        { [self] lock in
+            let deadline = deadlines.withLock { deadlines in
+                deadlines[lock.resource].flatMap { $0.lockID == lock.lockID ? $0.deadline : nil }
+            }
+            if let deadline { return deadline <= .now }
+            return lock.expiresAt <= wallClock()
+        }
+    }
+
+    private func setDeadline(_ lock: LockRecord) {
+        let deadline = ContinuousClock.now + .seconds(lock.ttl)
+        deadlines.withLock { $0[lock.resource] = (lock.lockID, deadline) }
+    }
+
+    private func clearDeadline(_ lock: LockRecord) {
+        deadlines.withLock { deadlines in
+            if deadlines[lock.resource]?.lockID == lock.lockID { deadlines[lock.resource] = nil }
+        }
+    }
+
+    /// Expires every lock whose deadline passed; returns the next deadline, if any.
+    func expireDue() async throws -> ContinuousClock.Instant? {
+        let now = ContinuousClock.now
+        let due = deadlines.withLock { deadlines in
+            deadlines.filter { $0.value.deadline <= now }.map { (resource: $0.key, lockID: $0.value.lockID) }
+        }
+        for (resource, lockID) in due {
+            try await expire(resource: resource, lockID: lockID)
+        }
+        return deadlines.withLock { $0.values.map(\.deadline).min() }
     }
 
     /// Acquires or renews `request.resource` for `request.owner`, waiting up to
@@ -97,12 +154,15 @@ final class LockManager: Sendable {
     func acquire(_ request: AcquireLockRequest, abandoned: HangUpSignal? = nil) async throws -> LockRecord {
         let step: AcquireStep = try await gates.withGate(request.resource) {
             switch try await store.acquireLock(
-                resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority, now: Date())
+                resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority,
+                now: wallClock(), isLapsed: isLapsed)
             {
             case .granted(let lock, let events):
+                setDeadline(lock)
                 bus.publish(events)
                 return .immediate(lock)
             case .renewed(let lock):
+                setDeadline(lock)
                 return .immediate(lock)
             case .heldByOther(let holder):
                 guard request.timeout > 0 else {
@@ -155,9 +215,10 @@ final class LockManager: Sendable {
     /// not held, 403 when someone else holds it.
     func release(resource: String, owner: String?, force: Bool) async throws -> (lock: LockRecord, releasedAt: Date) {
         try await gates.withGate(resource) {
-            let now = Date()
-            switch try await store.releaseLock(resource: resource, owner: owner, force: force, now: now) {
+            let now = wallClock()
+            switch try await store.releaseLock(resource: resource, owner: owner, force: force, now: now, isLapsed: isLapsed) {
             case .released(let lock, let events):
+                clearDeadline(lock)
                 bus.publish(events)
                 await handOff(resource)
                 return (lock, now)
@@ -172,10 +233,13 @@ final class LockManager: Sendable {
         }
     }
 
-    /// Expires `resource`'s lock if it lapsed, and hands it to the next waiter.
-    func expire(resource: String) async throws {
+    /// Expires lock `lockID` of `resource` if it is still held, and hands the resource to the
+    /// next waiter.
+    func expire(resource: String, lockID: String) async throws {
         try await gates.withGate(resource) {
-            guard let (_, events) = try await store.expireLock(resource: resource, now: Date()) else { return }
+            guard let (lock, events) = try await store.expireLock(resource: resource, lockID: lockID, now: wallClock())
+            else { return }
+            clearDeadline(lock)
             bus.publish(events)
             await handOff(resource)
         }
@@ -218,13 +282,16 @@ final class LockManager: Sendable {
         while let waiter = nextClaimedWaiter(resource) {
             do {
                 switch try await store.acquireLock(
-                    resource: resource, owner: waiter.owner, ttl: waiter.ttl, priority: waiter.priority, now: Date())
+                    resource: resource, owner: waiter.owner, ttl: waiter.ttl, priority: waiter.priority, now: wallClock(),
+                    isLapsed: isLapsed)
                 {
                 case .granted(let lock, let events):
+                    setDeadline(lock)
                     bus.publish(events)
                     waiter.resolve(.granted(lock))
                     return
                 case .renewed(let lock):
+                    setDeadline(lock)
                     waiter.resolve(.granted(lock))
                     return
                 case .heldByOther:

@@ -1,20 +1,22 @@
 import Foundation
 import Logging
-import OrchStore
 import ServiceLifecycle
 
-/// Expires locks at their `expires_at` and hands them to the next waiter (see ``DeadlineLoop``).
+/// Expires locks at their monotonic deadlines and hands them to the next waiter (see
+/// ``DeadlineLoop``).
 struct LockSupervisor: Service {
-    let store: any Store
     let locks: LockManager
     let logger: Logger
 
     func run() async throws {
         await DeadlineLoop.run("lock supervisor", logger: logger) {
-            for resource in try await store.lapsedLockResources(now: Date()) {
-                try await locks.expire(resource: resource)
-            }
-            return try await store.nextLockExpiry()
+            guard let next = try await locks.expireDue() else { return nil }
+            return Date().addingTimeInterval((next - ContinuousClock.now).seconds)
         }
     }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

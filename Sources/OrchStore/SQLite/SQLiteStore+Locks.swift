@@ -7,13 +7,13 @@ extension SQLiteStore {
     /// Expired locks are listed for an hour, then deleted.
     static let expiredLockRetention: TimeInterval = 3600
 
-    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int, now: Date) async throws
-        -> LockAcquisition
-    {
+    public func acquireLock(
+        resource: String, owner: String, ttl: Int, priority: Int, now: Date, isLapsed: @escaping LockLapsed
+    ) async throws -> LockAcquisition {
         try await write { db in
             var events: [EventRecord] = []
             if var holder = try Self.heldLock(db, resource: resource) {
-                if holder.expiresAt > now {
+                if !isLapsed(holder) {
                     guard holder.owner == owner else { return .heldByOther(holder) }
                     holder.expiresAt = now.addingTimeInterval(TimeInterval(ttl))
                     holder.ttl = ttl
@@ -52,9 +52,11 @@ extension SQLiteStore {
         }
     }
 
-    public func releaseLock(resource: String, owner: String?, force: Bool, now: Date) async throws -> LockReleaseOutcome {
+    public func releaseLock(resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed)
+        async throws -> LockReleaseOutcome
+    {
         try await write { db in
-            guard let holder = try Self.heldLock(db, resource: resource), holder.expiresAt > now || force || holder.owner == owner
+            guard let holder = try Self.heldLock(db, resource: resource), !isLapsed(holder) || force || holder.owner == owner
             else { return .notHeld }
             guard force || holder.owner == owner else { return .heldByOther(holder) }
             try db.execute(sql: "DELETE FROM locks WHERE lock_id = ?", arguments: [holder.lockID])
@@ -66,20 +68,12 @@ extension SQLiteStore {
         }
     }
 
-    public func expireLock(resource: String, now: Date) async throws -> (LockRecord, [EventRecord])? {
+    public func expireLock(resource: String, lockID: String, now: Date) async throws -> (LockRecord, [EventRecord])? {
         try await write { db in
-            guard var holder = try Self.heldLock(db, resource: resource), holder.expiresAt <= now else { return nil }
+            guard var holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return nil }
             let events = try Self.markExpired(holder, now: now, db)
             holder.state = "expired"
             return (holder, events)
-        }
-    }
-
-    public func lapsedLockResources(now: Date) async throws -> [String] {
-        try await read { db in
-            try String.fetchAll(
-                db, sql: "SELECT resource FROM locks WHERE state = 'held' AND expires_at <= ? ORDER BY expires_at",
-                arguments: [now.millis])
         }
     }
 
@@ -100,12 +94,6 @@ extension SQLiteStore {
                 db, sql: "SELECT * FROM locks WHERE \(conditions.joined(separator: " AND ")) ORDER BY resource, acquired_at",
                 arguments: arguments
             ).map(Self.lockRecord)
-        }
-    }
-
-    public func nextLockExpiry() async throws -> Date? {
-        try await read { db in
-            try Int64.fetchOne(db, sql: "SELECT min(expires_at) FROM locks WHERE state = 'held'").map(Date.init(millis:))
         }
     }
 
