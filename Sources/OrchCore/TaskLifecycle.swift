@@ -95,7 +95,7 @@ public enum TaskLifecycle {
                 events.append(EventDraft(type: "task.progress", timestamp: now, data: data))
             }
         case .completed:
-            finishRun(&next, now: now)
+            finishRun(&next, now: now, reportedDuration: update.duration)
             next.status = .completed
             next.progress = 100
             next.result = update.result
@@ -112,7 +112,7 @@ public enum TaskLifecycle {
             var extra: [String: JSONValue] = ["reason": "reported"]
             if let details { extra["details"] = details }
             let error = update.error ?? update.message.map { .string($0) } ?? .null
-            return fail(task, error: error, extra: extra, now: now)
+            return fail(task, error: error, extra: extra, now: now, reportedDuration: update.duration)
         case .cancelled:
             next.status = .cancelled
             next.cancelRequested = task.status == .running
@@ -188,9 +188,11 @@ public enum TaskLifecycle {
 
     /// Fails a task (`task.failed` with `reason` and friends in `extra`), then requeues it if it
     /// is a `stay` task.
-    static func fail(_ task: TaskRecord, error: JSONValue, extra: [String: JSONValue], now: Date) -> TaskTransition {
+    static func fail(
+        _ task: TaskRecord, error: JSONValue, extra: [String: JSONValue], now: Date, reportedDuration: Double? = nil
+    ) -> TaskTransition {
         var next = task
-        finishRun(&next, now: now)
+        finishRun(&next, now: now, reportedDuration: reportedDuration)
         next.status = .failed
         next.error = error
         next.consecutiveFailures += 1
@@ -221,11 +223,12 @@ public enum TaskLifecycle {
             ])
     }
 
-    /// Ends a run at `now`: completion time and duration (zero when it never started).
-    static func finishRun(_ task: inout TaskRecord, now: Date) {
+    /// Ends a run at `now`: completion time and duration (the reported one when given, else
+    /// measured from the start; zero when it never started).
+    static func finishRun(_ task: inout TaskRecord, now: Date, reportedDuration: Double? = nil) {
         let started = task.startedAt ?? now
         task.completedAt = now
-        task.duration = max(0, now.timeIntervalSince(started))
+        task.duration = reportedDuration.map { max(0, $0) } ?? max(0, now.timeIntervalSince(started))
         if task.status != .cancelled { clearLease(&task) }
     }
 

@@ -17,10 +17,14 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
     public var leaseToken: String?
     /// Who runs the task, for updates made without a claim.
     public var workerID: String?
+    /// Seconds the run took, when the reporter measured it (webhooks); else measured from
+    /// `started_at`.
+    public var duration: Double?
 
     public init(
         status: TaskStatus, progress: Int? = nil, message: String? = nil, metadata: [String: JSONValue]? = nil,
-        result: JSONValue? = nil, error: JSONValue? = nil, leaseToken: String? = nil, workerID: String? = nil
+        result: JSONValue? = nil, error: JSONValue? = nil, leaseToken: String? = nil, workerID: String? = nil,
+        duration: Double? = nil
     ) {
         self.status = status
         self.progress = progress
@@ -30,12 +34,14 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
         self.error = error
         self.leaseToken = leaseToken
         self.workerID = workerID
+        self.duration = duration
     }
 
     enum CodingKeys: String, CodingKey {
         case status, progress, message, metadata, result, error
         case leaseToken = "lease_token"
         case workerID = "worker_id"
+        case duration
     }
 
     public init(from decoder: any Decoder) throws {
@@ -48,6 +54,7 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
         error = try container.decodeIfPresent(JSONValue.self, forKey: .error)
         leaseToken = try container.decodeIfPresent(String.self, forKey: .leaseToken)
         workerID = try container.decodeIfPresent(String.self, forKey: .workerID)
+        duration = try container.decodeIfPresent(Double.self, forKey: .duration)
     }
 }
 

@@ -92,6 +92,9 @@ func buildAPI(
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
     EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize).addRoutes(to: api)
     LockController(store: store, locks: locks).addRoutes(to: api)
+    WebhookController(
+        store: store, bus: bus, secrets: configuration.webhookSecrets, tolerance: configuration.webhookTolerance
+    ).addRoutes(to: api)
     return api
 }
 

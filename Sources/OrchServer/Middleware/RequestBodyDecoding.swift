@@ -17,20 +17,27 @@ extension Request {
     /// 400 `MISSING_PARAMETER` with `details.field` for a missing (or null) required field; and
     /// 400 `INVALID_PARAMETER` with `details.field` for a value of the wrong type or out of range.
     func decodeJSON<T: Decodable>(as type: T.Type = T.self) async throws -> T {
+        let bytes = try await collectBody()
+        guard !bytes.isEmpty else { throw OrchError.validation("A JSON request body is required") }
+        do {
+            return try Timestamp.makeDecoder().decode(T.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw OrchError(decoding: error)
+        }
+    }
+}
+
+extension Request {
+    /// The raw body, at most 1 MiB (413 beyond, told by `Content-Length` or by counting).
+    func collectBody() async throws -> [UInt8] {
         if let length = headers[.contentLength].flatMap(Int.init), length > RequestBodyDecoding.maximumBodySize {
             throw OrchError.payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
         }
-        let buffer: ByteBuffer
         do {
-            buffer = try await body.collect(upTo: RequestBodyDecoding.maximumBodySize)
+            let buffer = try await body.collect(upTo: RequestBodyDecoding.maximumBodySize)
+            return Array(buffer.readableBytesView)
         } catch is NIOTooManyBytesError {
             throw OrchError.payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
-        }
-        guard buffer.readableBytes > 0 else { throw OrchError.validation("A JSON request body is required") }
-        do {
-            return try Timestamp.makeDecoder().decode(T.self, from: Data(buffer: buffer))
-        } catch let error as DecodingError {
-            throw OrchError(decoding: error)
         }
     }
 }

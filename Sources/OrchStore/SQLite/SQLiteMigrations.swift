@@ -8,6 +8,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("001_settings_and_users", migrate: migration001)
         migrator.registerMigration("002_tasks_and_events", migrate: migration002)
         migrator.registerMigration("003_locks", migrate: migration003)
+        migrator.registerMigration("004_webhook_receipts", migrate: migration004)
         return migrator
     }
 
@@ -122,6 +123,18 @@ enum SQLiteMigrations {
                     name TEXT PRIMARY KEY NOT NULL,
                     value INTEGER NOT NULL
                 );
+                """)
+    }
+
+    static func migration004(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE webhook_receipts (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    answer TEXT NOT NULL,
+                    received_at INTEGER NOT NULL
+                );
+                CREATE INDEX webhook_receipts_age ON webhook_receipts (received_at);
                 """)
     }
 }

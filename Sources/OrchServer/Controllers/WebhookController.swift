@@ -1,0 +1,154 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Metrics
+import NIOCore
+import OrchCore
+import OrchModels
+import OrchStore
+
+/// `POST /webhook`: signed events from external systems.
+///
+/// Order of checks: secrets configured (else 503), body at most 1 MiB (413), signature header
+/// present and well formed and matching (401), timestamp within the tolerance (408), then a
+/// replay (same timestamp and signature) answers the first answer without processing, then JSON
+/// with an `event` (400). A signature is accepted over the exact body bytes or over the body
+/// re-serialised as the reference's Python recipe does (``PythonJSON``).
+struct WebhookController {
+    let store: any Store
+    let bus: EventBus
+    let secrets: [String]
+    /// Seconds a timestamp may differ from now (`ORCH_WEBHOOK_TOLERANCE`).
+    let tolerance: Int
+
+    static let taskEvents: Set<String> = ["task.started", "task.progress", "task.completed", "task.failed", "task.cancelled"]
+
+    func addRoutes(to api: APIRouter) {
+        api.on(.post, "/webhook", access: .public, handler: receive)
+    }
+
+    @Sendable func receive(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        guard !secrets.isEmpty else {
+            throw OrchError.serviceUnavailable("Webhooks are disabled: no secret is configured (set ORCH_WEBHOOK_SECRETS)")
+        }
+        let body = try await request.collectBody()
+        guard let header = request.headers[.xSignature] else {
+            Self.count(verified: false)
+            throw OrchError.authenticationRequired("Missing X-Signature header")
+        }
+        guard let signature = WebhookSignature(header: header) else {
+            Self.count(verified: false)
+            throw OrchError.authenticationRequired("Malformed X-Signature header: expected t=<unix seconds>,v1=<hex>")
+        }
+        var candidates = [body]
+        if let canonical = try? PythonJSON.canonical(body), canonical != body { candidates.append(canonical) }
+        guard let matched = signature.verify(candidates: candidates, secrets: secrets) else {
+            Self.count(verified: false)
+            throw OrchError.authenticationRequired("Invalid webhook signature")
+        }
+        Self.count(verified: true)
+        let now = Date()
+        let skew = abs(now.timeIntervalSince1970 - Double(signature.timestamp))
+        guard skew <= Double(tolerance) else {
+            throw OrchError(
+                code: .timeout, status: 408, message: "Webhook timestamp is \(Int(skew)) s from now (tolerance \(tolerance) s)",
+                details: ["timestamp": .int(signature.timestamp), "tolerance": .int(Int64(tolerance))])
+        }
+        let key = "\(signature.timestampText).\(matched)"
+        if let answer = try await store.webhookReceipt(key: key) { return Self.answer(answer) }
+
+        let payload: [String: JSONValue]
+        do {
+            payload = try Timestamp.makeDecoder().decode([String: JSONValue].self, from: Data(body))
+        } catch {
+            throw OrchError.validation("The webhook body must be a JSON object")
+        }
+        guard let event = payload["event"]?.stringValue, !event.isEmpty else { throw OrchError.missingParameter("event") }
+        let taskID = payload["task_id"]?.stringValue
+        var taskUpdated: Bool?
+        var updateError: String?
+        var coreID = payload["core_id"]?.stringValue
+        var taskEvents: [EventRecord] = []
+        if let taskID, Self.taskEvents.contains(event) {
+            do {
+                let update = Self.statusUpdate(event: event, payload: payload)
+                let (task, events) = try await store.modifyTask(id: taskID) { task in
+                    try TaskLifecycle.update(task, with: update, now: now)
+                }
+                taskEvents = events
+                coreID = task.coreID
+                taskUpdated = true
+            } catch let error as OrchError where error.status == 404 {
+                taskUpdated = false
+                updateError = "task_not_found"
+            } catch let error as OrchError where error.status == 409 {
+                taskUpdated = false
+                updateError = error.message
+            }
+        }
+        bus.publish(taskEvents)
+        let webhookID = Identifier.make("webhook")
+        var data: [String: JSONValue] = ["webhook_id": .string(webhookID), "event": .string(event), "payload": .object(payload)]
+        if let taskUpdated { data["task_updated"] = .bool(taskUpdated) }
+        let received = EventDraft(type: "webhook.received", timestamp: now, data: data)
+        let (updated, reason) = (taskUpdated, updateError)
+        let (answer, stored) = try await store.recordWebhook(
+            key: key, event: received, taskID: taskID, coreID: coreID, receivedAt: now,
+            forgetBefore: now.addingTimeInterval(-Double(2 * tolerance))
+        ) { event in
+            let receipt = WebhookReceipt(
+                eventID: event.apiValue.eventID, processedAt: now, webhookID: webhookID, taskUpdated: updated,
+                taskUpdateError: reason)
+            return String(decoding: try Timestamp.makeEncoder().encode(receipt), as: UTF8.self)
+        }
+        if let stored { bus.publish([stored]) }
+        context.logger.info("webhook received", metadata: ["event": "\(event)", "webhook_id": "\(webhookID)"])
+        return Self.answer(answer)
+    }
+
+    /// The status update a task event stands for; `data` carries progress, message, result,
+    /// error, duration and worker id.
+    static func statusUpdate(event: String, payload: [String: JSONValue]) -> StatusUpdateRequest {
+        let data = payload["data"]?.objectValue ?? [:]
+        func number(_ key: String) -> Double? {
+            switch data[key] {
+            case .int(let value): Double(value)
+            case .double(let value): value
+            default: nil
+            }
+        }
+        let message = data["message"]?.stringValue ?? data["output"]?.stringValue
+        let worker = data["worker_id"]?.stringValue ?? payload["worker_id"]?.stringValue
+        switch event {
+        case "task.started":
+            return StatusUpdateRequest(status: .running, message: message, workerID: worker)
+        case "task.progress":
+            let progress = number("progress").map { min(100, max(0, Int($0))) }
+            return StatusUpdateRequest(status: .running, progress: progress, message: message, workerID: worker)
+        case "task.completed":
+            return StatusUpdateRequest(
+                status: .completed, message: message, result: data["result"] ?? .object(data), duration: number("duration"))
+        case "task.failed":
+            return StatusUpdateRequest(
+                status: .failed, message: message, error: data["error"] ?? message.map { .string($0) } ?? .object(data),
+                duration: number("duration"))
+        default:
+            return StatusUpdateRequest(status: .cancelled, message: message)
+        }
+    }
+
+    static func answer(_ json: String) -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: json)))
+    }
+
+    static func count(verified: Bool) {
+        Counter(label: "orch_webhook_signatures_verified_total", dimensions: [("status", verified ? "success" : "failure")])
+            .increment()
+    }
+}
+
+extension HTTPField.Name {
+    static let xSignature = HTTPField.Name("X-Signature")!
+}
