@@ -57,6 +57,9 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
             TaskSupervisor(store: store, bus: bus, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
             LockSupervisor(locks: locks, logger: logger),
+            CallbackDeliverer(
+                store: store, bus: bus, secrets: configuration.webhookSecrets,
+                schedule: configuration.callbackRetrySchedule, timeout: configuration.callbackTimeout, logger: logger),
         ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
@@ -87,7 +90,7 @@ func buildAPI(
     ).addRoutes(to: api)
     AuthController(store: store, authenticator: authenticator, passwords: passwords).addRoutes(to: api)
     UserController(store: store, passwords: passwords, bus: bus).addRoutes(to: api)
-    DispatchController(store: store, bus: bus).addRoutes(to: api)
+    DispatchController(store: store, bus: bus, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
     EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize).addRoutes(to: api)

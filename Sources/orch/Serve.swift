@@ -32,6 +32,9 @@ struct Serve: AsyncParsableCommand {
     var sseBuffer: String?
     @Option(help: "Comma-separated host patterns callbacks may reach (ORCH_CALLBACK_ALLOWED_HOSTS, default any).")
     var callbackAllowedHosts: String?
+    @Option(help: "Seconds to wait after each failed callback attempt (ORCH_CALLBACK_RETRIES, default 10,60,300,1800,7200).")
+    var callbackRetries: String?
+    @Option(help: "Seconds a callback attempt may take (ORCH_CALLBACK_TIMEOUT, default 10).") var callbackTimeout: String?
     @Option(help: "Log level (ORCH_LOG_LEVEL, default info).") var logLevel: String?
     @Option(help: "bcrypt cost 10-16 (ORCH_BCRYPT_COST, default 10).") var bcryptCost: String?
 
@@ -45,6 +48,7 @@ struct Serve: AsyncParsableCommand {
             "ORCH_WEBHOOK_SECRETS": webhookSecrets, "ORCH_WEBHOOK_TOLERANCE": webhookTolerance,
             "ORCH_RATE_LIMITS": rateLimits, "ORCH_SSE_HEARTBEAT": sseHeartbeat, "ORCH_SSE_BUFFER": sseBuffer,
             "ORCH_CALLBACK_ALLOWED_HOSTS": callbackAllowedHosts, "ORCH_LOG_LEVEL": logLevel,
+            "ORCH_CALLBACK_RETRIES": callbackRetries, "ORCH_CALLBACK_TIMEOUT": callbackTimeout,
             "ORCH_BCRYPT_COST": bcryptCost,
         ]
         return given.compactMapValues { $0 }

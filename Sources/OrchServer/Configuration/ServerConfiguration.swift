@@ -37,6 +37,11 @@ public struct ServerConfiguration: Sendable {
     /// Undelivered events an SSE stream may hold before it is cut (the client resumes by id).
     /// Default 1024 (`ORCH_SSE_BUFFER`).
     public var sseBufferSize: Int = 1024
+    /// Seconds to wait after each failed callback attempt before the next; after the last, the
+    /// callback is given up. Default 10, 60, 300, 1800, 7200 (`ORCH_CALLBACK_RETRIES`).
+    public var callbackRetrySchedule: [Int] = [10, 60, 300, 1800, 7200]
+    /// Seconds a callback attempt may take. Default 10 (`ORCH_CALLBACK_TIMEOUT`).
+    public var callbackTimeout: Int = 10
     /// Host patterns callbacks may reach; empty means any host (`ORCH_CALLBACK_ALLOWED_HOSTS`).
     public var callbackAllowedHosts: [String] = []
     /// Log level. Default `info` (`ORCH_LOG_LEVEL`).
@@ -162,6 +167,21 @@ extension ServerConfiguration {
             flag: "callback-allowed-hosts", variable: "ORCH_CALLBACK_ALLOWED_HOSTS", isSecret: false,
             help: "Comma-separated host patterns callbacks may reach (default: any).",
             apply: { $0.callbackAllowedHosts = list($1) }, show: { $0.callbackAllowedHosts.joined(separator: ",") }),
+        Setting(
+            flag: "callback-retries", variable: "ORCH_CALLBACK_RETRIES", isSecret: false,
+            help: "Comma-separated seconds to wait after each failed callback attempt, e.g. 10,60,300,1800,7200.",
+            apply: { configuration, value throws(ConfigurationError) in
+                let waits = list(value).map { Int($0) }
+                guard !waits.isEmpty, waits.allSatisfy({ ($0 ?? -1) >= 0 && ($0 ?? 0) <= 86_400 }) else {
+                    throw ConfigurationError("ORCH_CALLBACK_RETRIES: expected comma-separated seconds (0-86400)")
+                }
+                configuration.callbackRetrySchedule = waits.compactMap { $0 }
+            }, show: { $0.callbackRetrySchedule.map(String.init).joined(separator: ",") }),
+        Setting(
+            flag: "callback-timeout", variable: "ORCH_CALLBACK_TIMEOUT", isSecret: false,
+            help: "Seconds a callback attempt may take.",
+            apply: { $0.callbackTimeout = try integer($1, "ORCH_CALLBACK_TIMEOUT", in: 1...300) },
+            show: { String($0.callbackTimeout) }),
         Setting(
             flag: "log-level", variable: "ORCH_LOG_LEVEL", isSecret: false,
             help: "trace, debug, info, notice, warning, error or critical.",

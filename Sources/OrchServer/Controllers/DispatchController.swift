@@ -10,6 +10,8 @@ import OrchStore
 struct DispatchController {
     let store: any Store
     let bus: EventBus
+    /// `ORCH_CALLBACK_ALLOWED_HOSTS`; empty allows any host.
+    let callbackAllowedHosts: [String]
 
     /// How long an `Idempotency-Key` is remembered.
     static let idempotencyWindow: TimeInterval = 24 * 3600
@@ -27,6 +29,12 @@ struct DispatchController {
         let body = try await request.decodeJSON(as: DispatchRequest.self)
         let metadataBytes = try JSONEncoder().encode(body.metadata).count
         try TaskRules.validate(body, metadataBytes: metadataBytes)
+        if let callback = body.metadata["callback_url"] {
+            guard let url = callback.stringValue else {
+                throw OrchError.invalidParameter("metadata.callback_url", "must be an http or https URL")
+            }
+            try Callback.validate(url, allowedHosts: callbackAllowedHosts)
+        }
         let now = Date()
         let idempotency = try idempotencyKey(request, body: body, userID: context.identity?.userID, now: now)
         let transition = TaskLifecycle.dispatch(

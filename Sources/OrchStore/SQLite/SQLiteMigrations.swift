@@ -9,6 +9,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("002_tasks_and_events", migrate: migration002)
         migrator.registerMigration("003_locks", migrate: migration003)
         migrator.registerMigration("004_webhook_receipts", migrate: migration004)
+        migrator.registerMigration("005_callback_deliveries", migrate: migration005)
         return migrator
     }
 
@@ -135,6 +136,24 @@ enum SQLiteMigrations {
                     received_at INTEGER NOT NULL
                 );
                 CREATE INDEX webhook_receipts_age ON webhook_receipts (received_at);
+                """)
+    }
+
+    static func migration005(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE callback_deliveries (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    task_id TEXT NOT NULL,
+                    core_id TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    body BLOB NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'abandoned')),
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX callback_deliveries_due ON callback_deliveries (next_attempt_at) WHERE state = 'pending';
                 """)
     }
 }

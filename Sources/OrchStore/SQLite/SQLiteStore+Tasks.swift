@@ -224,7 +224,9 @@ extension SQLiteStore {
     /// Writes a transition's task and events; returns them as stored.
     static func store(_ transition: TaskTransition, _ db: Database) throws -> StoredTransition {
         try updateTaskRow(transition.task, db)
-        return (transition.task, try insertEvents(transition.events, for: transition.task, db))
+        let events = try insertEvents(transition.events, for: transition.task, db)
+        try queueCallbacks(for: transition.task, events: events, db)
+        return (transition.task, events)
     }
 
     static let taskColumns = [
