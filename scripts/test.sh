@@ -13,6 +13,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
+# Python and Flask run the reference's own webhook handler in the tests.
+command -v python3 >/dev/null 2>&1 || need_python=1
+if [ -n "${need_python:-}" ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-pip
+fi
+python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet flask
+
 start=$(date +%s)
 swift build --build-tests
 echo "test.sh: build took $(( $(date +%s) - start ))s"

@@ -1,0 +1,154 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import OrchCore
+import OrchModels
+import OrchStore
+import Testing
+
+@testable import OrchServer
+
+@Suite(.serialized) struct CallbackTests {
+    static func configuration(database: DatabaseURL = .sqliteMemory, retries: [Int] = [1, 1, 1]) -> ServerConfiguration {
+        var configuration = WebhookTests.configuration(database: database)
+        configuration.callbackRetrySchedule = retries
+        configuration.callbackTimeout = 5
+        return configuration
+    }
+
+    static func dispatch(_ api: APIClient, _ token: String, callback: String) async throws -> String {
+        try await api.send(
+            .post, "/dispatch", token: token,
+            body: DispatchRequest(coreID: "cb", metadata: ["callback_url": .string(callback)])
+        ).decode(DispatchResponse.self).taskID
+    }
+
+    static func events(_ api: APIClient, _ token: String, _ id: String, until types: [String]) async throws -> [TaskEvent] {
+        let deadline = ContinuousClock.now + .seconds(20)
+        var events: [TaskEvent] = []
+        while ContinuousClock.now < deadline {
+            events = try await api.request(.get, "/jobs/\(id)/events", token: token).decode(TaskEventList.self).events
+                .filter { $0.eventType.hasPrefix("webhook.") }
+            if events.map(\.eventType) == types { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return events
+    }
+
+    @Test func callbackIsSignedRetriedAfterA500AndDelivered() async throws {
+        let receiver = CallbackReceiver(statuses: [500, 200])
+        try await receiver.start()
+        defer { receiver.stop() }
+        try await TestServer.withApp(Self.configuration()) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(receiver.port)/hook")
+            _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .completed, result: ["rows": 2, "ratio": 0.5, "name": "é"]))
+            let events = try await Self.events(api, token, id, until: ["webhook.failed", "webhook.delivered"])
+            #expect(events.map(\.eventType) == ["webhook.failed", "webhook.delivered"])
+            #expect(events.first?.data["status_code"] == 500)
+            #expect(events.last?.data["status_code"] == 200)
+            #expect(events.last?.data["attempt"] == 2)
+            #expect(events.last?.data["latency_ms"] != nil)
+            #expect(await receiver.waitFor(2))
+            let request = try #require(receiver.received.last)
+            // The body verifies over its raw bytes, and it is exactly what the Python recipe
+            // produces from it (so re-serialising receivers verify too).
+            let signature = try #require(request.signature.flatMap { WebhookSignature(header: $0) })
+            #expect(signature.verify(candidates: [request.body], secrets: [WebhookTests.secret]) != nil)
+            #expect(try PythonJSON.canonical(request.body) == request.body)
+            let payload = try #require(try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+            #expect(payload["event"] as? String == "task.completed")
+            #expect(payload["task_id"] as? String == id)
+            #expect(payload["core_id"] as? String == "cb")
+            #expect(payload["status"] as? String == "success")
+            #expect(payload["timestamp"] is Int)
+            #expect(((payload["data"] as? [String: Any])?["result"] as? [String: Any])?["rows"] as? Int == 2)
+        }
+    }
+
+    @Test func a410StopsAndTheScheduleEnds() async throws {
+        let gone = CallbackReceiver(statuses: [410])
+        try await gone.start()
+        defer { gone.stop() }
+        let failing = CallbackReceiver(statuses: [503])
+        try await failing.start()
+        defer { failing.stop() }
+        try await TestServer.withApp(Self.configuration(retries: [1, 1])) { api in
+            let token = try await api.adminToken()
+            let first = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(gone.port)/hook")
+            let second = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(failing.port)/hook")
+            for id in [first, second] {
+                _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .failed, error: "boom"))
+            }
+            let goneEvents = try await Self.events(api, token, first, until: ["webhook.failed"])
+            #expect(goneEvents.count == 1 && goneEvents[0].data["final"] == true)
+            let failingEvents = try await Self.events(api, token, second, until: ["webhook.failed", "webhook.failed", "webhook.failed"])
+            #expect(failingEvents.count == 3)
+            #expect(failingEvents.last?.data["final"] == true)
+            try await Task.sleep(for: .seconds(1.5))
+            #expect(gone.received.count == 1 && failing.received.count == 3)
+        }
+    }
+
+    /// A delivery that could not be made before a restart is made after it.
+    @Test func pendingDeliveryResumesAfterARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cb-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let configuration = Self.configuration(
+            database: .sqliteFile(path: directory.appendingPathComponent("c.sqlite").path), retries: [1, 1, 1, 1])
+        let receiver = CallbackReceiver(statuses: [200])
+        try await receiver.start()
+        let port = receiver.port
+        receiver.stop()
+        try await Task.sleep(for: .milliseconds(200))
+        let taskID = OrderLog()
+        try await TestServer.withApp(configuration) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(port)/hook")
+            taskID.append(id)
+            _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .cancelled))
+            let failed = try await Self.events(api, token, id, until: ["webhook.failed"])
+            #expect(failed.first?.data["status_code"] == .null)
+        }
+        // The receiver comes back on the same port; the server restarts.
+        let back = CallbackReceiver(statuses: [200])
+        try await back.startOn(port: port)
+        defer { back.stop() }
+        try await TestServer.withApp(configuration) { api in
+            let token = try await api.adminToken()
+            let id = try #require(taskID.values.first)
+            let events = try await Self.events(api, token, id, until: ["webhook.failed", "webhook.delivered"])
+            #expect(events.map(\.eventType) == ["webhook.failed", "webhook.delivered"])
+            #expect(await back.waitFor(1))
+        }
+    }
+
+    @Test(arguments: ["ftp://example.com/x", "not a url", "/relative", "http://"])
+    func nonHTTPCallbackURLIsRefusedAtDispatch(url: String) async throws {
+        try await TestServer.withApp(Self.configuration()) { api in
+            let token = try await api.adminToken()
+            let response = try await api.send(
+                .post, "/dispatch", token: token, body: DispatchRequest(coreID: "cb", metadata: ["callback_url": .string(url)]))
+            #expect(response.status == .badRequest)
+            #expect(try response.error.details["field"] == "metadata.callback_url")
+        }
+    }
+
+    @Test func allowedHostsRestrictCallbacks() async throws {
+        var configuration = Self.configuration()
+        configuration.callbackAllowedHosts = ["hooks.example.com", "*.internal.example"]
+        try await TestServer.withApp(configuration) { api in
+            let token = try await api.adminToken()
+            for (url, allowed) in [
+                ("https://hooks.example.com/a", true), ("http://a.internal.example/b", true),
+                ("https://evil.example.com/", false), ("http://internal.example/", false), ("http://127.0.0.1/", false),
+            ] {
+                let response = try await api.send(
+                    .post, "/dispatch", token: token, body: DispatchRequest(coreID: "cb", metadata: ["callback_url": .string(url)]))
+                #expect(response.status == (allowed ? .accepted : .badRequest), "\(url)")
+            }
+        }
+    }
+}
