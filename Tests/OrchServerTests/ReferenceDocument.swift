@@ -7,15 +7,34 @@ enum ReferenceDocument {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
+    /// Where the reference may be: `ORCH_REFERENCE_DIR`, then `shared/seed` beside the
+    /// repository or beside any folder above it, then `/work/shared/seed` (where these machines
+    /// keep it, for clones made elsewhere).
+    static var candidateFolders: [URL] {
+        var folders: [URL] = []
+        if let configured = ProcessInfo.processInfo.environment["ORCH_REFERENCE_DIR"] {
+            folders.append(URL(fileURLWithPath: configured))
+        }
+        var directory = packageRoot
+        while directory.path != "/" {
+            directory.deleteLastPathComponent()
+            folders.append(directory.appendingPathComponent("shared/seed"))
+        }
+        folders.append(URL(fileURLWithPath: "/work/shared/seed"))
+        return folders
+    }
+
     /// The reference's text; throws when it cannot be found.
     static func text() throws -> String {
-        let seed = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/seed")
-        let files = (try? FileManager.default.contentsOfDirectory(at: seed, includingPropertiesForKeys: nil)) ?? []
-        for file in files.sorted(by: { $0.path < $1.path }) where file.pathExtension == "txt" {
-            let text = try String(contentsOf: file, encoding: .utf8)
-            if text.contains("ORCH-Next API Reference") { return text }
+        for folder in candidateFolders {
+            let files = (try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)) ?? []
+            for file in files.sorted(by: { $0.path < $1.path }) where file.pathExtension == "txt" {
+                let text = try String(contentsOf: file, encoding: .utf8)
+                if text.contains("ORCH-Next API Reference") { return text }
+            }
         }
-        throw ReferenceError(message: "the API reference was not found in \(seed.path)")
+        throw ReferenceError(
+            message: "the API reference was not found in \(candidateFolders.map(\.path).joined(separator: ", "))")
     }
 
     /// The fenced code blocks of `language` whose text contains `marker`.
