@@ -25,6 +25,8 @@ enum TestServer {
         configuration.bcryptCost = 4
         configuration.logLevel = .critical
         configuration.port = 0
+        // Other features are tested without limits; RateLimitTests sets its own.
+        configuration.rateLimits = ServerConfiguration.defaultRateLimits.mapValues { _ in 0 }
         return configuration
     }
 

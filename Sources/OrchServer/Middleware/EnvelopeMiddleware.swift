@@ -34,15 +34,15 @@ struct EnvelopeMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
-            let orchError = map(error, request: request, context: context)
+            let orchError = Self.map(error, request: request, context: context, routes: routes())
             response = Self.envelope(orchError, requestID: requestID)
         }
         response.headers[.xRequestID] = requestID
         return response
     }
 
-    /// Maps any error to the ``OrchError`` the client sees.
-    func map(_ error: any Error, request: Request, context: Context) -> OrchError {
+    /// Maps any error to the ``OrchError`` the client sees (5xx are logged here).
+    static func map(_ error: any Error, request: Request, context: Context, routes: RouteTable) -> OrchError {
         switch error {
         case let error as OrchError:
             if error.status >= 500 {
@@ -50,7 +50,7 @@ struct EnvelopeMiddleware: RouterMiddleware {
             }
             return error
         case let error as HTTPError where error.status == .notFound:
-            let allowed = routes().allowedMethods(path: request.uri.path)
+            let allowed = routes.allowedMethods(path: request.uri.path)
             if !allowed.isEmpty {
                 return .methodNotAllowed(method: request.method.rawValue, path: request.uri.path, allowed: allowed)
             }
