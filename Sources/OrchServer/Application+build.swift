@@ -85,10 +85,12 @@ func buildAPI(
     let router = Router(context: OrchRequestContext.self, options: .autoGenerateHeadEndpoints)
     let api = APIRouter(router: router, authenticator: authenticator)
     router.add(middleware: EnvelopeMiddleware(routes: { api.table }, requestCounter: requestCounter))
-    router.add(
-        middleware: RateLimitMiddleware(
-            limiter: RateLimiter(window: 60), limits: configuration.rateLimits, authenticator: authenticator,
-            routes: { api.table }))
+    if configuration.rateLimits.values.contains(where: { $0 > 0 }) {
+        router.add(
+            middleware: RateLimitMiddleware(
+                limiter: RateLimiter(window: 60), limits: configuration.rateLimits, authenticator: authenticator,
+                routes: { api.table }))
+    }
     HealthController(
         store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty
     ).addRoutes(to: api)
