@@ -94,7 +94,8 @@ func buildAPI(
     HealthController(
         store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty
     ).addRoutes(to: api)
-    AuthController(store: store, authenticator: authenticator, passwords: passwords).addRoutes(to: api)
+    AuthController(store: store, authenticator: authenticator, passwords: passwords, throttle: LoginThrottle())
+        .addRoutes(to: api)
     UserController(store: store, passwords: passwords, bus: bus).addRoutes(to: api)
     DispatchController(store: store, bus: bus, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)

@@ -155,3 +155,30 @@ enum ForgedToken: String, CaseIterable, Sendable {
         return input + "." + encoded
     }
 }
+
+@Suite struct LoginThrottleServerTests {
+    /// Failures for one username are slowed, then refused with 429 (also with the right
+    /// password, until the lockout passes); another user is unaffected; the lockout is short.
+    @Test func repeatedFailuresAreSlowedThenRefused() async throws {
+        try await TestServer.withApp { api in
+            let admin = try await api.adminToken()
+            _ = try await api.createUser("target", role: .viewer, adminToken: admin)
+            var statuses: [Int] = []
+            let started = ContinuousClock.now
+            for _ in 0..<9 {
+                let response = try await api.send(.post, "/auth/login", body: LoginRequest(username: "target", password: "wrong-password"))
+                statuses.append(response.status.code)
+            }
+            let elapsed = ContinuousClock.now - started
+            #expect(statuses == [401, 401, 401, 401, 401, 401, 401, 401, 429])
+            #expect(elapsed >= .milliseconds(3500), "failures 3 to 7 are held 0.25 to 1.25 s")
+            let refused = try await api.send(.post, "/auth/login", body: LoginRequest(username: "target", password: "password-target"))
+            #expect(refused.status == .tooManyRequests)
+            #expect(try refused.error.code == "RATE_LIMIT_EXCEEDED")
+            #expect(refused.headers[.retryAfter] == "1")
+            try await Task.sleep(for: .seconds(1.1))
+            // The lockout passed: the right password works (slowly) and clears the count.
+            _ = try await api.login("target", "password-target")
+        }
+    }
+}

@@ -9,6 +9,8 @@ struct AuthController {
     let store: any Store
     let authenticator: Authenticator
     let passwords: PasswordHasher
+    /// Slows down, then refuses, repeated failures per username and per address.
+    let throttle: LoginThrottle
 
     func addRoutes(to api: APIRouter) {
         api.on(.post, "/auth/login", access: .public, handler: login)
@@ -17,13 +19,29 @@ struct AuthController {
 
     /// Exchanges a username and password for an access token. An unknown user, a wrong password
     /// and a deactivated user all get the same 401 after the same bcrypt work.
+    ///
+    /// Repeated failures for one username or from one address are held for a growing delay
+    /// (from the 3rd), then refused with 429 for a lockout that doubles with each further failure
+    /// and never exceeds 15 minutes; a success clears both counts.
     @Sendable func login(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: LoginRequest.self)
+        let keys = ["user:\(body.username.lowercased())", "address:\(context.remoteAddress?.ipAddress ?? "unknown")"]
+        switch throttle.verdict(keys: keys, now: RateLimitMiddleware.monotonicSeconds()) {
+        case .refuse(let retryAfter):
+            let seconds = max(1, Int(retryAfter.rounded(.up)))
+            throw OrchError(
+                code: .rateLimitExceeded, status: 429, message: "Too many failed logins; try again later",
+                details: ["retry_after": .int(Int64(seconds))], headers: ["Retry-After": String(seconds)])
+        case .proceed(let delay):
+            if delay > 0 { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
+        }
         let user = try await store.user(username: body.username)
         let passwordMatches = try await passwords.verify(body.password, against: user?.passwordHash)
         guard var user, passwordMatches, user.isActive else {
+            throttle.recordFailure(keys: keys, now: RateLimitMiddleware.monotonicSeconds())
             throw OrchError.authenticationRequired("Invalid username or password")
         }
+        throttle.recordSuccess(keys: keys)
         let now = Date()
         try await store.recordLogin(userID: user.id, at: now)
         user.lastLogin = now

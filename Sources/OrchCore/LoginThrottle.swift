@@ -1,0 +1,96 @@
+import Synchronization
+
+/// Slows down and then refuses repeated failed logins, per username and per client address.
+///
+/// Failures are counted per key and forgotten `forgetAfter` seconds after the last one. From
+/// the `slowAfter`-th failure each further attempt is held for a growing delay; from the
+/// `refuseAfter`-th, attempts are refused (429) until a lockout of 2^(failures - refuseAfter)
+/// seconds since the last failure has passed, never more than `maximumLockout`: nobody can lock
+/// a user out for longer than that. A successful login resets the counts of its username and
+/// address. At most `capacity` keys are tracked.
+public final class LoginThrottle: Sendable {
+    /// What to do with a login attempt.
+    public enum Verdict: Sendable, Hashable {
+        /// Go ahead, after holding the answer this many seconds.
+        case proceed(delay: Double)
+        /// Refuse with 429; retry after this many seconds.
+        case refuse(retryAfter: Double)
+    }
+
+    struct Record {
+        var failures: Int
+        var lastFailure: Double
+    }
+
+    /// The longest an attempt is held before it is answered, seconds.
+    public static let maximumDelay = 2.0
+
+    public let slowAfter: Int
+    public let refuseAfter: Int
+    public let maximumLockout: Double
+    public let forgetAfter: Double
+    public let capacity: Int
+    private let records = Mutex<[String: Record]>([:])
+
+    public init(
+        slowAfter: Int = 3, refuseAfter: Int = 8, maximumLockout: Double = 900, forgetAfter: Double = 900,
+        capacity: Int = 100_000
+    ) {
+        self.slowAfter = slowAfter
+        self.refuseAfter = refuseAfter
+        self.maximumLockout = maximumLockout
+        self.forgetAfter = forgetAfter
+        self.capacity = capacity
+    }
+
+    /// The verdict for an attempt on `keys` (e.g. `user:<name>`, `address:<ip>`) at `now`
+    /// (seconds, monotonic): the strictest over the keys.
+    public func verdict(keys: [String], now: Double) -> Verdict {
+        records.withLock { records in
+            var delay = 0.0
+            var retryAfter = 0.0
+            for key in keys {
+                guard let record = records[key], now - record.lastFailure < forgetAfter else { continue }
+                if record.failures >= refuseAfter {
+                    let lockout = min(maximumLockout, Double(1 << min(30, record.failures - refuseAfter)))
+                    let left = record.lastFailure + lockout - now
+                    if left > 0 {
+                        retryAfter = max(retryAfter, left)
+                    } else {
+                        delay = max(delay, Self.maximumDelay)
+                    }
+                } else if record.failures >= slowAfter {
+                    delay = max(delay, min(Self.maximumDelay, 0.25 * Double(record.failures - slowAfter + 1)))
+                }
+            }
+            return retryAfter > 0 ? .refuse(retryAfter: retryAfter) : .proceed(delay: delay)
+        }
+    }
+
+    /// Counts a failed attempt on every key.
+    public func recordFailure(keys: [String], now: Double) {
+        records.withLock { records in
+            if records.count + keys.count > capacity {
+                records = records.filter { now - $0.value.lastFailure < forgetAfter }
+                if records.count + keys.count > capacity { records.removeAll() }
+            }
+            for key in keys {
+                var record = records[key] ?? Record(failures: 0, lastFailure: now)
+                if now - record.lastFailure >= forgetAfter { record.failures = 0 }
+                record.failures += 1
+                record.lastFailure = now
+                records[key] = record
+            }
+        }
+    }
+
+    /// Forgets the failures of every key (after a successful login).
+    public func recordSuccess(keys: [String]) {
+        records.withLock { records in
+            for key in keys { records.removeValue(forKey: key) }
+        }
+    }
+
+    /// Keys tracked now.
+    public var trackedKeys: Int { records.withLock { $0.count } }
+}
