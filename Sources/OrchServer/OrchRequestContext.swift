@@ -10,6 +10,9 @@ public struct OrchRequestContext: RequestContext {
     public var requestID: String
     /// The authenticated caller; `nil` on public routes and before authentication.
     public var identity: Identity?
+    /// The presented token once verified (by rate limiting), so route authentication need not
+    /// verify it again.
+    var verifiedToken: VerifiedToken?
     /// The peer's address, when the request came over a socket.
     public let remoteAddress: SocketAddress?
     /// The connection, for cutting a stream whose client stopped reading.

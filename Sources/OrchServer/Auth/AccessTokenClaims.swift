@@ -18,3 +18,9 @@ struct AccessTokenClaims: JWTPayload {
         try exp.verifyNotExpired()
     }
 }
+
+/// A token and its verified claims, kept for the rest of the request.
+struct VerifiedToken: Sendable {
+    let token: String
+    let claims: AccessTokenClaims
+}

@@ -47,18 +47,34 @@ public final class Authenticator: Sendable {
     ///
     /// With `acceptsQueryToken` (the SSE route only: `EventSource` cannot send headers) an
     /// `access_token` query parameter is used when there is no `Authorization` header.
-    func authenticate(_ request: Request, minimum: Role, acceptsQueryToken: Bool = false) async throws -> Identity {
-        var token = Self.bearerToken(request.headers[.authorization])
-        if token == nil, acceptsQueryToken, let query = request.uri.queryParameters["access_token"], !query.isEmpty {
-            token = String(query)
+    ///
+    /// `verified` is a token this request's rate limiting already verified; it is not checked
+    /// twice.
+    func authenticate(
+        _ request: Request, minimum: Role, acceptsQueryToken: Bool = false, verified: VerifiedToken? = nil
+    ) async throws -> Identity {
+        guard let token = Self.presentedToken(request, acceptsQueryToken: acceptsQueryToken) else {
+            throw OrchError.authenticationRequired()
         }
-        guard let token else { throw OrchError.authenticationRequired() }
-        return try await authenticate(token: token, minimum: minimum)
+        let claims: AccessTokenClaims
+        if let verified, verified.token == token {
+            claims = verified.claims
+        } else {
+            claims = try await verify(token)
+        }
+        return try await identity(claims, minimum: minimum)
     }
 
-    /// As ``authenticate(_:minimum:)`` for a token taken from elsewhere.
-    func authenticate(token: String, minimum: Role) async throws -> Identity {
-        let claims = try await verify(token)
+    /// The token a request presents: `Authorization: Bearer`, else (with `acceptsQueryToken`)
+    /// the `access_token` query parameter.
+    static func presentedToken(_ request: Request, acceptsQueryToken: Bool) -> String? {
+        if let token = bearerToken(request.headers[.authorization]) { return token }
+        guard acceptsQueryToken, let query = request.uri.queryParameters["access_token"], !query.isEmpty else { return nil }
+        return String(query)
+    }
+
+    /// The user behind verified `claims`, who must be active and hold at least `minimum`.
+    func identity(_ claims: AccessTokenClaims, minimum: Role) async throws -> Identity {
         guard let user = try await store.user(id: claims.sub.value), user.isActive else {
             throw OrchError.invalidToken("The token's user does not exist or is deactivated")
         }

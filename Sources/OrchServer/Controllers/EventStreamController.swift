@@ -26,8 +26,11 @@ struct EventStreamController {
     /// Events read per store query during a replay.
     static let replayPage = 500
 
+    /// The stream's path, the one route that accepts `?access_token=`.
+    static let path = "/sse/events"
+
     func addRoutes(to api: APIRouter) {
-        api.on(.get, "/sse/events", access: .role(.viewer), acceptsQueryToken: true, handler: stream)
+        api.on(.get, Self.path, access: .role(.viewer), acceptsQueryToken: true, handler: stream)
     }
 
     @Sendable func stream(_ request: Request, context: OrchRequestContext) async throws -> Response {

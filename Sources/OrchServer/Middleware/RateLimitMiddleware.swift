@@ -25,7 +25,8 @@ struct RateLimitMiddleware: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let (key, limit) = await classify(request, context: context)
+        var context = context
+        let (key, limit) = await classify(request, context: &context)
         guard limit > 0 else { return try await next(request, context) }
         let decision = limiter.check(key: key, limit: limit, now: Self.monotonicSeconds())
         var headers = Self.headers(decision, window: Int(limiter.window))
@@ -51,13 +52,13 @@ struct RateLimitMiddleware: RouterMiddleware {
         }
     }
 
-    /// The limit key and limit of this request's caller.
-    func classify(_ request: Request, context: Context) async -> (String, Int) {
-        var token = Authenticator.bearerToken(request.headers[.authorization])
-        if token == nil, request.uri.path == "/sse/events", let query = request.uri.queryParameters["access_token"] {
-            token = String(query)
-        }
-        if let token, let claims = try? await authenticator.verify(token) {
+    /// The limit key and limit of this request's caller; a verified token is kept in `context`.
+    func classify(_ request: Request, context: inout Context) async -> (String, Int) {
+        let acceptsQueryToken = request.uri.path == EventStreamController.path
+        if let token = Authenticator.presentedToken(request, acceptsQueryToken: acceptsQueryToken),
+            let claims = try? await authenticator.verify(token)
+        {
+            context.verifiedToken = VerifiedToken(token: token, claims: claims)
             return ("user:\(claims.sub.value)", limits[claims.role] ?? limits["viewer"] ?? 0)
         }
         let address = context.remoteAddress?.ipAddress ?? "unknown"

@@ -29,7 +29,7 @@ public final class APIRouter: @unchecked Sendable {
             guard case .role(let minimum) = access else { return try await handler(request, context) }
             var context = context
             context.identity = try await authenticator.authenticate(
-                request, minimum: minimum, acceptsQueryToken: acceptsQueryToken)
+                request, minimum: minimum, acceptsQueryToken: acceptsQueryToken, verified: context.verifiedToken)
             return try await handler(request, context)
         }
     }

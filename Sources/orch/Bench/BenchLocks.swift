@@ -19,14 +19,11 @@ struct BenchLocks: AsyncParsableCommand {
     @Option(help: "Seconds per scenario.") var duration = 10
 
     func run() async throws {
-        let server = try target.url.map { BenchServer(url: $0) } ?? BenchServer()
-        defer { server.stop() }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(clients, contendedClients) + 8
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        defer { _ = client.shutdown() }
-        let token = try await BenchHTTP(client: client, baseURL: server.baseURL).login(target)
-        let http = BenchHTTP(client: client, baseURL: server.baseURL, token: token)
+        let (server, client, http) = try await target.connect(connections: max(clients, contendedClients))
+        defer {
+            server.stop()
+            _ = client.shutdown()
+        }
 
         let distinct = try await measure(clients: clients, http: http) { index, round in
             ("bench-\(index)-\(round % 8)", 0)

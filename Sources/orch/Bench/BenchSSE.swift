@@ -21,14 +21,12 @@ struct BenchSSE: AsyncParsableCommand {
     @Option(help: "Seconds of writing.") var duration = 10
 
     func run() async throws {
-        let server = try target.url.map { BenchServer(url: $0) } ?? BenchServer()
-        defer { server.stop() }
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = subscribers + 16
-        configuration.timeout.read = .hours(1)
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        defer { _ = client.shutdown() }
-        let token = try await BenchHTTP(client: client, baseURL: server.baseURL).login(target)
+        let (server, client, http) = try await target.connect(connections: subscribers + 8, readTimeout: .hours(1))
+        defer {
+            server.stop()
+            _ = client.shutdown()
+        }
+        let token = http.token ?? ""
 
         try await Task.sleep(for: .seconds(1))
         let idleKiB = server.residentKiB()
