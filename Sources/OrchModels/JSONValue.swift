@@ -18,6 +18,15 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// The string when this is a string, else `nil`.
+    /// The number, integer or not; `nil` for anything else.
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let value): Double(value)
+        case .double(let value): value
+        default: nil
+        }
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil

@@ -39,16 +39,23 @@ struct OrchServerParts {
     let routes: RouteTable
     let bus: EventBus
     let alerts: SystemAlerts
+    let metrics: OrchMetrics
+    let store: any Store
 }
 
 /// Assembles the server on `store` (see ``buildApplication(_:store:)``).
 func buildServer(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchServerParts {
     var logger = Logger(label: "orch")
     logger.logLevel = configuration.logLevel
+    let metrics = OrchMetrics()
     let bus = EventBus(store: store, lastSequence: try await store.lastEventSequence())
-    let locks = LockManager(store: store, bus: bus)
+    _ = bus.listen { [metrics] events in metrics.recordEvents(events) }
+    let locks = LockManager(store: store, bus: bus, metrics: metrics)
     try await locks.restore()
-    let api = try await buildAPI(configuration, store: store, bus: bus, locks: locks, logger: logger)
+    let alerts = SystemAlerts(store: store, bus: bus)
+    let heartbeat = MonitorHeartbeat(interval: .seconds(configuration.monitorInterval))
+    let api = try await buildAPI(
+        configuration, store: store, bus: bus, locks: locks, metrics: metrics, monitor: heartbeat, logger: logger)
     let application = Application(
         router: api.router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
@@ -59,7 +66,11 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
             LockSupervisor(locks: locks, logger: logger),
             CallbackDeliverer(
                 store: store, bus: bus, secrets: configuration.webhookSecrets,
-                schedule: configuration.callbackRetrySchedule, timeout: configuration.callbackTimeout, logger: logger),
+                schedule: configuration.callbackRetrySchedule, timeout: configuration.callbackTimeout, logger: logger,
+                metrics: metrics),
+            Monitor(
+                store: store, locks: locks, alerts: alerts, metrics: metrics, heartbeat: heartbeat,
+                thresholds: configuration.alertThresholds, logger: logger),
         ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
@@ -68,13 +79,14 @@ func buildServer(_ configuration: ServerConfiguration, store: any Store) async t
         },
         logger: logger)
     return OrchServerParts(
-        application: application, routes: api.table, bus: bus, alerts: SystemAlerts(store: store, bus: bus))
+        application: application, routes: api.table, bus: bus, alerts: alerts, metrics: metrics, store: store)
 }
 
 /// Everything but the HTTP server: secrets, the first admin, and every route with its
 /// middleware. The returned router's ``APIRouter/table`` lists every route.
 func buildAPI(
-    _ configuration: ServerConfiguration, store: any Store, bus: EventBus, locks: LockManager, logger: Logger
+    _ configuration: ServerConfiguration, store: any Store, bus: EventBus, locks: LockManager, metrics: OrchMetrics,
+    monitor: MonitorHeartbeat, logger: Logger
 ) async throws -> APIRouter {
     let secret = try await jwtSecret(configuration, store: store)
     let passwords = PasswordHasher(cost: configuration.bcryptCost)
@@ -84,26 +96,30 @@ func buildAPI(
 
     let router = Router(context: OrchRequestContext.self, options: .autoGenerateHeadEndpoints)
     let api = APIRouter(router: router, authenticator: authenticator)
-    router.add(middleware: EnvelopeMiddleware(routes: { api.table }, requestCounter: requestCounter))
+    router.add(middleware: EnvelopeMiddleware(routes: { api.table }, requestCounter: requestCounter, metrics: metrics))
     if configuration.rateLimits.values.contains(where: { $0 > 0 }) {
         router.add(
             middleware: RateLimitMiddleware(
                 limiter: RateLimiter(window: 60), limits: configuration.rateLimits, authenticator: authenticator,
-                routes: { api.table }))
+                routes: { api.table }, metrics: metrics))
     }
     HealthController(
-        store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty
+        store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty, monitor: monitor
     ).addRoutes(to: api)
+    MetricsController(store: store, locks: locks, metrics: metrics).addRoutes(to: api)
     AuthController(store: store, authenticator: authenticator, passwords: passwords, throttle: LoginThrottle())
         .addRoutes(to: api)
+    APITokenController(store: store, bus: bus).addRoutes(to: api)
     UserController(store: store, passwords: passwords, bus: bus).addRoutes(to: api)
     DispatchController(store: store, bus: bus, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
-    EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize).addRoutes(to: api)
+    EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize, metrics: metrics)
+        .addRoutes(to: api)
     LockController(store: store, locks: locks).addRoutes(to: api)
     WebhookController(
-        store: store, bus: bus, secrets: configuration.webhookSecrets, tolerance: configuration.webhookTolerance
+        store: store, bus: bus, secrets: configuration.webhookSecrets, tolerance: configuration.webhookTolerance,
+        metrics: metrics
     ).addRoutes(to: api)
     return api
 }

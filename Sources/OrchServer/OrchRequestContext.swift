@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import NIOCore
 import OrchModels
+import Synchronization
 
 /// Per-request state: the request id and, once authenticated, who is calling.
 public struct OrchRequestContext: RequestContext {
@@ -17,6 +18,9 @@ public struct OrchRequestContext: RequestContext {
     public let remoteAddress: SocketAddress?
     /// The connection, for cutting a stream whose client stopped reading.
     let channel: any Channel
+    /// Facts learnt inside the router that the outer middleware logs (shared by every copy of
+    /// this context).
+    let trace = RequestTrace()
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -37,6 +41,27 @@ public struct Identity: Sendable, Hashable {
     public var username: String
     /// The user's current role (read from the store, so a change applies at once).
     public var role: Role
-    /// When the presented token expires.
+    /// When the presented token expires (`nil` for an API token without expiry).
     public var tokenExpiresAt: Date?
+    /// The API token the caller presented; `nil` for a login token.
+    public var apiTokenID: String?
+
+    public init(userID: String, username: String, role: Role, tokenExpiresAt: Date?, apiTokenID: String? = nil) {
+        self.userID = userID
+        self.username = username
+        self.role = role
+        self.tokenExpiresAt = tokenExpiresAt
+        self.apiTokenID = apiTokenID
+    }
+}
+
+/// What the outer middleware learns only after routing: who the caller turned out to be.
+final class RequestTrace: Sendable {
+    private let state = Mutex<String?>(nil)
+
+    /// The authenticated caller's username.
+    var user: String? {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
 }

@@ -142,6 +142,9 @@ public protocol TaskStore: Sendable {
 
     /// How many tasks have `status`.
     func countTasks(status: TaskStatus) async throws -> Int
+
+    /// Queued tasks per core (cores with none are left out).
+    func queueSummary() async throws -> [CoreQueueSummary]
 }
 
 /// The event log, read by streams.

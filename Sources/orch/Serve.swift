@@ -37,6 +37,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Seconds a callback attempt may take (ORCH_CALLBACK_TIMEOUT, default 10).") var callbackTimeout: String?
     @Option(help: "Log level (ORCH_LOG_LEVEL, default info).") var logLevel: String?
     @Option(help: "bcrypt cost 10-16 (ORCH_BCRYPT_COST, default 10).") var bcryptCost: String?
+    @Option(help: "Seconds between monitor samples (ORCH_MONITOR_INTERVAL, default 10).") var monitorInterval: String?
+    @Option(
+        help: """
+            Monitor alert thresholds, e.g. queue_depth=1000,queue_age=300,lock_wait=60,db_latency_ms=500,memory_mb=2048; \
+            0 turns one off (ORCH_ALERT_THRESHOLDS).
+            """)
+    var alertThresholds: String?
 
     @Flag(help: "Print the effective configuration (secrets masked) and exit.") var printConfig = false
 
@@ -49,7 +56,8 @@ struct Serve: AsyncParsableCommand {
             "ORCH_RATE_LIMITS": rateLimits, "ORCH_SSE_HEARTBEAT": sseHeartbeat, "ORCH_SSE_BUFFER": sseBuffer,
             "ORCH_CALLBACK_ALLOWED_HOSTS": callbackAllowedHosts, "ORCH_LOG_LEVEL": logLevel,
             "ORCH_CALLBACK_RETRIES": callbackRetries, "ORCH_CALLBACK_TIMEOUT": callbackTimeout,
-            "ORCH_BCRYPT_COST": bcryptCost,
+            "ORCH_BCRYPT_COST": bcryptCost, "ORCH_MONITOR_INTERVAL": monitorInterval,
+            "ORCH_ALERT_THRESHOLDS": alertThresholds,
         ]
         return given.compactMapValues { $0 }
     }

@@ -19,8 +19,14 @@ struct AccessTokenClaims: JWTPayload {
     }
 }
 
-/// A token and its verified claims, kept for the rest of the request.
+/// A presented bearer token once verified (a JWT's signature and expiry, or an API token found
+/// unrevoked and unexpired), kept for the rest of the request.
 struct VerifiedToken: Sendable {
     let token: String
-    let claims: AccessTokenClaims
+    let userID: String
+    /// The role the token carries: a JWT's role at issue, or an API token's role.
+    let role: Role
+    let expiresAt: Date?
+    /// The API token's id; `nil` for a JWT.
+    let apiTokenID: String?
 }

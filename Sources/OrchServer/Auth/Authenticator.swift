@@ -7,11 +7,17 @@ import OrchStore
 
 /// Issues and verifies access tokens, and decides who a request comes from.
 ///
-/// Tokens are HS256 JWTs with `sub`, `role`, `iat`, `exp`, `iss` and `jti`. The algorithm is
-/// pinned: the header must say `HS256` (so `none` and every other algorithm are refused before
-/// any signature check), the issuer must be ours and the token unexpired. The user is then read
-/// from the store on every request, so deactivating a user or changing their role takes effect
-/// on their next request.
+/// Two kinds of bearer token are accepted:
+/// - Access tokens from `POST /auth/login`: HS256 JWTs with `sub`, `role`, `iat`, `exp`, `iss`
+///   and `jti`. The algorithm is pinned: the header must say `HS256` (so `none` and every other
+///   algorithm are refused before any signature check), the issuer must be ours and the token
+///   unexpired. The caller's role is the user's current role.
+/// - API tokens from `POST /auth/tokens` (``APITokens/prefix`` then 43 random characters):
+///   looked up by their SHA-256 digest, refused once revoked or expired. The caller's role is
+///   the token's role, as long as the owner still holds it.
+///
+/// The user is read from the store on every request, so deactivating a user or changing their
+/// role takes effect on their next request.
 public final class Authenticator: Sendable {
     /// The `iss` claim of every token.
     public static let issuer = "orch-next"
@@ -56,13 +62,13 @@ public final class Authenticator: Sendable {
         guard let token = Self.presentedToken(request, acceptsQueryToken: acceptsQueryToken) else {
             throw OrchError.authenticationRequired()
         }
-        let claims: AccessTokenClaims
+        let credential: VerifiedToken
         if let verified, verified.token == token {
-            claims = verified.claims
+            credential = verified
         } else {
-            claims = try await verify(token)
+            credential = try await verify(token)
         }
-        return try await identity(claims, minimum: minimum)
+        return try await identity(credential, minimum: minimum)
     }
 
     /// The token a request presents: `Authorization: Bearer`, else (with `acceptsQueryToken`)
@@ -73,19 +79,53 @@ public final class Authenticator: Sendable {
         return String(query)
     }
 
-    /// The user behind verified `claims`, who must be active and hold at least `minimum`.
-    func identity(_ claims: AccessTokenClaims, minimum: Role) async throws -> Identity {
-        guard let user = try await store.user(id: claims.sub.value), user.isActive else {
+    /// The user behind a verified token, who must be active and hold at least `minimum`.
+    func identity(_ credential: VerifiedToken, minimum: Role) async throws -> Identity {
+        guard let user = try await store.user(id: credential.userID), user.isActive else {
             throw OrchError.invalidToken("The token's user does not exist or is deactivated")
         }
-        guard user.role.satisfies(minimum) else {
-            throw OrchError.insufficientPermissions(required: minimum, actual: user.role)
+        var role = user.role
+        if credential.apiTokenID != nil {
+            guard APITokens.mayGrant(credential.role, holder: user.role) else {
+                throw OrchError.invalidToken("The API token's role is above its owner's current role")
+            }
+            role = credential.role
         }
-        return Identity(userID: user.id, username: user.username, role: user.role, tokenExpiresAt: claims.exp.value)
+        guard role.satisfies(minimum) else {
+            throw OrchError.insufficientPermissions(required: minimum, actual: role)
+        }
+        return Identity(
+            userID: user.id, username: user.username, role: role, tokenExpiresAt: credential.expiresAt,
+            apiTokenID: credential.apiTokenID)
     }
 
-    /// The verified claims of `token`, or 401 `INVALID_TOKEN`.
-    func verify(_ token: String) async throws -> AccessTokenClaims {
+    /// `token` verified (a JWT or an API token), or 401 `INVALID_TOKEN`.
+    func verify(_ token: String) async throws -> VerifiedToken {
+        if token.hasPrefix(APITokens.prefix) { return try await verifyAPIToken(token) }
+        let claims = try await verifyJWT(token)
+        return VerifiedToken(
+            token: token, userID: claims.sub.value, role: Role(rawValue: claims.role) ?? .viewer,
+            expiresAt: claims.exp.value, apiTokenID: nil)
+    }
+
+    /// An API token found by its digest, unrevoked and unexpired. Its `last_used_at` is
+    /// written at most once a minute.
+    func verifyAPIToken(_ token: String, now: Date = Date()) async throws -> VerifiedToken {
+        guard let record = try await store.apiToken(digest: APITokens.digest(token)) else {
+            throw OrchError.invalidToken()
+        }
+        guard record.isUsable(at: now) else {
+            throw OrchError.invalidToken(record.revokedAt != nil ? "API token was revoked" : "API token has expired")
+        }
+        if record.lastUsedAt.map({ now.timeIntervalSince($0) >= 60 }) ?? true {
+            try await store.touchAPIToken(id: record.id, at: now)
+        }
+        return VerifiedToken(
+            token: token, userID: record.userID, role: record.role, expiresAt: record.expiresAt, apiTokenID: record.id)
+    }
+
+    /// The verified claims of JWT `token`, or 401 `INVALID_TOKEN`.
+    func verifyJWT(_ token: String) async throws -> AccessTokenClaims {
         guard Self.headerAlgorithm(of: token) == "HS256" else {
             throw OrchError.invalidToken("Token must be signed with HS256")
         }

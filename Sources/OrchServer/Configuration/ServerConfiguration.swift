@@ -48,6 +48,10 @@ public struct ServerConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// bcrypt cost for password hashes, 10-16. Default 10 (`ORCH_BCRYPT_COST`).
     public var bcryptCost: Int = 10
+    /// Seconds between the monitor's samples. Default 10 (`ORCH_MONITOR_INTERVAL`).
+    public var monitorInterval: Int = 10
+    /// When the monitor raises alerts (`ORCH_ALERT_THRESHOLDS`, e.g. `queue_depth=1000,queue_age=300`).
+    public var alertThresholds = AlertThresholds()
 
     /// `admin=1000,operator=500,viewer=200,system=2000,anonymous=100`.
     public static let defaultRateLimits = [
@@ -194,6 +198,15 @@ extension ServerConfiguration {
         Setting(
             flag: "bcrypt-cost", variable: "ORCH_BCRYPT_COST", isSecret: false, help: "bcrypt cost, 10-16.",
             apply: { $0.bcryptCost = try integer($1, "ORCH_BCRYPT_COST", in: 10...16) }, show: { String($0.bcryptCost) }),
+        Setting(
+            flag: "monitor-interval", variable: "ORCH_MONITOR_INTERVAL", isSecret: false,
+            help: "Seconds between the monitor's samples.",
+            apply: { $0.monitorInterval = try integer($1, "ORCH_MONITOR_INTERVAL", in: 1...3600) },
+            show: { String($0.monitorInterval) }),
+        Setting(
+            flag: "alert-thresholds", variable: "ORCH_ALERT_THRESHOLDS", isSecret: false,
+            help: "Monitor alert thresholds: queue_depth, queue_age (s), lock_wait (s), db_latency_ms, memory_mb; 0 = off.",
+            apply: { $0.alertThresholds = try AlertThresholds(parsing: $1) }, show: { $0.alertThresholds.description }),
     ]
 
     private static func nonEmpty(_ value: String, _ name: String) throws(ConfigurationError) -> String {

@@ -21,6 +21,8 @@ struct EventStreamController {
     let bus: EventBus
     /// Undelivered events a stream may have before it is cut.
     let bufferCapacity: Int
+    /// Counts open streams (`orch_sse_connections_active`).
+    let metrics: OrchMetrics
     /// The `retry:` advice to clients, milliseconds.
     static let retryMilliseconds = 3000
     /// Events read per store query during a replay.
@@ -39,18 +41,24 @@ struct EventStreamController {
         let resumeAfter = try Self.lastEventID(request)
         let channel = context.channel
         let (subscription, watermark) = bus.subscribe(
-            filter: filter, userID: context.identity?.userID, expiresAt: context.identity?.tokenExpiresAt,
+            filter: filter, userID: context.identity?.userID, apiTokenID: context.identity?.apiTokenID,
+            expiresAt: context.identity?.tokenExpiresAt,
             capacity: bufferCapacity, onOverflow: { channel.close(promise: nil) })
         let bus = self.bus
         let store = self.store
         let logger = context.logger
+        let connections = metrics.sseConnections
         let headers: HTTPFields = [
             .contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no",
         ]
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                defer { bus.unsubscribe(subscription) }
+                connections.increment()
+                defer {
+                    connections.decrement()
+                    bus.unsubscribe(subscription)
+                }
                 try await withGracefulShutdownHandler {
                     try await writer.write(ByteBuffer(string: "retry: \(Self.retryMilliseconds)\n\n"))
                     if let resumeAfter, resumeAfter < watermark {

@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Metrics
 import NIOCore
 import OrchCore
 import OrchModels
@@ -20,6 +19,8 @@ struct WebhookController {
     let secrets: [String]
     /// Seconds a timestamp may differ from now (`ORCH_WEBHOOK_TOLERANCE`).
     let tolerance: Int
+    /// Counts signature checks (`orch_webhook_signatures_verified_total`).
+    let metrics: OrchMetrics
 
     static let taskEvents: Set<String> = ["task.started", "task.progress", "task.completed", "task.failed", "task.cancelled"]
 
@@ -33,20 +34,20 @@ struct WebhookController {
         }
         let body = try await request.collectBody()
         guard let header = request.headers[.xSignature] else {
-            Self.count(verified: false)
+            metrics.recordSignatureCheck(verified: false)
             throw OrchError.authenticationRequired("Missing X-Signature header")
         }
         guard let signature = WebhookSignature(header: header) else {
-            Self.count(verified: false)
+            metrics.recordSignatureCheck(verified: false)
             throw OrchError.authenticationRequired("Malformed X-Signature header: expected t=<unix seconds>,v1=<hex>")
         }
         var candidates = [body]
         if let canonical = try? PythonJSON.canonical(body), canonical != body { candidates.append(canonical) }
         guard let matched = signature.verify(candidates: candidates, secrets: secrets) else {
-            Self.count(verified: false)
+            metrics.recordSignatureCheck(verified: false)
             throw OrchError.authenticationRequired("Invalid webhook signature")
         }
-        Self.count(verified: true)
+        metrics.recordSignatureCheck(verified: true)
         let now = Date()
         let skew = abs(now.timeIntervalSince1970 - Double(signature.timestamp))
         guard skew <= Double(tolerance) else {
@@ -141,11 +142,6 @@ struct WebhookController {
         Response(
             status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(string: json)))
-    }
-
-    static func count(verified: Bool) {
-        Counter(label: "orch_webhook_signatures_verified_total", dimensions: [("status", verified ? "success" : "failure")])
-            .increment()
     }
 }
 

@@ -140,11 +140,12 @@ public final class EventBus: Sendable {
     /// Opens a live subscription. Returns it with the watermark: every released event up to the
     /// watermark is for the caller to replay; every later one arrives on the subscription.
     func subscribe(
-        filter: EventFilter, userID: String?, expiresAt: Date?, capacity: Int,
+        filter: EventFilter, userID: String?, apiTokenID: String? = nil, expiresAt: Date?, capacity: Int,
         onOverflow: @escaping @Sendable () -> Void
     ) -> (subscription: EventSubscription, watermark: Int64) {
         let subscription = EventSubscription(
-            filter: filter, userID: userID, expiresAt: expiresAt, capacity: capacity, onOverflow: onOverflow)
+            filter: filter, userID: userID, apiTokenID: apiTokenID, expiresAt: expiresAt, capacity: capacity,
+            onOverflow: onOverflow)
         let watermark = state.withLock { state in
             state.subscriptions[subscription.id] = subscription
             return state.nextSequence - 1

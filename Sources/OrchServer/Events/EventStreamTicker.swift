@@ -6,7 +6,8 @@ import ServiceLifecycle
 
 /// Once a second: sends heartbeats to streams idle for the heartbeat interval and closes streams
 /// whose token expired. Every heartbeat interval it also re-checks each streaming user, closing
-/// the streams of users who were deactivated (also on other nodes) or lost the viewer role.
+/// the streams of users who were deactivated (also on other nodes) or lost the viewer role, and
+/// of API tokens that were revoked.
 struct EventStreamTicker: Service {
     let bus: EventBus
     let store: any Store
@@ -50,6 +51,11 @@ struct EventStreamTicker: Service {
                 logger.warning("event streams: user check failed", metadata: ["error": "\(error)"])
                 return
             }
+        }
+        let tokenIDs = Set(bus.allSubscriptions().compactMap(\.apiTokenID))
+        for tokenID in tokenIDs {
+            guard let token = try? await store.apiToken(id: tokenID) else { continue }
+            if !token.isUsable(at: Date()) { bus.closeSubscriptions(.revoked) { $0.apiTokenID == tokenID } }
         }
     }
 }

@@ -25,6 +25,8 @@ public final class EventSubscription: Sendable {
     public let filter: EventFilter
     /// The user the stream belongs to, for revocation.
     public let userID: String?
+    /// The API token the stream was opened with, for revocation.
+    public let apiTokenID: String?
     /// When the stream's token expires.
     public let expiresAt: Date?
     public let capacity: Int
@@ -37,9 +39,13 @@ public final class EventSubscription: Sendable {
     /// Called once when the buffer overflows: cuts the connection even if its writes are stuck.
     private let onOverflow: @Sendable () -> Void
 
-    init(filter: EventFilter, userID: String?, expiresAt: Date?, capacity: Int, onOverflow: @escaping @Sendable () -> Void) {
+    init(
+        filter: EventFilter, userID: String?, apiTokenID: String? = nil, expiresAt: Date?, capacity: Int,
+        onOverflow: @escaping @Sendable () -> Void
+    ) {
         self.filter = filter
         self.userID = userID
+        self.apiTokenID = apiTokenID
         self.expiresAt = expiresAt
         self.capacity = capacity
         self.onOverflow = onOverflow

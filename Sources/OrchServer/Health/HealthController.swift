@@ -10,6 +10,8 @@ struct HealthController {
     let startedAt: ContinuousClock.Instant
     /// Whether access tokens can be issued and verified (a signing key is loaded).
     let securityReady: Bool
+    /// The monitor's last sample: `monitor` is unhealthy when it stopped sampling.
+    let monitor: MonitorHeartbeat
 
     func addRoutes(to api: APIRouter) {
         api.on(.get, "/health", access: .public, handler: health)
@@ -28,10 +30,9 @@ struct HealthController {
         let heldLocks = database == .healthy ? (try? await store.countHeldLocks()) : nil
         let components: [String: HealthReport.ComponentStatus] = [
             "database": database,
-            // The lock manager answers when its table can be read; the monitor reports here once
-            // it exists.
+            // The lock manager answers when its table can be read.
             "lock_manager": heldLocks == nil ? .unhealthy : .healthy,
-            "monitor": .healthy,
+            "monitor": monitor.isHealthy() ? .healthy : .unhealthy,
             "security": securityReady ? .healthy : .unhealthy,
         ]
         let healthy = components.values.allSatisfy { $0 == .healthy }

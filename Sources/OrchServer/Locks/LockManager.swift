@@ -30,6 +30,8 @@ final class LockManager: Sendable {
         let priority: Int
         /// Arrival order, for FIFO within a priority.
         let arrival: UInt64
+        /// When the request started waiting.
+        let enqueuedAt = ContinuousClock.now
         private let state = Mutex<(continuation: CheckedContinuation<Outcome, Never>?, outcome: Outcome?, claimed: Bool)>(
             (nil, nil, false))
 
@@ -83,6 +85,8 @@ final class LockManager: Sendable {
 
     let store: any Store
     let bus: EventBus
+    /// Records how long each grant took (``OrchMetrics/recordLockWait(_:)``).
+    let metrics: OrchMetrics?
     /// Wall-clock time for records and events (replaceable in tests).
     let wallClock: @Sendable () -> Date
     private let gates = KeyedGates()
@@ -90,9 +94,12 @@ final class LockManager: Sendable {
     /// Monotonic deadline of each held lock, by resource.
     private let deadlines = Mutex<[String: (lockID: String, deadline: ContinuousClock.Instant)]>([:])
 
-    init(store: any Store, bus: EventBus, wallClock: @escaping @Sendable () -> Date = { Date() }) {
+    init(
+        store: any Store, bus: EventBus, metrics: OrchMetrics? = nil, wallClock: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.store = store
         self.bus = bus
+        self.metrics = metrics
         self.wallClock = wallClock
     }
 
@@ -152,6 +159,13 @@ final class LockManager: Sendable {
     /// runs out. A waiter leaves the queue at once when `abandoned` fires (its client hung up)
     /// or its task is cancelled.
     func acquire(_ request: AcquireLockRequest, abandoned: HangUpSignal? = nil) async throws -> LockRecord {
+        let started = ContinuousClock.now
+        let lock = try await acquireWaiting(request, abandoned: abandoned)
+        metrics?.recordLockWait(ContinuousClock.now - started)
+        return lock
+    }
+
+    private func acquireWaiting(_ request: AcquireLockRequest, abandoned: HangUpSignal?) async throws -> LockRecord {
         let step: AcquireStep = try await gates.withGate(request.resource) {
             switch try await store.acquireLock(
                 resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority,
@@ -242,6 +256,15 @@ final class LockManager: Sendable {
             clearDeadline(lock)
             bus.publish(events)
             await handOff(resource)
+        }
+    }
+
+    /// How many requests wait, and the longest any of them has waited.
+    func waiting() -> (count: Int, longest: Duration) {
+        let now = ContinuousClock.now
+        return queues.withLock { queues in
+            let all = queues.waiters.values.joined()
+            return (all.count, all.map { now - $0.enqueuedAt }.max() ?? .zero)
         }
     }
 

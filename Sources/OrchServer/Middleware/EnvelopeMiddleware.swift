@@ -7,8 +7,10 @@ import OrchCore
 import OrchModels
 import Synchronization
 
-/// The outermost middleware: gives every request its id, counts it, and turns every error into
-/// the reference's envelope. This is the only place errors become responses.
+/// The outermost middleware: gives every request its id, counts it, turns every error into
+/// the reference's envelope (the only place errors become responses), records the request's
+/// metrics and writes one structured log line per request at `info` (method, route template,
+/// status, duration in milliseconds, request id and user).
 ///
 /// - `X-Request-ID` is taken from the caller when it is 1-128 characters of
 ///   `[A-Za-z0-9._:-]` (anything else is replaced), otherwise a new `req-<uuid>`; it is echoed
@@ -21,6 +23,7 @@ struct EnvelopeMiddleware: RouterMiddleware {
 
     let routes: @Sendable () -> RouteTable
     let requestCounter: RequestCounter
+    let metrics: OrchMetrics
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -30,6 +33,7 @@ struct EnvelopeMiddleware: RouterMiddleware {
         context.requestID = requestID
         context.logger[metadataKey: "request_id"] = .string(requestID)
         requestCounter.increment()
+        let started = ContinuousClock.now
         var response: Response
         do {
             response = try await next(request, context)
@@ -38,7 +42,25 @@ struct EnvelopeMiddleware: RouterMiddleware {
             response = Self.envelope(orchError, requestID: requestID)
         }
         response.headers[.xRequestID] = requestID
+        let duration = ContinuousClock.now - started
+        let endpoint = endpoint(request, context: context)
+        metrics.recordRequest(
+            method: request.method.rawValue, endpoint: endpoint, status: response.status.code, duration: duration)
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": "\(request.method.rawValue)", "route": "\(endpoint)", "status": "\(response.status.code)",
+                "duration_ms": "\((duration.seconds * 1000 * 100).rounded() / 100)",
+                "user": "\(context.trace.user ?? "-")",
+            ])
         return response
+    }
+
+    /// The route template the request matched (also for requests refused before routing), or
+    /// `unmatched`.
+    func endpoint(_ request: Request, context: Context) -> String {
+        if let path = context.endpointPath, path != "NotFound" { return path }
+        return routes().template(path: request.uri.path) ?? "unmatched"
     }
 
     /// Maps any error to the ``OrchError`` the client sees (5xx are logged here).

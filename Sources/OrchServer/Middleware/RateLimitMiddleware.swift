@@ -21,18 +21,20 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limits: [String: Int]
     let authenticator: Authenticator
     let routes: @Sendable () -> RouteTable
+    let metrics: OrchMetrics
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         var context = context
-        let (key, limit) = await classify(request, context: &context)
+        let (key, role, limit) = await classify(request, context: &context)
         guard limit > 0 else { return try await next(request, context) }
         let decision = limiter.check(key: key, limit: limit, now: Self.monotonicSeconds())
         var headers = Self.headers(decision, window: Int(limiter.window))
         guard decision.allowed else {
             let retryAfter = max(1, Int(decision.retryAfter.rounded(.up)))
             headers["Retry-After"] = String(retryAfter)
+            metrics.recordRateLimited(role: role)
             throw OrchError(
                 code: .rateLimitExceeded, status: 429, message: "Rate limit exceeded",
                 details: [
@@ -52,17 +54,20 @@ struct RateLimitMiddleware: RouterMiddleware {
         }
     }
 
-    /// The limit key and limit of this request's caller; a verified token is kept in `context`.
-    func classify(_ request: Request, context: inout Context) async -> (String, Int) {
+    /// The limit key, role name and limit of this request's caller; a verified token is kept
+    /// in `context`. A user's login tokens share one allowance; API tokens share one allowance
+    /// per user and role, so a machine token is limited as its role.
+    func classify(_ request: Request, context: inout Context) async -> (key: String, role: String, limit: Int) {
         let acceptsQueryToken = request.uri.path == EventStreamController.path
         if let token = Authenticator.presentedToken(request, acceptsQueryToken: acceptsQueryToken),
-            let claims = try? await authenticator.verify(token)
+            let verified = try? await authenticator.verify(token)
         {
-            context.verifiedToken = VerifiedToken(token: token, claims: claims)
-            return ("user:\(claims.sub.value)", limits[claims.role] ?? limits["viewer"] ?? 0)
+            context.verifiedToken = verified
+            let role = verified.role.rawValue
+            return ("user:\(verified.userID):\(role)", role, limits[role] ?? 0)
         }
         let address = context.remoteAddress?.ipAddress ?? "unknown"
-        return ("address:\(address)", limits["anonymous"] ?? 0)
+        return ("address:\(address)", "anonymous", limits["anonymous"] ?? 0)
     }
 
     static func headers(_ decision: RateLimiter.Decision, window: Int) -> [String: String] {

@@ -31,6 +31,12 @@ public struct APIRoute: Sendable, Hashable {
 public struct RouteTable: Sendable {
     public let routes: [APIRoute]
 
+    /// The template of the first route matching `path`, whatever its method.
+    func template(path: String) -> String? {
+        let segments = path.split(separator: "/")
+        return routes.first { $0.matches(segments: segments) }?.path
+    }
+
     /// The methods allowed on `path`, empty when no route matches it at all.
     func allowedMethods(path: String) -> [String] {
         let segments = path.split(separator: "/")

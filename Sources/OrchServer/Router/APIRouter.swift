@@ -30,6 +30,7 @@ public final class APIRouter: @unchecked Sendable {
             var context = context
             context.identity = try await authenticator.authenticate(
                 request, minimum: minimum, acceptsQueryToken: acceptsQueryToken, verified: context.verifiedToken)
+            context.trace.user = context.identity?.username
             return try await handler(request, context)
         }
     }

@@ -22,6 +22,8 @@ struct CallbackDeliverer: Service {
     /// Seconds an attempt may take.
     let timeout: Int
     let logger: Logger
+    /// Counts attempts by outcome (`orch_webhook_deliveries_total`).
+    let metrics: OrchMetrics
     /// Attempts run at once.
     var batchSize = 32
 
@@ -86,6 +88,11 @@ struct CallbackDeliverer: Service {
         case .delivered: break
         }
         let type = outcome == .delivered ? "webhook.delivered" : "webhook.failed"
+        switch outcome {
+        case .delivered: metrics.recordCallbackAttempt(outcome: "delivered")
+        case .retry: metrics.recordCallbackAttempt(outcome: "retry")
+        case .abandoned: metrics.recordCallbackAttempt(outcome: "abandoned")
+        }
         do {
             let event = try await store.recordCallbackAttempt(
                 delivery, outcome: outcome, event: EventDraft(type: type, timestamp: Date(), data: data))

@@ -10,6 +10,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("003_locks", migrate: migration003)
         migrator.registerMigration("004_webhook_receipts", migrate: migration004)
         migrator.registerMigration("005_callback_deliveries", migrate: migration005)
+        migrator.registerMigration("006_api_tokens", migrate: migration006)
         return migrator
     }
 
@@ -154,6 +155,25 @@ enum SQLiteMigrations {
                     created_at INTEGER NOT NULL
                 );
                 CREATE INDEX callback_deliveries_due ON callback_deliveries (next_attempt_at) WHERE state = 'pending';
+                """)
+    }
+
+    static func migration006(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE api_tokens (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users (id),
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    digest TEXT NOT NULL UNIQUE,
+                    prefix TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    last_used_at INTEGER,
+                    revoked_at INTEGER
+                );
+                CREATE INDEX api_tokens_user ON api_tokens (user_id, created_at);
                 """)
     }
 }

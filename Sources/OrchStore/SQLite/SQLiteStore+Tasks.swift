@@ -215,6 +215,21 @@ extension SQLiteStore {
         }
     }
 
+    public func queueSummary() async throws -> [CoreQueueSummary] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT core_id, count(*) AS depth, min(max(created_at, ready_at)) AS oldest
+                    FROM tasks WHERE status = 'queued' GROUP BY core_id ORDER BY core_id
+                    """
+            ).map { row in
+                CoreQueueSummary(
+                    coreID: row["core_id"], depth: row["depth"], oldestReadyAt: (row["oldest"] as Int64?).map(Date.init(millis:)))
+            }
+        }
+    }
+
     // MARK: Rows
 
     static func fetchTask(_ db: Database, id: String) throws -> TaskRecord? {
