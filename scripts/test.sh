@@ -6,11 +6,13 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
+# promtool (Prometheus's linter) checks /metrics; Debian ships it in the prometheus package.
+command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 # Python and Flask run the reference's own webhook handler in the tests.
@@ -20,6 +22,8 @@ if [ -n "${need_python:-}" ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-pip
 fi
 python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet flask
+# prometheus_client parses /metrics in the tests.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet prometheus_client
 
 start=$(date +%s)
 swift build --build-tests

@@ -40,7 +40,7 @@ import Testing
         let receiver = CallbackReceiver(statuses: [500, 200])
         try await receiver.start()
         defer { receiver.stop() }
-        try await TestServer.withApp(Self.configuration()) { api in
+        try await TestServer.withServer(Self.configuration()) { api, parts in
             let token = try await api.adminToken()
             let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(receiver.port)/hook")
             _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .completed, result: ["rows": 2, "ratio": 0.5, "name": "é"]))
@@ -64,6 +64,9 @@ import Testing
             #expect(payload["status"] as? String == "success")
             #expect(payload["timestamp"] is Int)
             #expect(((payload["data"] as? [String: Any])?["result"] as? [String: Any])?["rows"] as? Int == 2)
+            let metrics = try Exposition(String(decoding: parts.metrics.render(), as: UTF8.self))
+            #expect(metrics.value("orch_webhook_deliveries_total", ["outcome": "retry"]) == 1)
+            #expect(metrics.value("orch_webhook_deliveries_total", ["outcome": "delivered"]) == 1)
         }
     }
 
@@ -74,7 +77,7 @@ import Testing
         let failing = CallbackReceiver(statuses: [503])
         try await failing.start()
         defer { failing.stop() }
-        try await TestServer.withApp(Self.configuration(retries: [1, 1])) { api in
+        try await TestServer.withServer(Self.configuration(retries: [1, 1])) { api, parts in
             let token = try await api.adminToken()
             let first = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(gone.port)/hook")
             let second = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(failing.port)/hook")
@@ -88,6 +91,9 @@ import Testing
             #expect(failingEvents.last?.data["final"] == true)
             try await Task.sleep(for: .seconds(1.5))
             #expect(gone.received.count == 1 && failing.received.count == 3)
+            let metrics = try Exposition(String(decoding: parts.metrics.render(), as: UTF8.self))
+            #expect(metrics.value("orch_webhook_deliveries_total", ["outcome": "abandoned"]) == 2)
+            #expect(metrics.value("orch_webhook_deliveries_total", ["outcome": "retry"]) == 2)
         }
     }
 

@@ -51,6 +51,29 @@ import Testing
         }
     }
 
+    /// GCRA gives one request back every window/limit seconds: after the advised Retry-After
+    /// the same user is served again. Refusals are counted by role in the metrics.
+    @Test func theAllowanceComesBackAfterRetryAfter() async throws {
+        try await TestServer.withServer(Self.configuration(["viewer": 30, "anonymous": 1000])) { api, parts in
+            let admin = try await api.adminToken()
+            let (_, viewer) = try await api.createUser("recovering", role: .viewer, adminToken: admin)
+            var refused: TestResponse?
+            for _ in 0..<40 {
+                let response = try await api.request(.get, "/tasks", token: viewer)
+                if response.status == .tooManyRequests {
+                    refused = response
+                    break
+                }
+            }
+            let retryAfter = try #require(refused?.headers[.retryAfter].flatMap(Int.init))
+            #expect((1...2).contains(retryAfter))
+            try await Task.sleep(for: .milliseconds(retryAfter * 1000 + 200))
+            #expect(try await api.request(.get, "/tasks", token: viewer).status == .ok)
+            let metrics = try Exposition(String(decoding: parts.metrics.render(), as: UTF8.self))
+            #expect(metrics.value("orch_rate_limited_requests_total", ["role": "viewer"]) == 1)
+        }
+    }
+
     @Test func unauthenticatedCallsAreLimitedUnderAnonymous() async throws {
         try await TestServer.withApp(Self.configuration(["anonymous": 2, "admin": 0])) { api in
             #expect(try await api.request(.get, "/health").status == .ok)

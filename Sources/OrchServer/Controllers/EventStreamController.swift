@@ -59,42 +59,48 @@ struct EventStreamController {
                     connections.decrement()
                     bus.unsubscribe(subscription)
                 }
-                try await withGracefulShutdownHandler {
-                    try await writer.write(ByteBuffer(string: "retry: \(Self.retryMilliseconds)\n\n"))
-                    if let resumeAfter, resumeAfter < watermark {
-                        var cursor = resumeAfter
-                        while cursor < watermark {
-                            var page: [EventRecord]
-                            if let recent = bus.recentEvents(after: cursor, through: watermark, matching: filter) {
-                                page = recent
-                            } else {
-                                page = try await store.events(
-                                    after: cursor, through: watermark, matching: filter, limit: Self.replayPage)
+                // A client that goes away is noticed at once (not at the next write), so the
+                // stream and its count end with the connection.
+                let hangUp = HangUpSignal()
+                hangUp.whenFired { subscription.close(.disconnected) }
+                try await hangUp.watching(channel) {
+                    try await withGracefulShutdownHandler {
+                        try await writer.write(ByteBuffer(string: "retry: \(Self.retryMilliseconds)\n\n"))
+                        if let resumeAfter, resumeAfter < watermark {
+                            var cursor = resumeAfter
+                            while cursor < watermark {
+                                var page: [EventRecord]
+                                if let recent = bus.recentEvents(after: cursor, through: watermark, matching: filter) {
+                                    page = recent
+                                } else {
+                                    page = try await store.events(
+                                        after: cursor, through: watermark, matching: filter, limit: Self.replayPage)
+                                }
+                                if page.isEmpty { break }
+                                var buffer = ByteBuffer()
+                                for event in page { try Self.appendFrame(event, to: &buffer) }
+                                try await writer.write(buffer)
+                                cursor = page.count < Self.replayPage ? watermark : page.last!.sequence
                             }
-                            if page.isEmpty { break }
-                            var buffer = ByteBuffer()
-                            for event in page { try Self.appendFrame(event, to: &buffer) }
-                            try await writer.write(buffer)
-                            cursor = page.count < Self.replayPage ? watermark : page.last!.sequence
                         }
-                    }
-                    loop: for await item in subscription.stream {
-                        switch item {
-                        case .event(let event):
-                            subscription.consumed()
-                            var buffer = ByteBuffer()
-                            try Self.appendFrame(event, to: &buffer)
-                            try await writer.write(buffer)
-                        case .heartbeat:
-                            subscription.consumed()
-                            try await writer.write(Self.heartbeatFrame())
-                        case .closed(let reason):
-                            logger.debug("event stream closed", metadata: ["reason": "\(reason.rawValue)"])
-                            break loop
+                        loop: for await item in subscription.stream {
+                            switch item {
+                            case .event(let event):
+                                subscription.consumed()
+                                var buffer = ByteBuffer()
+                                try Self.appendFrame(event, to: &buffer)
+                                try await writer.write(buffer)
+                            case .heartbeat:
+                                subscription.consumed()
+                                try await writer.write(Self.heartbeatFrame())
+                            case .closed(let reason):
+                                logger.debug("event stream closed", metadata: ["reason": "\(reason.rawValue)"])
+                                break loop
+                            }
                         }
+                    } onGracefulShutdown: {
+                        subscription.close(.shutdown)
                     }
-                } onGracefulShutdown: {
-                    subscription.close(.shutdown)
                 }
                 try await writer.finish(nil)
             })

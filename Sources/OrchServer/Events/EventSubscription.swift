@@ -18,7 +18,7 @@ public final class EventSubscription: Sendable {
 
     /// Why a stream ended from the server's side.
     public enum CloseReason: String, Sendable {
-        case overflow, revoked, expired, shutdown
+        case overflow, revoked, expired, shutdown, disconnected
     }
 
     public let id = UUID()
