@@ -43,9 +43,12 @@ struct OrchServerParts {
     let store: any Store
 }
 
-/// Assembles the server on `store` (see ``buildApplication(_:store:)``).
-func buildServer(_ configuration: ServerConfiguration, store: any Store) async throws -> OrchServerParts {
-    var logger = Logger(label: "orch")
+/// Assembles the server on `store` (see ``buildApplication(_:store:)``), logging through
+/// `logger` (by default swift-log's bootstrapped handler, label `orch`).
+func buildServer(
+    _ configuration: ServerConfiguration, store: any Store, logger: Logger = Logger(label: "orch")
+) async throws -> OrchServerParts {
+    var logger = logger
     logger.logLevel = configuration.logLevel
     let metrics = OrchMetrics()
     let bus = EventBus(store: store, lastSequence: try await store.lastEventSequence())

@@ -41,10 +41,11 @@ enum TestServer {
     /// As ``withApp(_:store:_:)``, also handing over the server's parts.
     static func withServer(
         _ configuration: ServerConfiguration = configuration(), store: (any Store)? = nil,
-        testing: TestingSetup = .router, _ body: @escaping @Sendable (APIClient, OrchServerParts) async throws -> Void
+        testing: TestingSetup = .router, logger: Logger = Logger(label: "orch"),
+        _ body: @escaping @Sendable (APIClient, OrchServerParts) async throws -> Void
     ) async throws {
         let store = try store ?? openStore(configuration.databaseURL)
-        let parts = try await buildServer(configuration, store: store)
+        let parts = try await buildServer(configuration, store: store, logger: logger)
         try await parts.application.test(testing) { client in
             try await body(APIClient(client: client), parts)
         }
