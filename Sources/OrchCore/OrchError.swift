@@ -29,6 +29,13 @@ public struct OrchError: Error, Sendable, Hashable {
         public static let serviceUnavailable = Code(rawValue: "SERVICE_UNAVAILABLE")
         public static let rateLimitExceeded = Code(rawValue: "RATE_LIMIT_EXCEEDED")
         public static let timeout = Code(rawValue: "TIMEOUT")
+
+        /// Every code the server answers with.
+        public static let allCases: [Code] = [
+            .authenticationRequired, .invalidToken, .insufficientPermissions, .validationError, .invalidParameter,
+            .missingParameter, .resourceNotFound, .resourceConflict, .resourceLocked, .internalError,
+            .serviceUnavailable, .rateLimitExceeded, .timeout,
+        ]
     }
 
     public var code: Code

@@ -40,11 +40,16 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        if let core = try container.decodeIfPresent(String.self, forKey: .coreId) {
-            coreID = core
-        } else if let core = try container.decodeIfPresent(String.self, forKey: .core_id) {
-            coreID = core
-        } else {
+        // Exactly one spelling; a key given as null counts as given (and fails as a string).
+        switch (container.contains(.coreId), container.contains(.core_id)) {
+        case (true, true):
+            throw DecodingError.dataCorruptedError(
+                forKey: .core_id, in: container, debugDescription: "give coreId or core_id, not both")
+        case (true, false):
+            coreID = try container.decode(String.self, forKey: .coreId)
+        case (false, true):
+            coreID = try container.decode(String.self, forKey: .core_id)
+        case (false, false):
             throw DecodingError.keyNotFound(
                 CodingKeys.coreId, .init(codingPath: container.codingPath, debugDescription: "coreId is required"))
         }

@@ -124,6 +124,7 @@ func buildAPI(
         store: store, bus: bus, secrets: configuration.webhookSecrets, tolerance: configuration.webhookTolerance,
         metrics: metrics
     ).addRoutes(to: api)
+    OpenAPIController().addRoutes(to: api)
     return api
 }
 

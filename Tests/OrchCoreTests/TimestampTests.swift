@@ -22,4 +22,30 @@ import Testing
             #expect(Timestamp.format(again) == text)
         }
     }
+
+    /// Every RFC 3339 form (what OpenAPI's `date-time` means), checked against Foundation's
+    /// calendar arithmetic; impossible dates and other shapes are refused.
+    @Test func readsRFC3339DateTimes() throws {
+        #expect(Timestamp.parse("2024-01-15t10:30:00z") == Date(timeIntervalSince1970: 1_705_314_600))
+        #expect(Timestamp.parse("2024-01-15T12:30:00+02:00") == Date(timeIntervalSince1970: 1_705_314_600))
+        #expect(Timestamp.parse("2529-10-02T00:07:28-23:25") == Date(timeIntervalSince1970: 17_664_132_748))
+        #expect(Timestamp.parse("2000-02-29T00:00:00Z") == Date(timeIntervalSince1970: 951_782_400))
+        #expect(Timestamp.parse("1969-12-31T23:59:59.5Z") == Date(timeIntervalSince1970: -0.5))
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        for _ in 0..<500 {
+            let date = Date(timeIntervalSince1970: Double(Int.random(in: -5_000_000_000...20_000_000_000)))
+            let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+            let text = String(
+                format: "%04d-%02d-%02dT%02d:%02d:%02dZ", parts.year!, parts.month!, parts.day!, parts.hour!, parts.minute!,
+                parts.second!)
+            #expect(Timestamp.parse(text) == date, "\(text)")
+        }
+        for bad in [
+            "2023-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-15T24:00:00Z", "2024-01-15T10:30:00",
+            "2024-01-15 10:30:00Z", "2024-01-15T10:30:00.Z", "2024-01-15T10:30:00+24:00", "2024-01-15T10:30:00Zjunk", "",
+        ] {
+            #expect(Timestamp.parse(bad) == nil, "\(bad)")
+        }
+    }
 }

@@ -171,7 +171,7 @@ import Testing
             let noOwner = try await api.request(.delete, "/locks/guarded", token: operatorToken)
             #expect(noOwner.status == .badRequest)
             #expect(try noOwner.error.details["field"] == "owner")
-            let operatorForce = try await api.request(.delete, "/locks/guarded?force=true", token: operatorToken)
+            let operatorForce = try await api.request(.delete, "/locks/guarded?owner=b&force=true", token: operatorToken)
             #expect(operatorForce.status == .forbidden)
             let adminForce = try await api.request(.delete, "/locks/guarded?owner=b&force=true", token: admin)
             #expect(adminForce.status == .ok)

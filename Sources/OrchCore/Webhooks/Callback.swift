@@ -16,15 +16,65 @@ public enum Callback {
 
     /// Checks a callback URL at dispatch: http(s) with a host, and the host allowed by
     /// `allowedHosts` (exact names or `*.domain` patterns; empty allows any host).
+    /// The callback URLs accepted: `http` or `https`, a host of letters, digits, dots and
+    /// hyphens, an optional port, and an optional path and query of URL-safe characters.
+    public static let urlPattern =
+        "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$"
+
     public static func validate(_ text: String, allowedHosts: [String]) throws(OrchError) {
         let field = "metadata.callback_url"
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
-            let host = url.host?.lowercased(), !host.isEmpty
-        else {
+        guard text.utf8.count <= 2048, let host = host(ofURL: text) else {
             throw .invalidParameter(field, "must be an http or https URL")
         }
         guard allowedHosts.isEmpty || allowedHosts.contains(where: { matches(host: host, pattern: $0.lowercased()) }) else {
             throw .invalidParameter(field, "host \(host) is not allowed (ORCH_CALLBACK_ALLOWED_HOSTS)")
+        }
+    }
+
+    /// The lowercased host of `text` when it matches ``urlPattern`` (checked by hand: no regular
+    /// expression engine on the request path), else `nil`.
+    static func host(ofURL text: String) -> String? {
+        guard matchesURLPattern(text) else { return nil }
+        let afterScheme = text.drop { $0 != "/" }.dropFirst(2)
+        return String(afterScheme.prefix { $0 != ":" && $0 != "/" }).lowercased()
+    }
+
+    static func matchesURLPattern(_ text: String) -> Bool {
+        var rest = Substring(text)
+        if rest.hasPrefix("https://") {
+            rest = rest.dropFirst(8)
+        } else if rest.hasPrefix("http://") {
+            rest = rest.dropFirst(7)
+        } else {
+            return false
+        }
+        let hostEnd = rest.firstIndex { $0 == ":" || $0 == "/" } ?? rest.endIndex
+        let host = rest[..<hostEnd]
+        guard !host.isEmpty, host.unicodeScalars.allSatisfy({ isHostScalar($0) }) else { return false }
+        rest = rest[hostEnd...]
+        if rest.first == ":" {
+            let portEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+            let port = rest.dropFirst()[..<portEnd]
+            guard (1...5).contains(port.count), port.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }) else {
+                return false
+            }
+            rest = rest[portEnd...]
+        }
+        return rest.unicodeScalars.allSatisfy { isPathScalar($0) }
+    }
+
+    private static func isHostScalar(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9", ".", "-": true
+        default: false
+        }
+    }
+
+    private static func isPathScalar(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar {
+        case "a"..."z", "A"..."Z", "0"..."9": true
+        case ".", "_", "~", "%", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", ":", "@", "/", "?", "-": true
+        default: false
         }
     }
 

@@ -106,12 +106,15 @@ struct EventStreamController {
             })
     }
 
-    /// The resume point: `Last-Event-ID` header, else `last_event_id` query; `123` or `event-123`.
+    /// The resume point: `Last-Event-ID` header, else `last_event_id` query; `123` or
+    /// `event-123` (at most 18 digits). Given but empty or anything else is 400.
     static func lastEventID(_ request: Request) throws -> Int64? {
         let text = request.headers[.lastEventID] ?? request.uri.queryParameters["last_event_id"].map(String.init)
-        guard let text, !text.isEmpty else { return nil }
-        let digits = text.hasPrefix("event-") ? String(text.dropFirst("event-".count)) : text
-        guard let value = Int64(digits), value >= 0 else {
+        guard let text else { return nil }
+        let digits = text.hasPrefix("event-") ? text.dropFirst("event-".count) : Substring(text)
+        guard (1...18).contains(digits.count), digits.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }),
+            let value = Int64(digits)
+        else {
             throw OrchError.invalidParameter("last_event_id", "must be an event id such as 123 or event-123")
         }
         return value

@@ -37,13 +37,12 @@ struct LockController {
         let resource = try context.parameters.require("resource")
         let query = QueryParameters(request)
         let force = try query.boolean("force") ?? false
-        let owner = query.string("owner")
+        // `owner` is required as in the reference; with `force` (admins) it need not match.
+        guard let owner = query.string("owner") else { throw OrchError.missingParameter("owner") }
         if force {
             guard context.identity?.role == .admin else {
                 throw OrchError.insufficientPermissions(required: .admin, actual: context.identity?.role ?? .viewer)
             }
-        } else if owner == nil {
-            throw OrchError.missingParameter("owner")
         }
         let (lock, releasedAt) = try await locks.release(resource: resource, owner: owner, force: force)
         return try .json(LockRelease(resource: lock.resource, owner: lock.owner, releasedAt: releasedAt))

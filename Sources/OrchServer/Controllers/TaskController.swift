@@ -27,7 +27,7 @@ struct TaskController {
             order: try query.value("order", as: TaskQuery.Order.self) ?? .desc,
             limit: try query.integer("limit", default: 50, in: 1...Self.maximumTaskPage),
             offset: try query.integer("offset", default: 0, in: 0...Int(Int32.max)))
-        if query.string("priority") != nil {
+        if query.present("priority") != nil {
             taskQuery.priority = try query.integer("priority", default: 1, in: TaskRules.priorities)
         }
         let (total, tasks) = try await store.listTasks(taskQuery)
@@ -46,7 +46,7 @@ struct TaskController {
         let id = try context.parameters.require("task_id")
         let query = QueryParameters(request)
         var since: Date?
-        if let text = query.string("since") {
+        if let text = query.present("since") {
             guard let date = Timestamp.parse(text) else {
                 throw OrchError.invalidParameter("since", "must be an ISO 8601 timestamp")
             }
