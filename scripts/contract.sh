@@ -18,7 +18,7 @@ work=$(mktemp -d)
 trap 'kill -9 ${server:-0} 2>/dev/null || true; rm -rf "$work"' EXIT
 ORCH_PORT=0 ORCH_DATABASE_URL="sqlite://$work/contract.sqlite" ORCH_ADMIN_PASSWORD=contract-admin-password \
   ORCH_RATE_LIMITS="admin=0,operator=0,viewer=0,system=0,anonymous=0" ORCH_WEBHOOK_SECRETS="$secret" \
-  ORCH_LOG_LEVEL=error ORCH_BCRYPT_COST=10 "$orch" serve >"$work/stdout" 2>"$work/stderr" &
+  ORCH_LOG_LEVEL=error ORCH_BCRYPT_COST=10 ORCH_SSE_HEARTBEAT=1 "$orch" serve >"$work/stdout" 2>"$work/stderr" &
 server=$!
 for _ in $(seq 1 100); do
   grep -q "listening on" "$work/stdout" 2>/dev/null && break
@@ -47,7 +47,7 @@ PY
 
 export SCHEMATHESIS_HOOKS=scripts.contract.hooks ORCH_CONTRACT_WEBHOOK_SECRET="$secret"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-schemathesis run "$base/openapi.json" \
+schemathesis --config-file scripts/contract/schemathesis.toml run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all --max-examples "$examples" --seed "$seed" \
   --generation-codec ascii --request-timeout 10 --workers 1 --no-color

@@ -22,8 +22,11 @@ if [ -n "${need_python:-}" ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-pip
 fi
 python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet flask
-# prometheus_client parses /metrics in the tests.
+# prometheus_client parses /metrics in the tests; the contract check (scripts/contract.sh) runs
+# openapi-spec-validator and schemathesis; httpx is what the reference's Python client uses.
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet prometheus_client
+python3 -c 'import openapi_spec_validator, schemathesis, httpx' 2>/dev/null \
+  || python3 -m pip install --quiet openapi-spec-validator schemathesis httpx
 
 start=$(date +%s)
 swift build --build-tests
@@ -31,3 +34,9 @@ echo "test.sh: build took $(( $(date +%s) - start ))s"
 start=$(date +%s)
 swift test --skip-build "$@"
 echo "test.sh: tests took $(( $(date +%s) - start ))s"
+# The whole suite (no filter given): the API contract against a live server as well.
+if [ $# -eq 0 ]; then
+  start=$(date +%s)
+  scripts/contract.sh "$(swift build --show-bin-path)/orch"
+  echo "test.sh: contract check took $(( $(date +%s) - start ))s"
+fi

@@ -107,10 +107,14 @@ struct EventStreamController {
     }
 
     /// The resume point: `Last-Event-ID` header, else `last_event_id` query; `123` or
-    /// `event-123` (at most 18 digits). Given but empty or anything else is 400.
+    /// `event-123` (at most 18 digits). Either one given but empty or malformed is 400.
     static func lastEventID(_ request: Request) throws -> Int64? {
-        let text = request.headers[.lastEventID] ?? request.uri.queryParameters["last_event_id"].map(String.init)
-        guard let text else { return nil }
+        let header = try request.headers[.lastEventID].map(parseEventID)
+        let query = try request.uri.queryParameters["last_event_id"].map { try parseEventID(String($0)) }
+        return header ?? query
+    }
+
+    static func parseEventID(_ text: String) throws -> Int64 {
         let digits = text.hasPrefix("event-") ? text.dropFirst("event-".count) : Substring(text)
         guard (1...18).contains(digits.count), digits.unicodeScalars.allSatisfy({ ("0"..."9").contains($0) }),
             let value = Int64(digits)

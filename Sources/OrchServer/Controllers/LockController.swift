@@ -39,6 +39,9 @@ struct LockController {
         let force = try query.boolean("force") ?? false
         // `owner` is required as in the reference; with `force` (admins) it need not match.
         guard let owner = query.string("owner") else { throw OrchError.missingParameter("owner") }
+        guard LockRules.ownerLength.contains(owner.count) else {
+            throw OrchError.invalidParameter("owner", "must be 1 to 128 characters")
+        }
         if force {
             guard context.identity?.role == .admin else {
                 throw OrchError.insufficientPermissions(required: .admin, actual: context.identity?.role ?? .viewer)

@@ -22,6 +22,9 @@ struct WebhookController {
     /// Counts signature checks (`orch_webhook_signatures_verified_total`).
     let metrics: OrchMetrics
 
+    /// Longest event name accepted.
+    static let maximumEventLength = 1024
+
     static let taskEvents: Set<String> = ["task.started", "task.progress", "task.completed", "task.failed", "task.cancelled"]
 
     func addRoutes(to api: APIRouter) {
@@ -65,6 +68,9 @@ struct WebhookController {
             throw OrchError.validation("The webhook body must be a JSON object")
         }
         guard let event = payload["event"]?.stringValue, !event.isEmpty else { throw OrchError.missingParameter("event") }
+        guard event.unicodeScalars.count <= Self.maximumEventLength else {
+            throw OrchError.invalidParameter("event", "must be at most \(Self.maximumEventLength) characters")
+        }
         let taskID = payload["task_id"]?.stringValue
         var taskUpdated: Bool?
         var updateError: String?

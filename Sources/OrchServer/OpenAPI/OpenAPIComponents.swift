@@ -178,7 +178,7 @@ enum OpenAPIComponents {
             ]),
             "WebhookRequest": Schema.object(
                 [
-                    "event": Schema.string(length: 1...1024),
+                    "event": Schema.string(length: 1...WebhookController.maximumEventLength),
                     "timestamp": Schema.any,
                     "data": [
                         "description": "An object carrying the event's details (progress, message, result, error, duration, worker_id); anything else is read as empty."

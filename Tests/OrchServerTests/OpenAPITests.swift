@@ -1,0 +1,53 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import OrchModels
+import Testing
+
+@testable import OrchServer
+
+/// The served document describes exactly the routes the router has, with their access rules.
+/// (scripts/contract.sh checks it further with openapi-spec-validator and schemathesis.)
+@Suite struct OpenAPITests {
+    @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() async throws {
+        try await TestServer.withServer { api, server in
+            let response = try await api.request(.get, "/openapi.json")
+            #expect(response.status == .ok)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
+            #expect(document["openapi"] as? String == "3.0.3")
+            let paths = try #require(document["paths"] as? [String: [String: Any]])
+            var documented = Set<String>()
+            for (path, methods) in paths {
+                for method in methods.keys { documented.insert("\(method.uppercased()) \(path)") }
+            }
+            let routes = Set(server.routes.routes.map { "\($0.method.rawValue) \($0.path)" })
+            #expect(routes.subtracting(documented).isEmpty, "undocumented: \(routes.subtracting(documented).sorted())")
+            #expect(documented.subtracting(routes).isEmpty, "no such route: \(documented.subtracting(routes).sorted())")
+
+            for route in server.routes.routes {
+                let operation = try #require(paths[route.path]?[route.method.rawValue.lowercased()] as? [String: Any])
+                let responses = try #require(operation["responses"] as? [String: Any])
+                #expect(responses["429"] != nil, "\(route.method) \(route.path) lacks 429")
+                let security = operation["security"] as? [[String: Any]]
+                switch route.access {
+                case .public:
+                    #expect(security?.isEmpty == true)
+                    #expect(operation["x-required-role"] == nil)
+                case .role(let role):
+                    #expect(security?.first?["bearer"] != nil)
+                    #expect(operation["x-required-role"] as? String == role.rawValue)
+                    #expect((operation["description"] as? String)?.contains(role.rawValue) == true)
+                    #expect(responses["401"] != nil && responses["403"] != nil)
+                }
+                if operation["requestBody"] != nil { #expect(responses["400"] != nil && responses["413"] != nil) }
+                if route.path.contains("{") { #expect(responses["404"] != nil) }
+            }
+            // Every schema a document references exists.
+            let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+            let text = String(buffer: response.body)
+            for match in text.matches(of: /#\/components\/schemas\/([A-Za-z]+)/) {
+                #expect(schemas[String(match.1)] != nil, "missing schema \(match.1)")
+            }
+        }
+    }
+}
