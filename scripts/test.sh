@@ -8,6 +8,8 @@ need_apt=()
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 # promtool (Prometheus's linter) checks /metrics; Debian ships it in the prometheus package.
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# Node runs the reference's JavaScript client (it needs fetch: Node 18 or later).
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

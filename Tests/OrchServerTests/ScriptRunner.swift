@@ -1,0 +1,49 @@
+import Foundation
+
+/// Runs a program (Python, Node) to completion without blocking the test's threads, killing it
+/// after `timeout`.
+enum ScriptRunner {
+    struct Result: Sendable {
+        var status: Int32
+        var output: String
+        var errors: String
+    }
+
+    static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        process.standardInput = FileHandle.nullDevice
+        let printed = Printed()
+        let complained = Printed()
+        let exited = AsyncStream<Int32>.makeStream()
+        process.terminationHandler = { exited.continuation.yield($0.terminationStatus) }
+        try process.run()
+        for (pipe, sink) in [(output, printed), (errors, complained)] {
+            Thread.detachNewThread {
+                while true {
+                    let chunk = pipe.fileHandleForReading.availableData
+                    if chunk.isEmpty { return }
+                    sink.append(String(decoding: chunk, as: UTF8.self))
+                }
+            }
+        }
+        let killer = Task {
+            try await Task.sleep(for: timeout)
+            kill(process.processIdentifier, SIGKILL)
+        }
+        var status: Int32 = -1
+        for await code in exited.stream {
+            status = code
+            break
+        }
+        killer.cancel()
+        // Let the readers drain what was written just before exit.
+        try await Task.sleep(for: .milliseconds(100))
+        return Result(status: status, output: printed.text, errors: complained.text)
+    }
+}
