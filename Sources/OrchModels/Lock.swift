@@ -46,10 +46,13 @@ public struct LockGrant: Codable, Sendable, Hashable {
     public var owner: String
     public var acquiredAt: Date
     public var expiresAt: Date
-    public var lockID: String
+    /// This server's id of the grant; `nil` from servers that do not send one.
+    public var lockID: String?
     /// Strictly increases with every grant, across resources and restarts: pass it to the
     /// resource you protect and have it refuse smaller tokens than it has seen.
-    public var fencingToken: Int64
+    /// Strictly increasing per resource with every new grant; `nil` from servers that do not
+    /// send one (the reference's examples have none).
+    public var fencingToken: Int64?
 
     public init(resource: String, owner: String, acquiredAt: Date, expiresAt: Date, lockID: String, fencingToken: Int64) {
         self.status = "acquired"
@@ -101,8 +104,11 @@ public struct LockInfo: Codable, Sendable, Hashable {
     public var expiresAt: Date
     /// Whole seconds left; 0 for an expired lock.
     public var remainingTTL: Int
-    public var lockID: String
-    public var fencingToken: Int64
+    /// This server's id of the grant; `nil` from servers that do not send one.
+    public var lockID: String?
+    /// Strictly increasing per resource with every new grant; `nil` from servers that do not
+    /// send one (the reference's examples have none).
+    public var fencingToken: Int64?
     /// `held`, or `expired` (listed with `expired=true`).
     public var status: String
 
@@ -130,6 +136,22 @@ public struct LockInfo: Codable, Sendable, Hashable {
         case lockID = "lock_id"
         case fencingToken = "fencing_token"
         case status
+    }
+
+    /// Reads servers that send neither `lock_id`, `fencing_token` nor `status` (the
+    /// reference's example): such a listed lock is `held`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        resource = try container.decode(String.self, forKey: .resource)
+        owner = try container.decode(String.self, forKey: .owner)
+        priority = try container.decode(Int.self, forKey: .priority)
+        ttl = try container.decode(Int.self, forKey: .ttl)
+        acquiredAt = try container.decode(Date.self, forKey: .acquiredAt)
+        expiresAt = try container.decode(Date.self, forKey: .expiresAt)
+        remainingTTL = try container.decode(Int.self, forKey: .remainingTTL)
+        lockID = try container.decodeIfPresent(String.self, forKey: .lockID)
+        fencingToken = try container.decodeIfPresent(Int64.self, forKey: .fencingToken)
+        status = try container.decodeIfPresent(String.self, forKey: .status) ?? "held"
     }
 }
 

@@ -35,7 +35,7 @@ import Testing
             #expect(first.status == .ok)
             let grant = try first.decode(LockGrant.self)
             #expect(grant.status == "acquired" && grant.resource == "critical-resource" && grant.owner == "worker-789")
-            #expect(grant.lockID.hasPrefix("lock-") && grant.fencingToken >= 1)
+            #expect((grant.lockID ?? "").hasPrefix("lock-") && (grant.fencingToken ?? 0) >= 1)
             #expect(abs(grant.expiresAt.timeIntervalSince(grant.acquiredAt) - 1800) < 0.01)
             try await Task.sleep(for: .milliseconds(20))
             let renewed = try await Self.acquire(api, token, "critical-resource", owner: "worker-789", ttl: 60).decode(LockGrant.self)
@@ -43,7 +43,7 @@ import Testing
             #expect(renewed.expiresAt < grant.expiresAt)
             #expect(abs(renewed.expiresAt.timeIntervalSinceNow - 60) < 2)
             let other = try await Self.acquire(api, token, "another", owner: "worker-789").decode(LockGrant.self)
-            #expect(other.fencingToken > grant.fencingToken)
+            #expect((other.fencingToken ?? 0) > (grant.fencingToken ?? 0))
         }
     }
 
@@ -114,7 +114,7 @@ import Testing
             #expect(grant.acquiredAt >= first.expiresAt)
             #expect(grant.acquiredAt.timeIntervalSince(first.expiresAt) < 1.5, "granted at once after the expiry")
             #expect(ContinuousClock.now - started < .seconds(5))
-            #expect(grant.fencingToken > first.fencingToken)
+            #expect((grant.fencingToken ?? 0) > (first.fencingToken ?? 0))
             let events = try await api.request(.get, "/locks?expired=true", token: token).decode(LockList.self)
             #expect(events.locks.contains { $0.owner == "first" && $0.status == "expired" && $0.remainingTTL == 0 })
         }
@@ -210,7 +210,7 @@ import Testing
                         let release = try await api.request(.delete, "/locks/contended?owner=client-\(index)", token: token)
                         #expect(release.status == .ok)
                         let released = try release.decode(LockRelease.self)
-                        intervals.append("\(grant.acquiredAt.timeIntervalSince1970)|\(released.releasedAt.timeIntervalSince1970)|\(grant.fencingToken)")
+                        intervals.append("\(grant.acquiredAt.timeIntervalSince1970)|\(released.releasedAt.timeIntervalSince1970)|\(grant.fencingToken ?? 0)")
                     }
                 }
                 try await group.waitForAll()
@@ -236,7 +236,7 @@ import Testing
         try await TestServer.withApp(configuration) { api in
             let token = try await api.adminToken()
             let grant = try await Self.acquire(api, token, "durable", owner: "keeper", ttl: 600).decode(LockGrant.self)
-            before.append("\(grant.fencingToken)|\(grant.lockID)|\(Timestamp.format(grant.expiresAt))")
+            before.append("\(grant.fencingToken ?? 0)|\(grant.lockID ?? "")|\(Timestamp.format(grant.expiresAt))")
         }
         try await TestServer.withApp(configuration) { api in
             let token = try await api.adminToken()
@@ -246,7 +246,7 @@ import Testing
             #expect(list.locks.first.map { Timestamp.format($0.expiresAt) } == parts[2])
             #expect(try await Self.acquire(api, token, "durable", owner: "thief").status == .conflict)
             let next = try await Self.acquire(api, token, "fresh", owner: "keeper").decode(LockGrant.self)
-            #expect(next.fencingToken > Int64(parts[0])!)
+            #expect((next.fencingToken ?? 0) > Int64(parts[0])!)
         }
     }
 
