@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import OrchCore
 import OrchModels
 import Synchronization
 
@@ -63,5 +64,17 @@ final class RequestTrace: Sendable {
     var user: String? {
         get { state.withLock { $0 } }
         set { state.withLock { $0 = newValue } }
+    }
+}
+
+extension OrchRequestContext {
+    /// The path parameter `name`, percent-decoded (`/cores/a%3Ab/claim` names core `a:b`); 400
+    /// when it does not decode.
+    func pathParameter(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else {
+            throw OrchError.invalidParameter(name, "is not a valid percent-encoded path segment")
+        }
+        return decoded
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import OrchModels
 import OrchServer
 
 @main
@@ -7,6 +8,9 @@ struct Orch: AsyncParsableCommand {
         commandName: "orch",
         abstract: "ORCH-Next: task orchestration server and tools.",
         version: OrchVersion.current,
-        subcommands: [Serve.self, Bench.self],
+        subcommands: [
+            Serve.self, Login.self, Dispatch.self, Tasks.self, TaskCommand.self, Events.self, Lock.self,
+            UserCommand.self, TokenCommand.self, Worker.self, Bench.self,
+        ],
         defaultSubcommand: nil)
 }

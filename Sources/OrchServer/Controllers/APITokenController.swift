@@ -64,7 +64,7 @@ struct APITokenController {
 
     @Sendable func revoke(_ request: Request, context: OrchRequestContext) async throws -> Response {
         guard let identity = context.identity else { throw OrchError.invalidToken() }
-        let id = try context.parameters.require("token_id")
+        let id = try context.pathParameter("token_id")
         // Someone else's token is "not found" to a non-admin, so ids cannot be probed.
         guard let token = try await store.apiToken(id: id), token.revokedAt == nil,
             identity.role == .admin || token.userID == identity.userID

@@ -34,7 +34,7 @@ struct LockController {
     }
 
     @Sendable func release(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let resource = try context.parameters.require("resource")
+        let resource = try context.pathParameter("resource")
         let query = QueryParameters(request)
         let force = try query.boolean("force") ?? false
         // `owner` is required as in the reference; with `force` (admins) it need not match.

@@ -38,12 +38,12 @@ struct TaskController {
     }
 
     @Sendable func show(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let id = try context.parameters.require("task_id")
+        let id = try context.pathParameter("task_id")
         return try .json(try await existingTask(id).apiValue)
     }
 
     @Sendable func events(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let id = try context.parameters.require("task_id")
+        let id = try context.pathParameter("task_id")
         let query = QueryParameters(request)
         var since: Date?
         if let text = query.present("since") {
@@ -65,7 +65,7 @@ struct TaskController {
     }
 
     @Sendable func updateStatus(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let id = try context.parameters.require("task_id")
+        let id = try context.pathParameter("task_id")
         let update = try await request.decodeJSON(as: StatusUpdateRequest.self)
         try TaskRules.validate(update)
         let now = Date()

@@ -49,7 +49,7 @@ struct UserController {
     }
 
     @Sendable func show(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let id = try context.parameters.require("user_id")
+        let id = try context.pathParameter("user_id")
         guard let user = try await store.user(id: id) else { throw OrchError.notFound("User \(id) not found") }
         return try .json(user.apiValue)
     }
@@ -57,7 +57,7 @@ struct UserController {
     /// Changes email, role, active flag or password. Refuses (409) a change that would leave no
     /// active admin, so the server cannot be locked out of user management.
     @Sendable func update(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let id = try context.parameters.require("user_id")
+        let id = try context.pathParameter("user_id")
         let body = try await request.decodeJSON(as: UpdateUserRequest.self)
         if let email = body.email { try UserRules.validateEmail(email) }
         if let password = body.password { try UserRules.validatePassword(password) }

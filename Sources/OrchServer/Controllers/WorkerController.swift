@@ -18,7 +18,7 @@ struct WorkerController {
     /// Long-polls for up to `max_tasks` tasks: 200 with them as soon as any is claimable, or 204
     /// when `wait` runs out first. A dispatch to the core wakes the claim at once.
     @Sendable func claim(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let core = try context.parameters.require("core_id")
+        let core = try context.pathParameter("core_id")
         try TaskRules.validateCoreID(core, field: "core_id")
         let body = try await request.decodeJSON(as: ClaimRequest.self)
         try TaskRules.validate(body)
@@ -50,7 +50,7 @@ struct WorkerController {
 
     /// Extends a lease; tells the worker whether its task was cancelled.
     @Sendable func heartbeat(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let id = try context.parameters.require("task_id")
+        let id = try context.pathParameter("task_id")
         let body = try await request.decodeJSON(as: HeartbeatRequest.self)
         try TaskRules.validate(body)
         let now = Date()

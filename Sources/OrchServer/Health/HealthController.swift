@@ -46,8 +46,3 @@ struct HealthController {
         return try .json(report, status: healthy ? .ok : .serviceUnavailable)
     }
 }
-
-/// The server's version, shown by `/health` and `orch --version`.
-public enum OrchVersion {
-    public static let current = "0.1.0"
-}
