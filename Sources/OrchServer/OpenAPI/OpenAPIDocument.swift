@@ -110,7 +110,7 @@ enum OpenAPIDocument {
                 method: .post, path: "/dispatch", summary: "Dispatch a task to a core",
                 headers: [
                     Parameter(
-                        name: "Idempotency-Key", schema: Schema.string(length: 1...255),
+                        name: "Idempotency-Key", schema: Schema.string(length: 1...255, pattern: "^[!-~]+$"),
                         description: "Repeats within 24 h answer the original task with 200.")
                 ],
                 body: "DispatchRequest",
