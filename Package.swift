@@ -111,6 +111,7 @@ let package = Package(
             name: "OrchServerTests",
             dependencies: [
                 "OrchServer",
+                "OrchClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
