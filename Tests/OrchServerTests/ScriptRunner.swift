@@ -9,10 +9,13 @@ enum ScriptRunner {
         var errors: String
     }
 
-    static func run(_ arguments: [String], timeout: Duration = .seconds(60)) async throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60))
+        async throws -> Result
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = Pipe()
         let errors = Pipe()
         process.standardOutput = output

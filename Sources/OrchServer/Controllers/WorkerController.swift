@@ -22,6 +22,19 @@ struct WorkerController {
         try TaskRules.validateCoreID(core, field: "core_id")
         let body = try await request.decodeJSON(as: ClaimRequest.self)
         try TaskRules.validate(body)
+        // A long poll ends as soon as its client hangs up (real sockets only), so a worker that
+        // stops does not leave a request waiting on the server.
+        guard body.wait > 0, context.remoteAddress != nil else { return try await poll(core: core, body: body) }
+        let hangUp = HangUpSignal()
+        let polling = Task { try await poll(core: core, body: body) }
+        hangUp.whenFired { polling.cancel() }
+        return try await hangUp.watching(context.channel) {
+            try await withTaskCancellationHandler { try await polling.value } onCancel: { polling.cancel() }
+        }
+    }
+
+    /// Claims, waiting up to `body.wait` seconds for a task; 204 when none came (or cancelled).
+    func poll(core: String, body: ClaimRequest) async throws -> Response {
         let deadline = ContinuousClock.now + .seconds(body.wait)
         while true {
             let version = signals.version(of: core)

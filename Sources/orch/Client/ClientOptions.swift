@@ -48,8 +48,12 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Bearer token, a login or API token (ORCH_TOKEN; default: the one `orch login` stored).")
     var token: String?
 
-    func client(timeout: Duration = .seconds(30)) -> OrchClient {
-        let environment = ProcessInfo.processInfo.environment
+    @Option(help: "Seconds a request may take, connecting included (default 30).")
+    var requestTimeout: Int = 30
+
+    func client(timeout: Duration? = nil) -> OrchClient {
+        let timeout = timeout ?? .seconds(requestTimeout)
+        let environment = ProcessInfo.processInfo.environment.filter { !$0.value.isEmpty }
         let stored = Credentials.load()
         let url = url ?? environment["ORCH_URL"] ?? stored?.url ?? "http://127.0.0.1:8000"
         let token = token ?? environment["ORCH_TOKEN"] ?? (stored?.url == url ? stored?.token : nil)

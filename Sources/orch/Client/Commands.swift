@@ -13,7 +13,7 @@ struct Login: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let environment = ProcessInfo.processInfo.environment
+            let environment = ProcessInfo.processInfo.environment.filter { !$0.value.isEmpty }
             let url = url ?? environment["ORCH_URL"] ?? "http://127.0.0.1:8000"
             guard let password = password ?? environment["ORCH_PASSWORD"] ?? Self.prompt("Password: ") else {
                 throw ValidationError("no password given (use --password, ORCH_PASSWORD or a terminal)")

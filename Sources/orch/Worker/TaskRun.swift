@@ -39,36 +39,36 @@ struct TaskRun {
     func run() async {
         let task = claimed.task
         let started = ContinuousClock.now
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = settings.command
         var environment = ProcessInfo.processInfo.environment
         environment["ORCH_TASK_ID"] = task.taskID
         environment["ORCH_CORE_ID"] = task.coreID
         environment["ORCH_TASK_METADATA"] = String(
             decoding: (try? JSONEncoder.sorted.encode(task.metadata)) ?? Data("{}".utf8), as: UTF8.self)
         environment["ORCH_ATTEMPT"] = String(task.attempts)
-        process.environment = environment
-        let stdout = Pipe()
-        let stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.standardInput = FileHandle.nullDevice
-        let exited = AsyncStream<Void>.makeStream()
-        process.terminationHandler = { _ in exited.continuation.yield(()) }
+        let process: ChildProcess
+        let stdout: ClosingPipe
+        let stderr: ClosingPipe
         do {
-            try process.run()
+            stdout = try ClosingPipe()
+            stderr = try ClosingPipe()
+            process = try ChildProcess(
+                arguments: settings.command, environment: environment, standardOutput: stdout.write,
+                standardError: stderr.write)
         } catch {
             await report(
                 StatusUpdateRequest(status: .failed, error: ["reason": "could not start the program", "detail": .string("\(error)")]),
                 task: task)
             return
         }
-        let lines = Self.lines(of: stdout.fileHandleForReading)
+        close(stdout.write)
+        close(stderr.write)
+        let exit = Task { await process.wait() }
+        let lines = Self.lines(of: FileHandle(fileDescriptor: stdout.read, closeOnDealloc: true))
         let errors = Tail(limit: Self.stderrTail)
+        let errorHandle = FileHandle(fileDescriptor: stderr.read, closeOnDealloc: true)
         Thread.detachNewThread {
             while true {
-                let chunk = stderr.fileHandleForReading.availableData
+                let chunk = errorHandle.availableData
                 if chunk.isEmpty { return }
                 errors.append(chunk)
             }
@@ -81,11 +81,11 @@ struct TaskRun {
                 return true
             }
             guard first, process.isRunning else { return }
-            kill(process.processIdentifier, SIGTERM)
+            process.send(SIGTERM)
             let grace = settings.grace
             Task {
                 try? await Task.sleep(for: grace)
-                if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                process.send(SIGKILL)
             }
         }
 
@@ -138,14 +138,19 @@ struct TaskRun {
                 }
             }
         }
-        for await _ in exited.stream { break }
+        let termination = await exit.value
         watchers.cancel()
+        // A child the program left behind may hold its output open: stop the whole group.
+        process.send(SIGKILL)
         await output.value
         let seconds = (ContinuousClock.now - started).components
         let duration = Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18
         let stopped = stop.withLock { $0 }
-        let code = process.terminationStatus
-        let signalled = process.terminationReason == .uncaughtSignal
+        let (code, signalled): (Int32, Bool) =
+            switch termination {
+            case .exited(let code): (code, false)
+            case .signalled(let signal): (signal, true)
+            }
         let tail = errors.text
         let outcome: String
         switch stopped {

@@ -38,7 +38,7 @@ struct Worker: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = options.client(timeout: .seconds(30))
+        let client = options.client()
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let shutdown = Shutdown()
         shutdown.install()
@@ -52,6 +52,7 @@ struct Worker: AsyncParsableCommand {
             // A second SIGINT: leave now.
             group.addTask {
                 await shutdown.waitForImmediate()
+                if Task.isCancelled { return }
                 log("worker \(id): stopping at once; leases will lapse and the server requeues the tasks")
                 Foundation.exit(130)
             }
@@ -98,42 +99,55 @@ struct Worker: AsyncParsableCommand {
     FileHandle.standardError.write(Data("\(Timestamp.format(Date())) \(text)\n".utf8))
 }
 
-/// The installed signal sources, kept alive for the process's life (set once, at start).
-nonisolated(unsafe) private var signalSources: [any DispatchSourceSignal] = []
+/// The write end of the self-pipe the signal handler writes to (set once, before handlers).
+nonisolated(unsafe) private var signalPipeWrite: Int32 = -1
 
 /// The worker's shutdown state, driven by SIGTERM and SIGINT.
 final class Shutdown: Sendable {
     private struct State {
         var stopping = false
         var immediate = false
-        var waiters: [CheckedContinuation<Void, Never>] = []
-        var immediateWaiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var immediateWaiters: [UUID: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
 
     var isStopping: Bool { state.withLock { $0.stopping } }
 
+    /// Handles SIGTERM and SIGINT with a real handler that writes the signal to a pipe (read
+    /// on a thread). Not `SIG_IGN`: an ignored signal stays ignored in the programs the worker
+    /// starts, which could then not be stopped with SIGTERM; a handler is reset by `exec`.
     func install() {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        // Close-on-exec: the programs the worker starts do not inherit the pipe.
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        signalPipeWrite = fds[1]
         for signalNumber in [SIGTERM, SIGINT] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { [self] in
-                if signalNumber == SIGINT && isStopping { stopNow() } else { stop() }
+            signal(signalNumber) { received in
+                var byte = UInt8(truncatingIfNeeded: received)
+                _ = write(signalPipeWrite, &byte, 1)
             }
-            source.resume()
-            signalSources.append(source)
+        }
+        let readEnd = fds[0]
+        Thread.detachNewThread { [self] in
+            var byte: UInt8 = 0
+            while read(readEnd, &byte, 1) == 1 {
+                if Int32(byte) == SIGINT && isStopping { stopNow() } else { stop() }
+            }
         }
     }
 
     func stop() {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            guard !state.stopping else { return [] }
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
+            guard !state.stopping else { return nil }
             state.stopping = true
-            defer { state.waiters = [] }
-            return state.waiters
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
         }
-        if !waiters.isEmpty || isStopping { log("worker: shutting down; no more claims, running programs may finish") }
+        guard let waiters else { return }
+        log("worker: shutting down; no more claims, running programs may finish")
         for waiter in waiters { waiter.resume() }
     }
 
@@ -141,31 +155,37 @@ final class Shutdown: Sendable {
         stop()
         let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
             state.immediate = true
-            defer { state.immediateWaiters = [] }
-            return state.immediateWaiters
+            defer { state.immediateWaiters = [:] }
+            return Array(state.immediateWaiters.values)
         }
         for waiter in waiters { waiter.resume() }
     }
 
+    /// Returns when shutdown starts, or when the calling task is cancelled.
     func waitForStop() async {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool in
-                if state.stopping { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if now { continuation.resume() }
-        }
+        await wait(immediate: false)
     }
 
+    /// Returns on a second SIGINT, or when the calling task is cancelled.
     func waitForImmediate() async {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool in
-                if state.immediate { return true }
-                state.immediateWaiters.append(continuation)
-                return false
+        await wait(immediate: true)
+    }
+
+    private func wait(immediate: Bool) async {
+        let id = UUID()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if (immediate ? state.immediate : state.stopping) || Task.isCancelled { return true }
+                    if immediate { state.immediateWaiters[id] = continuation } else { state.waiters[id] = continuation }
+                    return false
+                }
+                if now { continuation.resume() }
             }
-            if now { continuation.resume() }
+        } onCancel: {
+            state.withLock { state in
+                immediate ? state.immediateWaiters.removeValue(forKey: id) : state.waiters.removeValue(forKey: id)
+            }?.resume()
         }
     }
 
