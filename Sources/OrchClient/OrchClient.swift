@@ -193,8 +193,10 @@ public final class OrchClient: Sendable {
 
     // MARK: Users
 
+    /// Creates a user (admin).
     public func createUser(_ request: CreateUserRequest) async throws -> User { try await send(.POST, "/users", body: request) }
 
+    /// A page of users (admin); default every role and state, 50 per page.
     public func users(role: Role? = nil, isActive: Bool? = nil, limit: Int = 50, offset: Int = 0) async throws -> UserList {
         try await send(
             .GET, "/users",
@@ -204,8 +206,10 @@ public final class OrchClient: Sendable {
             ])
     }
 
+    /// One user (admin).
     public func user(id: String) async throws -> User { try await send(.GET, "/users/\(Self.escape(id))") }
 
+    /// Changes the given fields of a user (admin).
     public func updateUser(id: String, _ changes: UpdateUserRequest) async throws -> User {
         try await send(.PATCH, "/users/\(Self.escape(id))", body: changes)
     }

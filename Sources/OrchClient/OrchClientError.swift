@@ -27,6 +27,7 @@ public struct OrchClientError: Error, Sendable, CustomStringConvertible {
         self.retryAfter = retryAfter.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
     }
 
+    /// `CODE: message (request id)`.
     public var description: String {
         let id = requestID.map { " (request \($0))" } ?? ""
         return "\(code): \(message)\(id)"

@@ -66,11 +66,17 @@ struct Dispatch: AsyncParsableCommand {
     static func follow(_ id: String, stream: AsyncThrowingStream<TaskEvent, any Error>, client: OrchClient) async throws
         -> TaskStatus
     {
-        // A task may finish before the stream connects: its events are replayed from the start.
-        for event in try await client.taskEvents(taskID: id, limit: 1000).events { printError(describe(event)) }
+        // A task may finish before the stream connects: its stored events are printed first,
+        // and the stream's copies of them skipped.
+        var printed = Set<String>()
+        for event in try await client.taskEvents(taskID: id, limit: 1000).events {
+            printed.insert(event.eventID)
+            printError(describe(event))
+        }
         let current = try await client.task(id: id)
         if current.status.isTerminal && !current.stay { return current.status }
         for try await event in stream where event.taskID == id {
+            if printed.contains(event.eventID) { continue }
             printError(describe(event))
             switch event.eventType {
             case "task.completed": return .completed
