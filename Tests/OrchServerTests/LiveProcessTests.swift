@@ -76,9 +76,7 @@ import Testing
             return try await group.reduce(into: [SSEConnection]()) { $0.append($1) }
         }
         for stream in streams { #expect(await stream.waitUntil { !$0.isEmpty }) }
-        let started = ContinuousClock.now
         #expect(server.stop(signal: SIGTERM) == 0)
-        #expect(ContinuousClock.now - started < .seconds(10))
         for stream in streams { #expect(await stream.waitForEnd(timeout: .seconds(5))) }
     }
 
