@@ -7,7 +7,7 @@ import NIOCore
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure an ORCH-Next server.",
-        subcommands: [BenchSSE.self, BenchLocks.self])
+        subcommands: [BenchDispatch.self, BenchSSE.self, BenchLocks.self])
 }
 
 /// Options every benchmark shares.
