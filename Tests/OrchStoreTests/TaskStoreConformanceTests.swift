@@ -154,4 +154,53 @@ import Testing
             }
         }
     }
+
+    /// Queue positions stay exact through a random mix of dispatches (several priorities and
+    /// cores), claims, completions (some resident: they requeue), cancellations and delayed
+    /// returns: each queued task's position equals its place in the claim order, counted here
+    /// by brute force.
+    @Test(arguments: backends)
+    func queuePositionsStayExactThroughRandomChanges(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            var generator = SystemRandomNumberGenerator()
+            var clock = 0.0
+            for _ in 0..<300 {
+                clock += 1
+                let now = Self.start.addingTimeInterval(clock)
+                let core = ["a", "b"].randomElement(using: &generator)!
+                switch Int.random(in: 0..<10, using: &generator) {
+                case 0..<5:
+                    var request = DispatchRequest(coreID: core, priority: Int.random(in: 1...4, using: &generator))
+                    request.stay = Int.random(in: 0..<4, using: &generator) == 0
+                    _ = try await store.insertTask(
+                        TaskLifecycle.dispatch(request, id: Identifier.make("task"), createdBy: "u", now: now), idempotency: nil)
+                case 5..<7:
+                    _ = try await store.claimTasks(coreID: core, workerID: "w", limit: 2, now: now) { task in
+                        try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: now)
+                    }
+                default:
+                    let (_, tasks) = try await store.listTasks(TaskQuery(limit: 500))
+                    guard let task = tasks.filter({ !$0.status.isTerminal }).randomElement(using: &generator) else { continue }
+                    let status: TaskStatus = [.completed, .failed, .cancelled].randomElement(using: &generator)!
+                    _ = try? await store.modifyTask(id: task.id) { task in
+                        try TaskLifecycle.update(task, with: StatusUpdateRequest(status: status), now: now)
+                    }
+                }
+            }
+            let (_, all) = try await store.listTasks(TaskQuery(limit: 500))
+            let queued = all.filter { $0.status == .queued }
+            #expect(queued.count > 10)
+            for core in ["a", "b"] {
+                // The claim order: priority descending, then ready time, then dispatch order.
+                let order = queued.filter { $0.coreID == core }.sorted { left, right in
+                    if left.priority != right.priority { return left.priority > right.priority }
+                    if left.readyAt != right.readyAt { return left.readyAt < right.readyAt }
+                    return left.createdAt < right.createdAt
+                }
+                for (index, task) in order.enumerated() {
+                    #expect(try await store.queuePosition(of: task) == index + 1, "core \(core), task \(index + 1)")
+                }
+            }
+        }
+    }
 }

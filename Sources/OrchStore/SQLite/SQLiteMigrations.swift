@@ -11,6 +11,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("004_webhook_receipts", migrate: migration004)
         migrator.registerMigration("005_callback_deliveries", migrate: migration005)
         migrator.registerMigration("006_api_tokens", migrate: migration006)
+        migrator.registerMigration("007_queue_counts", migrate: migration007)
         return migrator
     }
 
@@ -174,6 +175,38 @@ enum SQLiteMigrations {
                     revoked_at INTEGER
                 );
                 CREATE INDEX api_tokens_user ON api_tokens (user_id, created_at);
+                """)
+    }
+
+    /// Queued tasks per core and priority, kept exact by triggers in the same transaction as
+    /// every change to `tasks`, so a new task's queue position is a sum over at most ten rows
+    /// instead of a count over the whole queue.
+    static func migration007(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE queue_counts (
+                    core_id TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    n INTEGER NOT NULL,
+                    PRIMARY KEY (core_id, priority)
+                ) WITHOUT ROWID;
+                INSERT INTO queue_counts (core_id, priority, n)
+                    SELECT core_id, priority, count(*) FROM tasks WHERE status = 'queued' GROUP BY core_id, priority;
+                CREATE TRIGGER tasks_queue_counts_insert AFTER INSERT ON tasks WHEN NEW.status = 'queued' BEGIN
+                    INSERT INTO queue_counts (core_id, priority, n) VALUES (NEW.core_id, NEW.priority, 1)
+                        ON CONFLICT (core_id, priority) DO UPDATE SET n = n + 1;
+                END;
+                CREATE TRIGGER tasks_queue_counts_update AFTER UPDATE OF status, priority, core_id ON tasks
+                WHEN OLD.status = 'queued' OR NEW.status = 'queued' BEGIN
+                    UPDATE queue_counts SET n = n - 1
+                        WHERE OLD.status = 'queued' AND core_id = OLD.core_id AND priority = OLD.priority;
+                    INSERT INTO queue_counts (core_id, priority, n) SELECT NEW.core_id, NEW.priority, 1
+                        WHERE NEW.status = 'queued'
+                        ON CONFLICT (core_id, priority) DO UPDATE SET n = n + 1;
+                END;
+                CREATE TRIGGER tasks_queue_counts_delete AFTER DELETE ON tasks WHEN OLD.status = 'queued' BEGIN
+                    UPDATE queue_counts SET n = n - 1 WHERE core_id = OLD.core_id AND priority = OLD.priority;
+                END;
                 """)
     }
 }

@@ -164,23 +164,33 @@ extension SQLiteStore {
         }
     }
 
+    /// Tasks of higher priority come from `queue_counts` (at most ten rows); of the task's own
+    /// priority, those ahead are its count less the task and those behind it, found by a
+    /// range scan from the task's place in the claim index (short for a new task).
     public func queuePosition(of task: TaskRecord) async throws -> Int {
         guard task.status == .queued else { return 0 }
         return try await read { db in
             guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM tasks WHERE id = ?", arguments: [task.id]) else {
                 return 0
             }
-            let ahead =
+            let higher =
+                try Int.fetchOne(
+                    db, sql: "SELECT coalesce(sum(n), 0) FROM queue_counts WHERE core_id = ? AND priority > ?",
+                    arguments: [task.coreID, task.priority]) ?? 0
+            let same =
+                try Int.fetchOne(
+                    db, sql: "SELECT n FROM queue_counts WHERE core_id = ? AND priority = ?",
+                    arguments: [task.coreID, task.priority]) ?? 0
+            let behind =
                 try Int.fetchOne(
                     db,
                     sql: """
-                        SELECT count(*) FROM tasks WHERE core_id = ? AND status = 'queued' AND (
-                            priority > ? OR (priority = ? AND (ready_at < ? OR (ready_at = ? AND seq < ?))))
+                        SELECT count(*) FROM tasks INDEXED BY tasks_claim_order
+                        WHERE core_id = ? AND status = 'queued' AND priority = ?
+                          AND (ready_at > ? OR (ready_at = ? AND seq > ?))
                         """,
-                    arguments: [
-                        task.coreID, task.priority, task.priority, task.readyAt.millis, task.readyAt.millis, seq,
-                    ]) ?? 0
-            return ahead + 1
+                    arguments: [task.coreID, task.priority, task.readyAt.millis, task.readyAt.millis, seq]) ?? 0
+            return higher + max(0, same - 1 - behind) + 1
         }
     }
 
