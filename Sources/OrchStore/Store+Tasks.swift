@@ -140,6 +140,10 @@ public protocol TaskStore: Sendable {
     /// Recent durations and active workers of a core; workers count when seen since `since`.
     func coreLoad(coreID: String, since: Date) async throws -> CoreLoad
 
+    /// ``queuePosition(of:)`` and ``coreLoad(coreID:since:)`` of the task's core, read together
+    /// (what a dispatch answer needs).
+    func queueStanding(of task: TaskRecord, activeSince: Date) async throws -> (position: Int, load: CoreLoad)
+
     /// How many tasks have `status`.
     func countTasks(status: TaskStatus) async throws -> Int
 

@@ -49,12 +49,13 @@ struct DispatchController {
         }
     }
 
-    /// The dispatch answer for `task` as it is now.
+    /// The dispatch answer for `task` as it is now (one read for its place and its core's load).
     func response(for task: TaskRecord, now: Date) async throws -> DispatchResponse {
-        let position = try await store.queuePosition(of: task)
+        let (position, load) = try await store.queueStanding(
+            of: task, activeSince: now.addingTimeInterval(-Self.workerActivityWindow))
         return DispatchResponse(
             taskID: task.id, status: task.status, coreID: task.coreID, priority: task.priority, timeout: task.timeout,
-            createdAt: task.createdAt, estimatedStart: try await estimatedStart(task, position: position, now: now),
+            createdAt: task.createdAt, estimatedStart: Self.estimatedStart(task, position: position, load: load, now: now),
             queuePosition: position)
     }
 
@@ -62,11 +63,9 @@ struct DispatchController {
     /// core's active workers (at least one), each wave taking the mean duration of the core's
     /// last 100 completed tasks (30 s until there are some). A task that is not queued started
     /// (or would have) at its `started_at`, else now.
-    func estimatedStart(_ task: TaskRecord, position: Int, now: Date) async throws -> Date {
+    static func estimatedStart(_ task: TaskRecord, position: Int, load: CoreLoad, now: Date) -> Date {
         guard task.status == .queued, position > 0 else { return task.startedAt ?? now }
-        let load = try await store.coreLoad(
-            coreID: task.coreID, since: now.addingTimeInterval(-Self.workerActivityWindow))
-        let perTask = load.averageDuration ?? Self.defaultTaskDuration
+        let perTask = load.averageDuration ?? defaultTaskDuration
         let waves = (position - 1) / max(1, load.activeWorkers)
         return max(now, task.readyAt).addingTimeInterval(Double(waves) * perTask)
     }

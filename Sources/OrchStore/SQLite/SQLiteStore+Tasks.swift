@@ -169,7 +169,18 @@ extension SQLiteStore {
     /// range scan from the task's place in the claim index (short for a new task).
     public func queuePosition(of task: TaskRecord) async throws -> Int {
         guard task.status == .queued else { return 0 }
-        return try await read { db in
+        return try await read { db in try Self.queuePosition(of: task, db) }
+    }
+
+    public func queueStanding(of task: TaskRecord, activeSince: Date) async throws -> (position: Int, load: CoreLoad) {
+        try await read { db in
+            (try Self.queuePosition(of: task, db), try Self.coreLoad(coreID: task.coreID, since: activeSince, db))
+        }
+    }
+
+    static func queuePosition(of task: TaskRecord, _ db: Database) throws -> Int {
+        guard task.status == .queued else { return 0 }
+        do {
             guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM tasks WHERE id = ?", arguments: [task.id]) else {
                 return 0
             }
@@ -195,7 +206,11 @@ extension SQLiteStore {
     }
 
     public func coreLoad(coreID: String, since: Date) async throws -> CoreLoad {
-        try await read { db in
+        try await read { db in try Self.coreLoad(coreID: coreID, since: since, db) }
+    }
+
+    static func coreLoad(coreID: String, since: Date, _ db: Database) throws -> CoreLoad {
+        do {
             let average = try Double.fetchOne(
                 db,
                 sql: """
