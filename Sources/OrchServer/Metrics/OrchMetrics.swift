@@ -24,6 +24,15 @@ public final class OrchMetrics: Sendable {
     private let cores = Mutex<Set<String>>([])
     private let sampledCores = Mutex<Set<String>>([])
     private let reportedCPU = Mutex<Double>(0)
+    /// Request handles by method, endpoint and status, made once (the registry's own lookup
+    /// validates names and hashes labels on every call).
+    private let requestHandles = Mutex<[RequestKey: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+
+    private struct RequestKey: Hashable {
+        let method: String
+        let endpoint: String
+        let status: Int
+    }
     let sseConnections: CoreMetrics.Meter
 
     public init() {
@@ -68,12 +77,20 @@ public final class OrchMetrics: Sendable {
     /// One answered request.
     func recordRequest(method: String, endpoint: String, status: Int, duration: Duration) {
         let method = Self.knownMethods.contains(method) ? method : "OTHER"
-        counter(MetricsCatalog.httpRequests, [("method", method), ("status", String(status)), ("endpoint", endpoint)])
-            .increment()
-        CoreMetrics.Timer(
-            label: MetricsCatalog.httpRequestDuration.name, dimensions: [("method", method), ("endpoint", endpoint)],
-            factory: factory
-        ).recordNanoseconds(duration.nanoseconds)
+        let key = RequestKey(method: method, endpoint: endpoint, status: status)
+        let (count, timer) = requestHandles.withLock { handles in
+            if let made = handles[key] { return made }
+            let made = (
+                counter(MetricsCatalog.httpRequests, [("method", method), ("status", String(status)), ("endpoint", endpoint)]),
+                CoreMetrics.Timer(
+                    label: MetricsCatalog.httpRequestDuration.name, dimensions: [("method", method), ("endpoint", endpoint)],
+                    factory: factory)
+            )
+            handles[key] = made
+            return made
+        }
+        count.increment()
+        timer.recordNanoseconds(duration.nanoseconds)
     }
 
     /// Task counters and durations from committed events.
