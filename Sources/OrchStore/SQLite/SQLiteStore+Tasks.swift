@@ -258,7 +258,7 @@ extension SQLiteStore {
     // MARK: Rows
 
     static func fetchTask(_ db: Database, id: String) throws -> TaskRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id]).map(taskRecord)
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM tasks WHERE id = ?"), arguments: [id]).map(taskRecord)
     }
 
     /// Writes a transition's task and events; returns them as stored.
@@ -289,19 +289,23 @@ extension SQLiteStore {
         return values
     }
 
+    /// The row statements every task change runs, written once; each connection keeps them
+    /// prepared (GRDB's statement cache), so they are parsed once per connection.
+    static let insertTaskSQL =
+        "INSERT INTO tasks (\(taskColumns.joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: taskColumns.count).joined(separator: ", ")))"
+    static let updateTaskSQL =
+        "UPDATE tasks SET \(taskColumns.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?"
+    static let insertEventSQL = "INSERT INTO events (task_id, core_id, type, timestamp, data) VALUES (?, ?, ?, ?, ?)"
+
     static func insertTaskRow(_ task: TaskRecord, _ db: Database) throws {
-        let placeholders = Array(repeating: "?", count: taskColumns.count).joined(separator: ", ")
-        try db.execute(
-            sql: "INSERT INTO tasks (\(taskColumns.joined(separator: ", "))) VALUES (\(placeholders))",
-            arguments: StatementArguments(try taskValues(task)))
+        try db.cachedStatement(sql: insertTaskSQL).execute(arguments: StatementArguments(try taskValues(task)))
     }
 
     static func updateTaskRow(_ task: TaskRecord, _ db: Database) throws {
-        let assignments = taskColumns.dropFirst().map { "\($0) = ?" }.joined(separator: ", ")
         // The id (first value) moves to the end, for the WHERE clause.
         let values = try taskValues(task)
-        let arguments = StatementArguments(Array(values.dropFirst()) + [values[0]])
-        try db.execute(sql: "UPDATE tasks SET \(assignments) WHERE id = ?", arguments: arguments)
+        try db.cachedStatement(sql: updateTaskSQL).execute(
+            arguments: StatementArguments(Array(values.dropFirst()) + [values[0]]))
     }
 
     static func insertEvents(_ drafts: [EventDraft], for task: TaskRecord, _ db: Database) throws -> [EventRecord] {
@@ -312,8 +316,7 @@ extension SQLiteStore {
         -> [EventRecord]
     {
         try drafts.map { draft in
-            try db.execute(
-                sql: "INSERT INTO events (task_id, core_id, type, timestamp, data) VALUES (?, ?, ?, ?, ?)",
+            try db.cachedStatement(sql: insertEventSQL).execute(
                 arguments: [taskID, coreID, draft.type, draft.timestamp.millis, try JSONColumn.encode(draft.data)])
             return EventRecord(
                 sequence: db.lastInsertedRowID, taskID: taskID, coreID: coreID, type: draft.type,

@@ -109,7 +109,7 @@ public final class SQLiteStore: Store {
 
     public func user(id: String) async throws -> UserRecord? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.userRecord)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id]).map(Self.userRecord)
         }
     }
 
