@@ -159,9 +159,10 @@ import Testing
             #expect(try await api.request(.get, "/no/such/route").status == .notFound)
             let (text, _) = try await Self.scrape(api, token: token)
 
-            let promtool = try Self.run(["promtool", "check", "metrics"], input: text)
-            #expect(promtool.status == 0, "promtool: \(promtool.output)")
-            #expect(promtool.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(promtool.output)")
+            let promtool = try await ScriptRunner.run(["promtool", "check", "metrics"], input: text)
+            let complaints = promtool.output + promtool.errors
+            #expect(promtool.status == 0, "promtool: \(complaints)")
+            #expect(complaints.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "promtool: \(complaints)")
 
             let script = """
                 import sys
@@ -172,28 +173,9 @@ import Testing
                     assert name in families, name
                 print(len(families))
                 """
-            let python = try Self.run(["python3", "-c", script], input: text)
-            #expect(python.status == 0, "prometheus_client: \(python.output)")
+            let python = try await ScriptRunner.run(["python3", "-c", script], input: text)
+            #expect(python.status == 0, "prometheus_client: \(python.errors)")
             #expect((Int(python.output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 15)
         }
-    }
-
-    /// Runs a program from PATH with `input` on standard input; returns its exit status and
-    /// its standard output and error together.
-    static func run(_ arguments: [String], input: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let stdin = Pipe()
-        let stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stdout
-        try process.run()
-        stdin.fileHandleForWriting.write(Data(input.utf8))
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 }

@@ -9,9 +9,12 @@ enum ScriptRunner {
         var errors: String
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60))
-        async throws -> Result
-    {
+    /// Runs `arguments` with `environment` added; `input` (if any) is written to its
+    /// standard input, which is then closed.
+    static func run(
+        _ arguments: [String], environment: [String: String] = [:], input: String? = nil,
+        timeout: Duration = .seconds(60)
+    ) async throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = arguments
@@ -20,12 +23,17 @@ enum ScriptRunner {
         let errors = Pipe()
         process.standardOutput = output
         process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
+        let stdin = input.map { _ in Pipe() }
+        process.standardInput = stdin ?? FileHandle.nullDevice
         let printed = Printed()
         let complained = Printed()
         let exited = AsyncStream<Int32>.makeStream()
         process.terminationHandler = { exited.continuation.yield($0.terminationStatus) }
         try process.run()
+        if let stdin, let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         for (pipe, sink) in [(output, printed), (errors, complained)] {
             Thread.detachNewThread {
                 while true {

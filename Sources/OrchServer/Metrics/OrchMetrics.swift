@@ -24,14 +24,14 @@ public final class OrchMetrics: Sendable {
     private let cores = Mutex<Set<String>>([])
     private let sampledCores = Mutex<Set<String>>([])
     private let reportedCPU = Mutex<Double>(0)
-    /// Request handles by method, endpoint and status, made once (the registry's own lookup
-    /// validates names and hashes labels on every call).
-    private let requestHandles = Mutex<[RequestKey: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
+    /// Every handle made so far, by metric name and labels: the registry's own lookup
+    /// validates names and hashes labels on every call, so each series is looked up there once.
+    /// Label values are bounded (see above), so this stays small.
+    private let handles = Mutex<[HandleKey: any Sendable]>([:])
 
-    private struct RequestKey: Hashable {
-        let method: String
-        let endpoint: String
-        let status: Int
+    private struct HandleKey: Hashable {
+        let name: String
+        let labels: [String]
     }
     let sseConnections: CoreMetrics.Meter
 
@@ -50,16 +50,35 @@ public final class OrchMetrics: Sendable {
 
     // MARK: Handles
 
+    /// The handle of `entry` with `dimensions`, made by `make` the first time.
+    private func handle<Handle: Sendable>(
+        _ entry: MetricsCatalog.Entry, _ dimensions: [(String, String)], _ make: () -> Handle
+    ) -> Handle {
+        let key = HandleKey(name: entry.name, labels: dimensions.flatMap { [$0.0, $0.1] })
+        return handles.withLock { handles in
+            if let made = handles[key] as? Handle { return made }
+            let made = make()
+            handles[key] = made
+            return made
+        }
+    }
+
     func counter(_ entry: MetricsCatalog.Entry, _ dimensions: [(String, String)] = []) -> CoreMetrics.Counter {
-        CoreMetrics.Counter(label: entry.name, dimensions: dimensions, factory: factory)
+        handle(entry, dimensions) { CoreMetrics.Counter(label: entry.name, dimensions: dimensions, factory: factory) }
     }
 
     func gauge(_ entry: MetricsCatalog.Entry, _ dimensions: [(String, String)] = []) -> CoreMetrics.Gauge {
-        CoreMetrics.Gauge(label: entry.name, dimensions: dimensions, factory: factory)
+        handle(entry, dimensions) { CoreMetrics.Gauge(label: entry.name, dimensions: dimensions, factory: factory) }
     }
 
     func histogram(_ entry: MetricsCatalog.Entry, _ dimensions: [(String, String)] = []) -> CoreMetrics.Recorder {
-        CoreMetrics.Recorder(label: entry.name, dimensions: dimensions, aggregate: true, factory: factory)
+        handle(entry, dimensions) {
+            CoreMetrics.Recorder(label: entry.name, dimensions: dimensions, aggregate: true, factory: factory)
+        }
+    }
+
+    func timer(_ entry: MetricsCatalog.Entry, _ dimensions: [(String, String)] = []) -> CoreMetrics.Timer {
+        handle(entry, dimensions) { CoreMetrics.Timer(label: entry.name, dimensions: dimensions, factory: factory) }
     }
 
     /// `coreID`, or `_other` once ``maximumCoreLabels`` other cores have been seen.
@@ -77,20 +96,10 @@ public final class OrchMetrics: Sendable {
     /// One answered request.
     func recordRequest(method: String, endpoint: String, status: Int, duration: Duration) {
         let method = Self.knownMethods.contains(method) ? method : "OTHER"
-        let key = RequestKey(method: method, endpoint: endpoint, status: status)
-        let (count, timer) = requestHandles.withLock { handles in
-            if let made = handles[key] { return made }
-            let made = (
-                counter(MetricsCatalog.httpRequests, [("method", method), ("status", String(status)), ("endpoint", endpoint)]),
-                CoreMetrics.Timer(
-                    label: MetricsCatalog.httpRequestDuration.name, dimensions: [("method", method), ("endpoint", endpoint)],
-                    factory: factory)
-            )
-            handles[key] = made
-            return made
-        }
-        count.increment()
-        timer.recordNanoseconds(duration.nanoseconds)
+        counter(MetricsCatalog.httpRequests, [("method", method), ("status", String(status)), ("endpoint", endpoint)])
+            .increment()
+        timer(MetricsCatalog.httpRequestDuration, [("method", method), ("endpoint", endpoint)])
+            .recordNanoseconds(duration.nanoseconds)
     }
 
     /// Task counters and durations from committed events.
@@ -175,8 +184,9 @@ public final class OrchMetrics: Sendable {
                 reported = max(reported, cpu)
                 return delta
             }
-            FloatingPointCounter(label: MetricsCatalog.processCPU.name, dimensions: [], factory: factory)
-                .increment(by: delta)
+            handle(MetricsCatalog.processCPU, []) {
+                FloatingPointCounter(label: MetricsCatalog.processCPU.name, dimensions: [], factory: factory)
+            }.increment(by: delta)
         }
     }
 
