@@ -73,10 +73,35 @@ public struct IdempotencyKey: Sendable, Hashable {
 
 /// What a dispatch did.
 public enum DispatchOutcome: Sendable, Hashable {
-    /// A new task, with its stored `task.created` event.
-    case created(TaskRecord, [EventRecord])
-    /// The task an earlier dispatch with the same idempotency key created.
-    case repeated(TaskRecord)
+    /// A new task, with its stored `task.created` event and its standing right after the insert.
+    case created(TaskRecord, [EventRecord], QueueStanding)
+    /// The task an earlier dispatch with the same idempotency key created, and its standing now.
+    case repeated(TaskRecord, QueueStanding)
+}
+
+/// A task stored by a batch dispatch, with its events and its standing right after its insert.
+public struct DispatchedTask: Sendable, Hashable {
+    public var task: TaskRecord
+    public var events: [EventRecord]
+    public var standing: QueueStanding
+
+    public init(task: TaskRecord, events: [EventRecord], standing: QueueStanding) {
+        self.task = task
+        self.events = events
+        self.standing = standing
+    }
+}
+
+/// Where a task stands in its core's queue: what a dispatch answer needs.
+public struct QueueStanding: Sendable, Hashable {
+    /// 1-based place in the core's claim order; 0 when the task is not queued.
+    public var position: Int
+    public var load: CoreLoad
+
+    public init(position: Int, load: CoreLoad) {
+        self.position = position
+        self.load = load
+    }
 }
 
 /// What the server needs to estimate when a queued task starts.
@@ -100,8 +125,16 @@ public typealias StoredTransition = (task: TaskRecord, events: [EventRecord])
 public protocol TaskStore: Sendable {
     /// Stores a new task and its events, unless `idempotency` names an earlier dispatch: then
     /// nothing is written and that task is returned. Throws `RESOURCE_CONFLICT` when the key was
-    /// used with a different request.
-    func insertTask(_ transition: TaskTransition, idempotency: IdempotencyKey?) async throws -> DispatchOutcome
+    /// used with a different request. The task's standing is read in the same transaction
+    /// (workers count as active when seen since `activeSince`), so a dispatch costs one trip
+    /// to the store.
+    func insertTask(_ transition: TaskTransition, idempotency: IdempotencyKey?, activeSince: Date) async throws
+        -> DispatchOutcome
+
+    /// Stores every task of a batch dispatch, in order, in one transaction: all of them or,
+    /// when any insert fails, none. Each task's standing is read right after its own insert, as
+    /// if the tasks had been dispatched one after another.
+    func insertTasks(_ transitions: [TaskTransition], activeSince: Date) async throws -> [DispatchedTask]
 
     func task(id: String) async throws -> TaskRecord?
 
@@ -139,10 +172,6 @@ public protocol TaskStore: Sendable {
 
     /// Recent durations and active workers of a core; workers count when seen since `since`.
     func coreLoad(coreID: String, since: Date) async throws -> CoreLoad
-
-    /// ``queuePosition(of:)`` and ``coreLoad(coreID:since:)`` of the task's core, read together
-    /// (what a dispatch answer needs).
-    func queueStanding(of task: TaskRecord, activeSince: Date) async throws -> (position: Int, load: CoreLoad)
 
     /// How many tasks have `status`.
     func countTasks(status: TaskStatus) async throws -> Int

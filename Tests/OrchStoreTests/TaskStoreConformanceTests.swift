@@ -17,7 +17,7 @@ import Testing
 
     @discardableResult
     static func insert(_ store: any Store, _ transition: TaskTransition) async throws -> TaskRecord {
-        guard case .created(let task, _) = try await store.insertTask(transition, idempotency: nil) else {
+        guard case .created(let task, _, _) = try await store.insertTask(transition, idempotency: nil, activeSince: Self.start) else {
             Issue.record("not created")
             return transition.task
         }
@@ -28,7 +28,7 @@ import Testing
     func insertedTaskAndItsEventReadBack(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in
             let transition = Self.dispatch()
-            guard case .created(let task, let events) = try await store.insertTask(transition, idempotency: nil) else {
+            guard case .created(let task, let events, _) = try await store.insertTask(transition, idempotency: nil, activeSince: Self.start) else {
                 Issue.record("expected a new task")
                 return
             }
@@ -44,20 +44,20 @@ import Testing
         try await backend.withStore { (store: any Store) async throws in
             let key = IdempotencyKey(userID: "u", key: "k", fingerprint: "f1", validAfter: Self.start.addingTimeInterval(-10))
             let first = Self.dispatch()
-            _ = try await store.insertTask(first, idempotency: key)
-            #expect(try await store.insertTask(Self.dispatch(), idempotency: key) == .repeated(first.task))
+            _ = try await store.insertTask(first, idempotency: key, activeSince: Self.start)
+            #expect(try await store.insertTask(Self.dispatch(), idempotency: key, activeSince: Self.start) == .repeated(first.task, QueueStanding(position: 1, load: CoreLoad(averageDuration: nil, activeWorkers: 0))))
             var other = key
             other.fingerprint = "f2"
-            await #expect(throws: OrchError.self) { _ = try await store.insertTask(Self.dispatch(), idempotency: other) }
+            await #expect(throws: OrchError.self) { _ = try await store.insertTask(Self.dispatch(), idempotency: other, activeSince: Self.start) }
             var otherUser = key
             otherUser.userID = "v"
-            guard case .created = try await store.insertTask(Self.dispatch(), idempotency: otherUser) else {
+            guard case .created = try await store.insertTask(Self.dispatch(), idempotency: otherUser, activeSince: Self.start) else {
                 Issue.record("the key is per user")
                 return
             }
             var expired = key
             expired.validAfter = Self.start.addingTimeInterval(10)
-            guard case .created = try await store.insertTask(Self.dispatch(at: 20), idempotency: expired) else {
+            guard case .created = try await store.insertTask(Self.dispatch(at: 20), idempotency: expired, activeSince: Self.start) else {
                 Issue.record("an expired key is forgotten")
                 return
             }
@@ -173,8 +173,16 @@ import Testing
                 case 0..<6:
                     var request = DispatchRequest(coreID: core, priority: Int.random(in: 1...4, using: &generator))
                     request.stay = Int.random(in: 0..<4, using: &generator) == 0
-                    _ = try await store.insertTask(
-                        TaskLifecycle.dispatch(request, id: Identifier.make("task"), createdBy: "u", now: now), idempotency: nil)
+                    let outcome = try await store.insertTask(
+                        TaskLifecycle.dispatch(request, id: Identifier.make("task"), createdBy: "u", now: now),
+                        idempotency: nil, activeSince: Self.start)
+                    guard case .created(let task, _, let standing) = outcome else {
+                        Issue.record("not created")
+                        continue
+                    }
+                    // The position answered with the insert is the brute-force claim order's.
+                    let order = try await Self.claimOrder(of: core, store)
+                    #expect(standing.position == (order.firstIndex(of: task.id) ?? -1) + 1)
                 case 6..<8:
                     _ = try await store.claimTasks(coreID: core, workerID: "w", limit: 2, now: now) { task in
                         try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: now)
@@ -188,20 +196,55 @@ import Testing
                     }
                 }
             }
-            let (_, all) = try await store.listTasks(TaskQuery(limit: 500))
-            let queued = all.filter { $0.status == .queued }
-            #expect(queued.count > 10)
+            #expect(try await store.listTasks(TaskQuery(status: .queued, limit: 500)).total > 10)
             for core in ["a", "b"] {
-                // The claim order: priority descending, then ready time, then dispatch order.
-                let order = queued.filter { $0.coreID == core }.sorted { left, right in
-                    if left.priority != right.priority { return left.priority > right.priority }
-                    if left.readyAt != right.readyAt { return left.readyAt < right.readyAt }
-                    return left.createdAt < right.createdAt
-                }
-                for (index, task) in order.enumerated() {
+                for (index, id) in try await Self.claimOrder(of: core, store).enumerated() {
+                    let task = try #require(try await store.task(id: id))
                     #expect(try await store.queuePosition(of: task) == index + 1, "core \(core), task \(index + 1)")
                 }
             }
+        }
+    }
+
+    /// The ids of `core`'s queued tasks in claim order, worked out from the whole list:
+    /// priority descending, then ready time, then dispatch order.
+    static func claimOrder(of core: String, _ store: any Store) async throws -> [String] {
+        let (_, all) = try await store.listTasks(TaskQuery(coreID: core, sort: .createdAt, order: .asc, limit: 500))
+        let queued = all.filter { $0.status == .queued }
+        let dispatchOrder = Dictionary(uniqueKeysWithValues: queued.enumerated().map { ($1.id, $0) })
+        return queued.sorted { left, right in
+            if left.priority != right.priority { return left.priority > right.priority }
+            if left.readyAt != right.readyAt { return left.readyAt < right.readyAt }
+            return dispatchOrder[left.id]! < dispatchOrder[right.id]!
+        }.map(\.id)
+    }
+
+    @Test(arguments: backends)
+    func batchInsertStoresEveryTaskInOrderWithSequentialStandings(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            try await Self.insert(store, Self.dispatch(priority: 3))
+            let batch = [Self.dispatch(priority: 1), Self.dispatch(priority: 5), Self.dispatch(priority: 1), Self.dispatch("other")]
+            let stored = try await store.insertTasks(batch, activeSince: Self.start)
+            #expect(stored.map(\.task) == batch.map(\.task))
+            #expect(stored.map { $0.events.map(\.type) } == Array(repeating: ["task.created"], count: 4))
+            // Each as if dispatched alone at its turn: behind the priority-3 task; first; behind
+            // the 5, the 3 and the first 1; alone on its core.
+            #expect(stored.map(\.standing.position) == [2, 1, 4, 1])
+            for entry in stored { #expect(try await store.task(id: entry.task.id) == entry.task) }
+        }
+    }
+
+    @Test(arguments: backends)
+    func batchInsertIsAllOrNothing(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let existing = try await Self.insert(store, Self.dispatch())
+            var clash = Self.dispatch()
+            clash.task.id = existing.id
+            await #expect(throws: (any Error).self) {
+                _ = try await store.insertTasks([Self.dispatch(), Self.dispatch(), clash], activeSince: Self.start)
+            }
+            #expect(try await store.listTasks(TaskQuery()).total == 1)
+            #expect(try await store.taskEvents(taskID: existing.id, EventQuery()).total == 1)
         }
     }
 }

@@ -39,23 +39,23 @@ struct DispatchController {
         let idempotency = try idempotencyKey(request, body: body, userID: context.identity?.userID, now: now)
         let transition = TaskLifecycle.dispatch(
             body, id: Identifier.make("task"), createdBy: context.identity?.userID, now: now)
-        switch try await store.insertTask(transition, idempotency: idempotency) {
-        case .created(let task, let events):
+        let activeSince = now.addingTimeInterval(-Self.workerActivityWindow)
+        switch try await store.insertTask(transition, idempotency: idempotency, activeSince: activeSince) {
+        case .created(let task, let events, let standing):
             bus.publish(events)
             context.logger.debug("task dispatched", metadata: ["task_id": "\(task.id)", "core_id": "\(task.coreID)"])
-            return try .json(try await response(for: task, now: now), status: .accepted)
-        case .repeated(let task):
-            return try .json(try await response(for: task, now: now), status: .ok)
+            return try .json(Self.response(for: task, standing: standing, now: now), status: .accepted)
+        case .repeated(let task, let standing):
+            return try .json(Self.response(for: task, standing: standing, now: now), status: .ok)
         }
     }
 
-    /// The dispatch answer for `task` as it is now (one read for its place and its core's load).
-    func response(for task: TaskRecord, now: Date) async throws -> DispatchResponse {
-        let (position, load) = try await store.queueStanding(
-            of: task, activeSince: now.addingTimeInterval(-Self.workerActivityWindow))
+    /// The dispatch answer for `task` standing at `standing`.
+    static func response(for task: TaskRecord, standing: QueueStanding, now: Date) -> DispatchResponse {
+        let (position, load) = (standing.position, standing.load)
         return DispatchResponse(
             taskID: task.id, status: task.status, coreID: task.coreID, priority: task.priority, timeout: task.timeout,
-            createdAt: task.createdAt, estimatedStart: Self.estimatedStart(task, position: position, load: load, now: now),
+            createdAt: task.createdAt, estimatedStart: estimatedStart(task, position: position, load: load, now: now),
             queuePosition: position)
     }
 

@@ -4,7 +4,9 @@ import OrchCore
 import OrchModels
 
 extension SQLiteStore {
-    public func insertTask(_ transition: TaskTransition, idempotency: IdempotencyKey?) async throws -> DispatchOutcome {
+    public func insertTask(_ transition: TaskTransition, idempotency: IdempotencyKey?, activeSince: Date) async throws
+        -> DispatchOutcome
+    {
         try await write { db in
             if let idempotency {
                 if let row = try Row.fetchOne(
@@ -18,7 +20,9 @@ extension SQLiteStore {
                                 "Idempotency-Key was already used with a different request",
                                 details: ["idempotency_key": .string(idempotency.key), "task_id": .string(row["task_id"])])
                         }
-                        if let task = try Self.fetchTask(db, id: row["task_id"]) { return .repeated(task) }
+                        if let task = try Self.fetchTask(db, id: row["task_id"]) {
+                            return .repeated(task, try Self.queueStanding(of: task, activeSince: activeSince, db))
+                        }
                     }
                     try db.execute(
                         sql: "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
@@ -35,7 +39,25 @@ extension SQLiteStore {
                         transition.task.createdAt.millis,
                     ])
             }
-            return .created(transition.task, events)
+            return .created(
+                transition.task, events, try Self.queueStanding(of: transition.task, activeSince: activeSince, db))
+        }
+    }
+
+    public func insertTasks(_ transitions: [TaskTransition], activeSince: Date) async throws -> [DispatchedTask] {
+        try await write { db in
+            // One load per core: nothing in the batch changes durations or workers.
+            var loads: [String: CoreLoad] = [:]
+            return try transitions.map { transition in
+                let task = transition.task
+                try Self.insertTaskRow(task, db)
+                let events = try Self.insertEvents(transition.events, for: task, db)
+                let load = try loads[task.coreID] ?? Self.coreLoad(coreID: task.coreID, since: activeSince, db)
+                loads[task.coreID] = load
+                return DispatchedTask(
+                    task: task, events: events,
+                    standing: QueueStanding(position: try Self.queuePosition(of: task, db), load: load))
+            }
         }
     }
 
@@ -172,35 +194,44 @@ extension SQLiteStore {
         return try await read { db in try Self.queuePosition(of: task, db) }
     }
 
-    public func queueStanding(of task: TaskRecord, activeSince: Date) async throws -> (position: Int, load: CoreLoad) {
-        try await read { db in
-            (try Self.queuePosition(of: task, db), try Self.coreLoad(coreID: task.coreID, since: activeSince, db))
-        }
+    static func queueStanding(of task: TaskRecord, activeSince: Date, _ db: Database) throws -> QueueStanding {
+        QueueStanding(
+            position: try queuePosition(of: task, db), load: try coreLoad(coreID: task.coreID, since: activeSince, db))
     }
 
     static func queuePosition(of task: TaskRecord, _ db: Database) throws -> Int {
         guard task.status == .queued else { return 0 }
         do {
-            guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM tasks WHERE id = ?", arguments: [task.id]) else {
+            guard let seq = try Int64.fetchOne(db.cachedStatement(sql: "SELECT seq FROM tasks WHERE id = ?"), arguments: [task.id]) else {
                 return 0
             }
             let higher =
                 try Int.fetchOne(
-                    db, sql: "SELECT coalesce(sum(n), 0) FROM queue_counts WHERE core_id = ? AND priority > ?",
+                    db.cachedStatement(sql: "SELECT coalesce(sum(n), 0) FROM queue_counts WHERE core_id = ? AND priority > ?"),
                     arguments: [task.coreID, task.priority]) ?? 0
             let same =
                 try Int.fetchOne(
-                    db, sql: "SELECT n FROM queue_counts WHERE core_id = ? AND priority = ?",
+                    db.cachedStatement(sql: "SELECT n FROM queue_counts WHERE core_id = ? AND priority = ?"),
                     arguments: [task.coreID, task.priority]) ?? 0
-            let behind =
+            // Two range counts rather than one `OR`, which SQLite can only answer by walking
+            // every queued task of the priority (dispatch then slowed down as the queue grew).
+            let later =
                 try Int.fetchOne(
-                    db,
-                    sql: """
-                        SELECT count(*) FROM tasks INDEXED BY tasks_claim_order
-                        WHERE core_id = ? AND status = 'queued' AND priority = ?
-                          AND (ready_at > ? OR (ready_at = ? AND seq > ?))
-                        """,
-                    arguments: [task.coreID, task.priority, task.readyAt.millis, task.readyAt.millis, seq]) ?? 0
+                    db.cachedStatement(
+                        sql: """
+                            SELECT count(*) FROM tasks INDEXED BY tasks_claim_order
+                            WHERE core_id = ? AND status = 'queued' AND priority = ? AND ready_at > ?
+                            """),
+                    arguments: [task.coreID, task.priority, task.readyAt.millis]) ?? 0
+            let sameTimeAfter =
+                try Int.fetchOne(
+                    db.cachedStatement(
+                        sql: """
+                            SELECT count(*) FROM tasks INDEXED BY tasks_claim_order
+                            WHERE core_id = ? AND status = 'queued' AND priority = ? AND ready_at = ? AND seq > ?
+                            """),
+                    arguments: [task.coreID, task.priority, task.readyAt.millis, seq]) ?? 0
+            let behind = later + sameTimeAfter
             return higher + max(0, same - 1 - behind) + 1
         }
     }
@@ -212,23 +243,23 @@ extension SQLiteStore {
     static func coreLoad(coreID: String, since: Date, _ db: Database) throws -> CoreLoad {
         do {
             let average = try Double.fetchOne(
-                db,
-                sql: """
-                    SELECT avg(duration) FROM (
-                        SELECT duration FROM tasks
-                        WHERE core_id = ? AND status = 'completed' AND duration IS NOT NULL
-                        ORDER BY completed_at DESC LIMIT 100)
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT avg(duration) FROM (
+                            SELECT duration FROM tasks
+                            WHERE core_id = ? AND status = 'completed' AND duration IS NOT NULL
+                            ORDER BY completed_at DESC LIMIT 100)
+                        """),
                 arguments: [coreID])
             let workers =
                 try Int.fetchOne(
-                    db,
-                    sql: """
-                        SELECT count(*) FROM (
-                            SELECT worker_id FROM workers WHERE core_id = ? AND last_seen >= ?
-                            UNION
-                            SELECT worker_id FROM tasks WHERE core_id = ? AND status = 'running' AND worker_id IS NOT NULL)
-                        """,
+                    db.cachedStatement(
+                        sql: """
+                            SELECT count(*) FROM (
+                                SELECT worker_id FROM workers WHERE core_id = ? AND last_seen >= ?
+                                UNION
+                                SELECT worker_id FROM tasks WHERE core_id = ? AND status = 'running' AND worker_id IS NOT NULL)
+                            """),
                     arguments: [coreID, since.millis, coreID]) ?? 0
             return CoreLoad(averageDuration: average, activeWorkers: workers)
         }
