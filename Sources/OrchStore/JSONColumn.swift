@@ -4,15 +4,11 @@ import OrchModels
 /// JSON stored in a text column (metadata, event data).
 enum JSONColumn {
     static func encode(_ value: [String: JSONValue]) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        JSONValue.jsonText(value)
     }
 
     static func encodeValue(_ value: JSONValue) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        value.jsonText
     }
 
     static func decodeValue(_ text: String) throws -> JSONValue {

@@ -86,6 +86,15 @@ import Testing
         }
     }
 
+    @Test(arguments: [
+        ("Bearer abc.def", "abc.def"), ("bearer abc", "abc"), ("BEARER   abc  ", "abc"), ("Bearer\tabc", "abc"),
+        ("Bearer a b", "a b"), ("Bearer", nil), ("Bearer   ", nil), ("Basic abc", nil), ("Bearerabc", nil),
+        ("Bearex abc", nil), ("", nil), (" Bearer abc", nil), ("Béarer abc", nil),
+    ] as [(String, String?)])
+    func bearerTokenIsTheTextAfterTheScheme(header: String, token: String?) {
+        #expect(Authenticator.bearerToken(header) == token)
+    }
+
     @Test func missingOrNonBearerCredentialsAreAuthenticationRequired() async throws {
         try await TestServer.withApp { api in
             for headers: HTTPFields in [[:], [.authorization: "Basic YWRtaW46eA=="], [.authorization: "Bearer "]] {

@@ -17,6 +17,9 @@ import Synchronization
 public final class SQLiteStore: Store {
     let database: any DatabaseWriter
     let writer: GroupCommitWriter
+    /// Users by id: read on every authenticated request, written rarely. This process is the
+    /// only writer of the file, and every user write below invalidates its entry.
+    let users = RecordCache<UserRecord>()
     /// Set by `close()`; GRDB must not be used after its connections are closed.
     private let isClosed = Atomic<Bool>(false)
 
@@ -97,10 +100,12 @@ public final class SQLiteStore: Store {
 
     public func createUser(_ user: UserRecord) async throws {
         try await write { db in try Self.insert(user, db) }
+        users.invalidate(user.id)
     }
 
     public func createFirstUser(_ user: UserRecord) async throws -> Bool {
-        try await write { db in
+        defer { users.invalidate(user.id) }
+        return try await write { db in
             guard try Int.fetchOne(db, sql: "SELECT count(*) FROM users") == 0 else { return false }
             try Self.insert(user, db)
             return true
@@ -108,8 +113,11 @@ public final class SQLiteStore: Store {
     }
 
     public func user(id: String) async throws -> UserRecord? {
-        try await read { db in
-            try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id]).map(Self.userRecord)
+        try await users.fill(id) {
+            try await read { db in
+                try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM users WHERE id = ?"), arguments: [id])
+                    .map(Self.userRecord)
+            }
         }
     }
 
@@ -141,7 +149,8 @@ public final class SQLiteStore: Store {
     }
 
     public func updateUser(id: String, changes: UserChanges) async throws -> UserRecord? {
-        try await write { db in
+        defer { users.invalidate(id) }
+        return try await write { db in
             guard var user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.userRecord)
             else { return nil }
             if let email = changes.email { user.email = email }
@@ -160,6 +169,7 @@ public final class SQLiteStore: Store {
     }
 
     public func recordLogin(userID: String, at date: Date) async throws {
+        defer { users.invalidate(userID) }
         try await write { db in
             try db.execute(sql: "UPDATE users SET last_login = ? WHERE id = ?", arguments: [date.millis, userID])
         }

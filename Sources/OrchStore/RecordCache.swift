@@ -1,0 +1,46 @@
+import Synchronization
+
+/// Records kept in memory by key in front of the store, for reads that happen on every request
+/// (the user behind a token).
+///
+/// The store stays the truth: every write to a record goes through ``invalidate(_:)`` after it
+/// commits, and a read that raced with a write does not put its (possibly older) record back,
+/// because ``fill(_:_:read:)`` only keeps what it read when no invalidation happened meanwhile.
+/// At most `capacity` records are kept; past that the cache starts empty again.
+final class RecordCache<Value: Sendable>: Sendable {
+    private struct State {
+        var records: [String: Value] = [:]
+        /// Bumped by every invalidation.
+        var generation: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let capacity: Int
+
+    init(capacity: Int = 10_000) {
+        self.capacity = capacity
+    }
+
+    /// The cached record for `key`, else what `read` returns (kept when nothing changed meanwhile).
+    func fill(_ key: String, read: () async throws -> Value?) async rethrows -> Value? {
+        let (cached, generation) = state.withLock { ($0.records[key], $0.generation) }
+        if let cached { return cached }
+        let value = try await read()
+        if let value {
+            state.withLock { state in
+                guard state.generation == generation else { return }
+                if state.records.count >= capacity { state.records.removeAll(keepingCapacity: true) }
+                state.records[key] = value
+            }
+        }
+        return value
+    }
+
+    /// Forgets `key`'s record; call after every committed write to it.
+    func invalidate(_ key: String) {
+        state.withLock { state in
+            state.records[key] = nil
+            state.generation &+= 1
+        }
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import OrchModels
+import Testing
+
+@testable import OrchStore
+
+/// The store writes JSON columns with its own writer (`JSONValue.jsonText`); these check it
+/// against Foundation's encoder and decoder on random values.
+@Suite struct JSONColumnTests {
+    /// Strings with every kind of character the writer treats differently.
+    static let pieces = ["a", "Zz9", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{08}", "\u{0C}", "\u{01}", "\u{1F}", "\u{7F}", "é", "日本", "🚀", "\u{2028}"]
+
+    static func randomString(_ generator: inout SplitMix64) -> String {
+        (0..<Int.random(in: 0...6, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+    }
+
+    /// A random value up to `depth` levels deep; `doubles` allows non-integral doubles.
+    static func randomValue(_ generator: inout SplitMix64, depth: Int, doubles: Bool) -> JSONValue {
+        let kinds = depth == 0 ? 5 : 7
+        switch Int.random(in: 0..<kinds, using: &generator) {
+        case 0: return .null
+        case 1: return .bool(Bool.random(using: &generator))
+        case 2: return .int(Int64.random(in: Int64.min...Int64.max, using: &generator))
+        case 3:
+            guard doubles else { return .int(Int64.random(in: -1000...1000, using: &generator)) }
+            let value = Double.random(in: -1e9...1e9, using: &generator) * [1, 1e-12, 1e12].randomElement(using: &generator)!
+            return value.rounded() == value ? .double(value + 0.5) : .double(value)
+        case 4: return .string(randomString(&generator))
+        case 5:
+            return .array((0..<Int.random(in: 0...4, using: &generator)).map { _ in
+                randomValue(&generator, depth: depth - 1, doubles: doubles)
+            })
+        default:
+            var object: [String: JSONValue] = [:]
+            for _ in 0..<Int.random(in: 0...4, using: &generator) {
+                object[randomString(&generator)] = randomValue(&generator, depth: depth - 1, doubles: doubles)
+            }
+            return .object(object)
+        }
+    }
+
+    @Test func textIsFoundationsSortedEncodingForValuesWithoutDoubles() throws {
+        var generator = SplitMix64(seed: 2026_11_27)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        for _ in 0..<2000 {
+            let value = Self.randomValue(&generator, depth: 3, doubles: false)
+            let expected = String(decoding: try encoder.encode(value), as: UTF8.self)
+            #expect(try JSONColumn.encodeValue(value) == expected)
+        }
+    }
+
+    @Test func everyValueReadsBackEqual() throws {
+        var generator = SplitMix64(seed: 42)
+        for _ in 0..<2000 {
+            let value = Self.randomValue(&generator, depth: 3, doubles: true)
+            #expect(try JSONColumn.decodeValue(try JSONColumn.encodeValue(value)) == value)
+            let object: [String: JSONValue] = ["k": value, "": .string(Self.randomString(&generator))]
+            #expect(try JSONColumn.decode(try JSONColumn.encode(object)) == object)
+        }
+    }
+}
