@@ -27,7 +27,7 @@ struct DispatchController {
     /// Creates a task (202), or with a known `Idempotency-Key` answers the original task (200).
     @Sendable func dispatch(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: DispatchRequest.self)
-        let metadataBytes = try JSONEncoder().encode(body.metadata).count
+        let metadataBytes = JSONValue.jsonText(body.metadata).utf8.count
         try TaskRules.validate(body, metadataBytes: metadataBytes)
         if let callback = body.metadata["callback_url"] {
             guard let url = callback.stringValue else {
