@@ -1,3 +1,4 @@
+import Foundation
 import OrchModels
 
 /// The one error type that reaches clients.
@@ -130,5 +131,23 @@ extension OrchError {
     /// 503 `SERVICE_UNAVAILABLE`.
     public static func serviceUnavailable(_ message: String) -> OrchError {
         OrchError(code: .serviceUnavailable, status: 503, message: message)
+    }
+}
+
+extension OrchError {
+    /// This error about one element of a list, `prefix` naming it (`tasks[3]`): a
+    /// `details.field` becomes `prefix.field` (also in the message), and without a field the
+    /// element itself is named as the field.
+    public func located(in prefix: String) -> OrchError {
+        var error = self
+        if case .string(let field)? = details["field"] {
+            let located = "\(prefix).\(field)"
+            error.details["field"] = .string(located)
+            error.message = message.replacingOccurrences(of: "'\(field)'", with: "'\(located)'")
+        } else {
+            error.details["field"] = .string(prefix)
+            error.message = "\(prefix): \(message)"
+        }
+        return error
     }
 }

@@ -109,3 +109,22 @@ public struct DispatchResponse: Codable, Sendable, Hashable {
         case queuePosition = "queue_position"
     }
 }
+
+/// `POST /dispatch/batch` request body: 1 to 1,000 tasks, each as `POST /dispatch` takes it.
+public struct DispatchBatchRequest: Codable, Sendable, Hashable {
+    public var tasks: [DispatchRequest]
+
+    public init(tasks: [DispatchRequest]) {
+        self.tasks = tasks
+    }
+}
+
+/// `POST /dispatch/batch` response body (202): each task answered as `POST /dispatch` answers
+/// it, in the order of the request.
+public struct DispatchBatchResponse: Codable, Sendable, Hashable {
+    public var tasks: [DispatchResponse]
+
+    public init(tasks: [DispatchResponse]) {
+        self.tasks = tasks
+    }
+}

@@ -55,7 +55,8 @@ import Testing
         }
     }
 
-    @Test(arguments: [
+    /// Invalid `POST /dispatch` bodies, with the error code and the field it names.
+    static let invalidDispatches: [(String, String, String)] = [
         (#"{}"#, "MISSING_PARAMETER", "coreId"),
         (#"{"coreId":""}"#, "INVALID_PARAMETER", "coreId"),
         (#"{"coreId":"has space"}"#, "INVALID_PARAMETER", "coreId"),
@@ -72,7 +73,9 @@ import Testing
         (#"{"coreId":"c","max_attempts":101}"#, "INVALID_PARAMETER", "max_attempts"),
         (#"{"coreId":"c","metadata":"x"}"#, "INVALID_PARAMETER", "metadata"),
         (#"{"coreId":"c","metadata":{"big":"\#(String(repeating: "m", count: 65536))"}}"#, "INVALID_PARAMETER", "metadata"),
-    ])
+    ]
+
+    @Test(arguments: invalidDispatches)
     func dispatchValidationNamesTheField(body: String, code: String, field: String) async throws {
         try await TestServer.withApp { api in
             let token = try await api.adminToken()

@@ -20,25 +20,22 @@ struct DispatchController {
     /// A worker counts as active on a core for this long after its last claim.
     static let workerActivityWindow: TimeInterval = 60
 
+    /// The most tasks one `POST /dispatch/batch` takes.
+    static let maximumBatch = 1000
+    /// Body limit of `POST /dispatch/batch` (other routes take 1 MiB).
+    static let maximumBatchBodySize = 16 << 20
+
     func addRoutes(to api: APIRouter) {
         api.on(.post, "/dispatch", access: .role(.operator), handler: dispatch)
+        api.on(.post, "/dispatch/batch", access: .role(.operator), handler: dispatchBatch)
     }
 
     /// Creates a task (202), or with a known `Idempotency-Key` answers the original task (200).
     @Sendable func dispatch(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: DispatchRequest.self)
-        let metadataBytes = JSONValue.jsonText(body.metadata).utf8.count
-        try TaskRules.validate(body, metadataBytes: metadataBytes)
-        if let callback = body.metadata["callback_url"] {
-            guard let url = callback.stringValue else {
-                throw OrchError.invalidParameter("metadata.callback_url", "must be an http or https URL")
-            }
-            try Callback.validate(url, allowedHosts: callbackAllowedHosts)
-        }
         let now = Date()
+        let transition = try prepare(body, createdBy: context.identity?.userID, now: now)
         let idempotency = try idempotencyKey(request, body: body, userID: context.identity?.userID, now: now)
-        let transition = TaskLifecycle.dispatch(
-            body, id: Identifier.make("task"), createdBy: context.identity?.userID, now: now)
         let activeSince = now.addingTimeInterval(-Self.workerActivityWindow)
         switch try await store.insertTask(transition, idempotency: idempotency, activeSince: activeSince) {
         case .created(let task, let events, let standing):
@@ -48,6 +45,47 @@ struct DispatchController {
         case .repeated(let task, let standing):
             return try .json(Self.response(for: task, standing: standing, now: now), status: .ok)
         }
+    }
+
+    /// Creates 1 to 1,000 tasks at once (202), all or none: every task is validated as
+    /// `POST /dispatch` validates it (an error names the task as `tasks[i]`), then all are
+    /// stored in one transaction, and each is answered as `POST /dispatch` answers it (its
+    /// queue position as if the tasks had been dispatched one after another, in order).
+    /// `Idempotency-Key` is refused here: one key cannot stand for many tasks.
+    @Sendable func dispatchBatch(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        if request.headers[.idempotencyKey] != nil {
+            throw OrchError.invalidParameter("Idempotency-Key", "is not supported by /dispatch/batch")
+        }
+        let body = try await request.decodeJSON(as: DispatchBatchRequest.self, maximumSize: Self.maximumBatchBodySize)
+        guard (1...Self.maximumBatch).contains(body.tasks.count) else {
+            throw OrchError.invalidParameter("tasks", "must hold 1 to \(Self.maximumBatch) tasks")
+        }
+        let now = Date()
+        let transitions = try body.tasks.enumerated().map { index, task in
+            do {
+                return try prepare(task, createdBy: context.identity?.userID, now: now)
+            } catch let error as OrchError {
+                throw error.located(in: "tasks[\(index)]")
+            }
+        }
+        let stored = try await store.insertTasks(transitions, activeSince: now.addingTimeInterval(-Self.workerActivityWindow))
+        bus.publish(stored.flatMap(\.events))
+        context.logger.debug("tasks dispatched", metadata: ["count": "\(stored.count)"])
+        return try .json(
+            DispatchBatchResponse(tasks: stored.map { Self.response(for: $0.task, standing: $0.standing, now: now) }),
+            status: .accepted)
+    }
+
+    /// `body` validated (fields, metadata size, callback URL) as a new task's dispatch.
+    func prepare(_ body: DispatchRequest, createdBy: String?, now: Date) throws -> TaskTransition {
+        try TaskRules.validate(body, metadataBytes: JSONValue.jsonText(body.metadata).utf8.count)
+        if let callback = body.metadata["callback_url"] {
+            guard let url = callback.stringValue else {
+                throw OrchError.invalidParameter("metadata.callback_url", "must be an http or https URL")
+            }
+            try Callback.validate(url, allowedHosts: callbackAllowedHosts)
+        }
+        return TaskLifecycle.dispatch(body, id: Identifier.make("task"), createdBy: createdBy, now: now)
     }
 
     /// The dispatch answer for `task` standing at `standing`.

@@ -16,8 +16,10 @@ extension Request {
     /// Throws 413 for a body over 1 MiB; 400 `VALIDATION_ERROR` for an empty or malformed body;
     /// 400 `MISSING_PARAMETER` with `details.field` for a missing (or null) required field; and
     /// 400 `INVALID_PARAMETER` with `details.field` for a value of the wrong type or out of range.
-    func decodeJSON<T: Decodable>(as type: T.Type = T.self) async throws -> T {
-        let bytes = try await collectBody()
+    func decodeJSON<T: Decodable>(
+        as type: T.Type = T.self, maximumSize: Int = RequestBodyDecoding.maximumBodySize
+    ) async throws -> T {
+        let bytes = try await collectBody(maximumSize: maximumSize)
         guard !bytes.isEmpty else { throw OrchError.validation("A JSON request body is required") }
         do {
             return try Timestamp.makeDecoder().decode(T.self, from: Data(bytes))
@@ -28,16 +30,17 @@ extension Request {
 }
 
 extension Request {
-    /// The raw body, at most 1 MiB (413 beyond, told by `Content-Length` or by counting).
-    func collectBody() async throws -> [UInt8] {
-        if let length = headers[.contentLength].flatMap(Int.init), length > RequestBodyDecoding.maximumBodySize {
-            throw OrchError.payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
+    /// The raw body, at most `maximumSize` bytes, 1 MiB unless a route says otherwise (413
+    /// beyond, told by `Content-Length` or by counting).
+    func collectBody(maximumSize: Int = RequestBodyDecoding.maximumBodySize) async throws -> [UInt8] {
+        if let length = headers[.contentLength].flatMap(Int.init), length > maximumSize {
+            throw OrchError.payloadTooLarge(limit: maximumSize)
         }
         do {
-            let buffer = try await body.collect(upTo: RequestBodyDecoding.maximumBodySize)
+            let buffer = try await body.collect(upTo: maximumSize)
             return Array(buffer.readableBytesView)
         } catch is NIOTooManyBytesError {
-            throw OrchError.payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
+            throw OrchError.payloadTooLarge(limit: maximumSize)
         }
     }
 }

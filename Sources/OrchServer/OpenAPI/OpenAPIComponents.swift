@@ -98,6 +98,14 @@ enum OpenAPIComponents {
                 "priority": Schema.integer(), "timeout": Schema.integer(), "created_at": Schema.dateTime,
                 "estimated_start": Schema.dateTime, "queue_position": Schema.integer(),
             ]),
+            "DispatchBatchRequest": Schema.request(
+                [
+                    "tasks": [
+                        "type": "array", "items": Schema.ref("DispatchRequest"), "minItems": 1,
+                        "maxItems": .int(Int64(DispatchController.maximumBatch)),
+                    ]
+                ], required: ["tasks"]),
+            "DispatchBatchResponse": Schema.record(["tasks": Schema.array(Schema.ref("DispatchResponse"))]),
             "Task": Schema.record(taskProperties),
             "TaskList": Schema.record([
                 "total_tasks": Schema.integer(), "tasks": Schema.array(Schema.ref("Task")),

@@ -120,6 +120,17 @@ enum OpenAPIDocument {
                 ],
                 errors: [409: "The Idempotency-Key was used with a different request"]),
             Operation(
+                method: .post, path: "/dispatch/batch", summary: "Dispatch up to 1,000 tasks at once",
+                description: """
+                    All or nothing: every task is validated as `POST /dispatch` validates it (an error names \
+                    the task, e.g. `tasks[3].priority`), then all are stored in one transaction. Each is \
+                    answered as `POST /dispatch` answers it, in request order; queue positions are as if the \
+                    tasks had been dispatched one after another. Bodies up to 16 MiB. `Idempotency-Key` is \
+                    refused (400).
+                    """,
+                body: "DispatchBatchRequest",
+                responses: [202: .json("Queued, in request order", schema: "DispatchBatchResponse")]),
+            Operation(
                 method: .get, path: "/tasks", summary: "List tasks",
                 query: [
                     query("status", OpenAPIComponents.taskStatus, "Only this status."),
