@@ -87,6 +87,8 @@ let package = Package(
             name: "orch",
             dependencies: [
                 "OrchServer",
+                "OrchStore",
+                "OrchCore",
                 "OrchClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,11 +3,39 @@ import AsyncHTTPClient
 import NIOCore
 
 /// `orch bench`: measures a server. Without `--url` each benchmark starts its own
-/// `orch serve` (release build recommended) on a temporary SQLite file with rate limits off.
+/// `orch serve` (this executable; use a release build) on a temporary SQLite file with rate
+/// limits off. `orch bench` alone runs every scenario but the large store (`orch bench large`).
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure an ORCH-Next server.",
-        subcommands: [BenchDispatch.self, BenchSSE.self, BenchLocks.self])
+        subcommands: [
+            BenchAll.self, BenchDispatch.self, BenchBatch.self, BenchEndToEnd.self, BenchLocks.self, BenchSSE.self,
+            BenchMemory.self, BenchLarge.self,
+        ],
+        defaultSubcommand: BenchAll.self)
+}
+
+/// A benchmark that can run alone (its own command) or as part of `orch bench all`.
+protocol BenchScenario: AsyncParsableCommand {
+    var target: BenchTarget { get }
+    /// Connections the scenario's HTTP client needs.
+    var connectionsNeeded: Int { get }
+    func measure(_ bench: BenchContext) async throws
+}
+
+extension BenchScenario {
+    func run() async throws {
+        try await target.withContext(connections: connectionsNeeded) { bench in try await measure(bench) }
+    }
+}
+
+/// What a scenario measures against: the server, an HTTP client with an admin session, and
+/// the report its figures go to.
+struct BenchContext: Sendable {
+    let server: BenchServer
+    let client: HTTPClient
+    let http: BenchHTTP
+    let report: BenchReport
 }
 
 /// Options every benchmark shares.
@@ -16,25 +44,67 @@ struct BenchTarget: ParsableArguments {
     var url: String?
     @Option(help: "Admin username for --url.") var username = "admin"
     @Option(help: "Admin password for --url (ORCH_PASSWORD).") var password: String?
+    @Option(help: "Also write the figures as JSON to this file.") var json: String?
 }
 
 extension BenchTarget {
-    /// The server to measure (started here unless `--url`), a client with room for
-    /// `connections` connections, and an admin session on it. Stop the server and shut the
-    /// client down when done.
-    func connect(connections: Int, readTimeout: TimeAmount? = nil) async throws -> (BenchServer, HTTPClient, BenchHTTP) {
-        let server = try url.map { BenchServer(url: $0) } ?? BenchServer()
+    /// Runs `body` against the server to measure (started here unless `--url`, on the database
+    /// `databasePath` when given) with a client of `connections` connections, then prints the
+    /// table, writes the JSON and stops what it started.
+    /// `report` collects the figures (several servers can share one; `finish: false` leaves
+    /// the table and the JSON to a later call).
+    func withContext(
+        connections: Int, databasePath: String? = nil, report: BenchReport = BenchReport(), finish: Bool = true,
+        _ body: (BenchContext) async throws -> Void
+    ) async throws {
+        let server = try url.map { BenchServer(url: $0) } ?? BenchServer(databasePath: databasePath)
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections + 8
-        if let readTimeout { configuration.timeout.read = readTimeout }
+        configuration.timeout.read = .hours(1)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let token = try await BenchHTTP(client: client, baseURL: server.baseURL).login(self)
-            return (server, client, BenchHTTP(client: client, baseURL: server.baseURL, token: token))
+            let http = BenchHTTP(client: client, baseURL: server.baseURL, token: token)
+            try await body(BenchContext(server: server, client: client, http: http, report: report))
         } catch {
             server.stop()
             try? await client.shutdown()
             throw error
+        }
+        server.stop()
+        try await client.shutdown()
+        guard finish else { return }
+        report.printTable()
+        if let json { try report.writeJSON(to: json) }
+    }
+}
+
+/// `orch bench all` (the default): every scenario but the large store, one after another on
+/// one fresh server, memory first (idle means before anything ran).
+struct BenchAll: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all", abstract: "Every scenario except the large store (see `orch bench large`).")
+
+    @OptionGroup var target: BenchTarget
+    @Option(help: "Seconds per measured step.") var duration = 8
+
+    func run() async throws {
+        let seconds = ["--duration", String(duration)]
+        let memory = try BenchMemory.parse([])
+        let dispatch = try BenchDispatch.parse(seconds)
+        let batch = try BenchBatch.parse(seconds)
+        let endToEnd = try BenchEndToEnd.parse(seconds)
+        let locks = try BenchLocks.parse(seconds)
+        let sse = try BenchSSE.parse(seconds)
+        let needed = [dispatch.connectionsNeeded, batch.connectionsNeeded, endToEnd.connectionsNeeded,
+            locks.connectionsNeeded, sse.connectionsNeeded].max()!
+        try await target.withContext(connections: needed) { bench in
+            try await memory.measure(bench)
+            try await dispatch.measure(bench)
+            try await batch.measure(bench)
+            try await endToEnd.measure(bench)
+            try await locks.measure(bench)
+            try await sse.measure(bench)
         }
     }
 }

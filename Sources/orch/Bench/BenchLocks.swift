@@ -9,7 +9,11 @@ import Synchronization
 
 /// `orch bench locks`: acquire+release pairs per second, uncontended (each client its own
 /// resources) and contended (every client on one resource, waiting with `timeout`).
-struct BenchLocks: AsyncParsableCommand {
+///
+/// On the contended resource the clients also check mutual exclusion: a client marks the
+/// resource as its own after its acquire returns and unmarks it before sending its release,
+/// so two holders at once would be seen; fencing tokens must rise with every hand-off.
+struct BenchLocks: BenchScenario {
     static let configuration = CommandConfiguration(
         commandName: "locks", abstract: "Lock acquire+release pairs per second, uncontended and contended.")
 
@@ -18,30 +22,38 @@ struct BenchLocks: AsyncParsableCommand {
     @Option(help: "Clients on one contended resource.") var contendedClients = 16
     @Option(help: "Seconds per scenario.") var duration = 10
 
-    func run() async throws {
-        let (server, client, http) = try await target.connect(connections: max(clients, contendedClients))
-        defer {
-            server.stop()
-            _ = client.shutdown()
-        }
+    var connectionsNeeded: Int { max(clients, contendedClients) }
 
-        let distinct = try await measure(clients: clients, http: http) { index, round in
+    func measure(_ bench: BenchContext) async throws {
+        let distinct = try await measure(clients: clients, http: bench.http) { index, round in
             ("bench-\(index)-\(round % 8)", 0)
         }
-        report("uncontended", clients: clients, result: distinct)
-        let contended = try await measure(clients: contendedClients, http: http) { _, _ in ("bench-contended", 30) }
-        report("contended (1 resource)", clients: contendedClients, result: contended)
+        let scenario = "locks, distinct resources, \(clients) clients"
+        bench.report.add(scenario, "throughput", Double(distinct.pairs) / distinct.seconds, "pairs/s", target: ">= 15000")
+        bench.report.addLatencies(scenario, "acquire", distinct.waits)
+
+        let contended = try await measure(clients: contendedClients, http: bench.http) { _, _ in ("bench-contended", 30) }
+        let one = "locks, one resource, \(contendedClients) clients"
+        bench.report.add(one, "hand-offs", Double(contended.pairs) / contended.seconds, "hand-offs/s", target: ">= 3000")
+        bench.report.addLatencies(one, "wait", contended.waits)
+        bench.report.add(one, "overlaps seen", Double(contended.overlaps), "holders at once", target: "0")
     }
 
     final class Tally: Sendable {
         let pairs = Atomic<Int>(0)
         let waits = Mutex<[Double]>([])
+        /// The owner index holding each resource, as the clients saw it (contended check).
+        let holders = Mutex<[String: Int]>([:])
+        /// The last fencing token granted per resource.
+        let fencing = Mutex<[String: Int64]>([:])
+        let overlaps = Atomic<Int>(0)
     }
 
     struct Result {
         var pairs: Int
         var seconds: Double
         var waits: [Double]
+        var overlaps: Int
     }
 
     /// Each client loops acquire (resource and timeout from `choose`) then release.
@@ -64,6 +76,17 @@ struct BenchLocks: AsyncParsableCommand {
                             .POST, "/locks", body: #"{"resource":"\#(resource)","owner":"\#(owner)","ttl":30,"timeout":\#(timeout)}"#)
                         mine.append((ContinuousClock.now - begin).milliseconds)
                         guard acquired.status == 200 else { throw BenchError("acquire answered \(acquired.status)") }
+                        let grant = try Timestamp.makeDecoder().decode(LockGrant.self, from: Data(buffer: acquired.body))
+                        let clash = tally.holders.withLock { holders in
+                            defer { holders[resource] = index }
+                            return holders[resource] != nil
+                        }
+                        let stale = tally.fencing.withLock { fencing in
+                            defer { fencing[resource] = grant.fencingToken ?? 0 }
+                            return (grant.fencingToken ?? 0) <= (fencing[resource] ?? -1)
+                        }
+                        if clash || stale { tally.overlaps.add(1, ordering: .relaxed) }
+                        tally.holders.withLock { $0[resource] = nil }
                         let released = try await http.send(.DELETE, "/locks/\(resource)?owner=\(owner)")
                         guard released.status == 200 else { throw BenchError("release answered \(released.status)") }
                         tally.pairs.add(1, ordering: .relaxed)
@@ -76,14 +99,7 @@ struct BenchLocks: AsyncParsableCommand {
         }
         return Result(
             pairs: tally.pairs.load(ordering: .relaxed), seconds: (ContinuousClock.now - started).seconds,
-            waits: tally.waits.withLock { $0 })
-    }
-
-    func report(_ name: String, clients: Int, result: Result) {
-        let statistics = Statistics(result.waits)
-        print(
-            "locks \(name): \(clients) clients, \(format(Double(result.pairs) / result.seconds, decimals: 0)) acquire+release pairs/s;"
-                + " acquire latency ms p50 \(format(statistics.percentile(0.5))) p99 \(format(statistics.percentile(0.99)))")
+            waits: tally.waits.withLock { $0 }, overlaps: tally.overlaps.load(ordering: .relaxed))
     }
 }
 
@@ -93,7 +109,9 @@ struct BenchHTTP: Sendable {
     let baseURL: String
     var token: String? = nil
 
-    func send(_ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> (status: Int, body: ByteBuffer) {
+    func send(_ method: HTTPMethod, _ path: String, body: String? = nil, limit: Int = 1 << 20) async throws
+        -> (status: Int, body: ByteBuffer)
+    {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -102,7 +120,7 @@ struct BenchHTTP: Sendable {
             request.body = .bytes(ByteBuffer(string: body))
         }
         let response = try await client.execute(request, timeout: .seconds(60))
-        return (Int(response.status.code), try await response.body.collect(upTo: 1 << 20))
+        return (Int(response.status.code), try await response.body.collect(upTo: limit))
     }
 
     func login(_ target: BenchTarget) async throws -> String {

@@ -6,30 +6,25 @@ import NIOFoundationCompat
 import OrchModels
 import Synchronization
 
-/// `orch bench sse`: many idle subscribers, then events written at a steady rate.
+/// `orch bench sse`: many subscribers while events are written at a steady rate.
 ///
-/// Prints the server's resident memory before and after the subscribers connect (per idle
-/// connection), and the delivery latency of `task.created` events from the event's timestamp
-/// (taken just before its transaction commits) to the frame's arrival at each subscriber.
-struct BenchSSE: AsyncParsableCommand {
+/// Delivery latency runs from the event's timestamp (taken just before its transaction
+/// commits) to the frame's arrival at each subscriber; frames/s counts what every subscriber
+/// received over the writing time.
+struct BenchSSE: BenchScenario {
     static let configuration = CommandConfiguration(
-        commandName: "sse", abstract: "SSE fan-out: memory per connection and delivery latency.")
+        commandName: "sse", abstract: "SSE fan-out: delivery latency and frames per second.")
 
     @OptionGroup var target: BenchTarget
     @Option(help: "Concurrent subscribers.") var subscribers = 1000
-    @Option(help: "Events written per second.") var rate = 50
+    @Option(help: "Events written per second.") var rate = 20
     @Option(help: "Seconds of writing.") var duration = 10
 
-    func run() async throws {
-        let (server, client, http) = try await target.connect(connections: subscribers + 8, readTimeout: .hours(1))
-        defer {
-            server.stop()
-            _ = client.shutdown()
-        }
-        let token = http.token ?? ""
+    var connectionsNeeded: Int { subscribers + 8 }
 
-        try await Task.sleep(for: .seconds(1))
-        let idleKiB = server.residentKiB()
+    func measure(_ bench: BenchContext) async throws {
+        let (client, server) = (bench.client, bench.server)
+        let token = bench.http.token ?? ""
         let counters = Counters()
         let readers = Task {
             await withTaskGroup(of: Void.self) { group in
@@ -41,8 +36,7 @@ struct BenchSSE: AsyncParsableCommand {
             }
         }
         while counters.connected.load(ordering: .relaxed) < subscribers { try await Task.sleep(for: .milliseconds(50)) }
-        try await Task.sleep(for: .seconds(2))
-        let connectedKiB = server.residentKiB()
+        try await Task.sleep(for: .seconds(1))
 
         let started = ContinuousClock.now
         var written = 0
@@ -50,33 +44,24 @@ struct BenchSSE: AsyncParsableCommand {
         var next = ContinuousClock.now
         while ContinuousClock.now - started < .seconds(duration) {
             next += interval
-            var request = HTTPClientRequest(url: "\(server.baseURL)/dispatch")
-            request.method = .POST
-            request.headers.add(name: "Authorization", value: "Bearer \(token)")
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(string: #"{"coreId":"bench-sse"}"#))
-            _ = try await client.execute(request, timeout: .seconds(30))
+            let response = try await bench.http.send(.POST, "/dispatch", body: #"{"coreId":"bench-sse"}"#)
+            guard response.status == 202 else { throw BenchError("dispatch answered \(response.status)") }
             written += 1
             try await Task.sleep(until: next)
         }
+        let writing = (ContinuousClock.now - started).seconds
         let expected = written * subscribers
         let drainDeadline = ContinuousClock.now + .seconds(30)
         while counters.frames.load(ordering: .relaxed) < expected && ContinuousClock.now < drainDeadline {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let elapsed = ContinuousClock.now - started
         readers.cancel()
         await readers.value
-        let statistics = Statistics(counters.latencies.withLock { $0 })
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        print("sse: \(subscribers) subscribers, \(written) events at \(rate)/s for \(duration) s")
         let delivered = counters.frames.load(ordering: .relaxed)
-        print("sse: frames delivered \(delivered) of \(expected), \(format(Double(delivered) / seconds, decimals: 0)) frames/s")
-        print("sse: delivery latency ms p50 \(format(statistics.percentile(0.5))) p99 \(format(statistics.percentile(0.99))) max \(format(statistics.maximum))")
-        if let idleKiB, let connectedKiB {
-            let perConnection = Double(connectedKiB - idleKiB) / Double(subscribers)
-            print("sse: server RSS idle \(idleKiB / 1024) MiB, with \(subscribers) idle streams \(connectedKiB / 1024) MiB, \(format(perConnection)) KiB per connection")
-        }
+        let scenario = "sse, \(subscribers) subscribers, \(rate) events/s"
+        bench.report.add(scenario, "frames delivered", Double(delivered) / writing, "frames/s", target: ">= 20000")
+        bench.report.add(scenario, "frames missing", Double(expected - delivered), "frames", target: "0")
+        bench.report.addLatencies(scenario, "delivery", counters.latencies.withLock { $0 }, p99Target: "<= 50")
     }
 
     /// Shared tallies of the subscribers.

@@ -8,15 +8,17 @@ final class BenchServer: @unchecked Sendable {
 
     static let adminPassword = "bench-admin-password"
 
-    /// Starts `orch serve` (this same executable) on a free port and a temporary database.
-    init(environment extra: [String: String] = [:]) throws {
+    /// Starts `orch serve` (this same executable) on a free port and a temporary database, or
+    /// on `databasePath` (kept) when given.
+    init(databasePath: String? = nil, environment extra: [String: String] = [:]) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         process.arguments = ["serve", "--port", "0"]
         var environment = ProcessInfo.processInfo.environment
-        environment["ORCH_DATABASE_URL"] = "sqlite://\(directory.appendingPathComponent("bench.sqlite").path)"
+        let database = databasePath ?? directory.appendingPathComponent("bench.sqlite").path
+        environment["ORCH_DATABASE_URL"] = "sqlite://\(database)"
         environment["ORCH_ADMIN_PASSWORD"] = Self.adminPassword
         environment["ORCH_RATE_LIMITS"] = "admin=0,operator=0,viewer=0,system=0,anonymous=0"
         environment["ORCH_LOG_LEVEL"] = "error"
