@@ -5,19 +5,31 @@ import Synchronization
 /// fsync instead of N.
 ///
 /// A caller submits a closure and suspends. Whenever no batch is being committed, the first
-/// pending write starts one: every write that is waiting by then runs in the same transaction,
-/// each inside its own savepoint so that one write's error rolls back that write alone and is
-/// thrown to its caller only. After the single commit every caller resumes with its own result.
-/// Under no concurrency this is exactly one transaction per write; under load the batch grows
-/// by itself while the previous commit's fsync is in flight.
+/// pending write starts one: every write that is waiting by then runs in the same transaction.
+/// After the single commit every caller resumes with its own result. Under no concurrency this
+/// is exactly one transaction per write; under load the batch grows by itself while the
+/// previous commit's fsync is in flight.
+///
+/// One write's error must not undo the others. The batch first runs optimistically, the writes
+/// one after another with nothing between them; if one throws, that transaction is rolled back
+/// and the batch runs again with each write in its own savepoint, so the failing write is
+/// rolled back alone and its error goes to its caller only. (Savepoints on every write made
+/// SQLite keep a statement journal across the whole batch, whose in-memory form is walked from
+/// its start at every statement: quadratic in the batch, and most of a large batch's time.)
+/// Writes are closures over the database only, so running one twice is safe: the first run's
+/// changes were rolled back.
 final class GroupCommitWriter: Sendable {
     /// A write waiting for its batch.
     private struct PendingWrite: Sendable {
-        /// Runs the write in a savepoint and keeps its outcome for `finish`.
-        let apply: @Sendable (Database) -> Void
+        /// Runs the write and keeps its outcome for `finish`; with `isolated`, inside a
+        /// savepoint (and never throws), else throwing the write's error.
+        let apply: @Sendable (Database, _ isolated: Bool) throws -> Void
         /// Resumes the caller; the argument is the commit's error, if the commit failed.
         let finish: @Sendable ((any Error)?) -> Void
     }
+
+    /// A write of an optimistic batch failed: the batch is run again with savepoints.
+    private struct WriteFailed: Error {}
 
     private struct State {
         var pending: [PendingWrite] = []
@@ -41,7 +53,17 @@ final class GroupCommitWriter: Sendable {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             let outcome = Mutex<Result<T, any Error>?>(nil)
             let pending = PendingWrite(
-                apply: { db in
+                apply: { db, isolated in
+                    guard isolated else {
+                        do {
+                            let value = try body(db)
+                            outcome.withLock { $0 = .success(value) }
+                        } catch {
+                            outcome.withLock { $0 = .failure(error) }
+                            throw WriteFailed()
+                        }
+                        return
+                    }
                     let result: Result<T, any Error>
                     do {
                         var value: T?
@@ -88,12 +110,29 @@ final class GroupCommitWriter: Sendable {
             if batch.isEmpty { return }
             do {
                 try await writer.write { db in
-                    for write in batch { write.apply(db) }
+                    for write in batch { try write.apply(db, false) }
                 }
                 for write in batch { write.finish(nil) }
+            } catch is WriteFailed where batch.count == 1 {
+                // Alone in its transaction: the rollback undid exactly this write.
+                batch[0].finish(nil)
+            } catch is WriteFailed {
+                await commitIsolated(batch)
             } catch {
                 for write in batch { write.finish(error) }
             }
+        }
+    }
+
+    /// Runs `batch` again, each write in its own savepoint, and commits what succeeded.
+    private func commitIsolated(_ batch: [PendingWrite]) async {
+        do {
+            try await writer.write { db in
+                for write in batch { try write.apply(db, true) }
+            }
+            for write in batch { write.finish(nil) }
+        } catch {
+            for write in batch { write.finish(error) }
         }
     }
 }
