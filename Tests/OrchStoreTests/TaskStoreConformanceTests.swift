@@ -197,6 +197,23 @@ import Testing
                 }
             }
             #expect(try await store.listTasks(TaskQuery(status: .queued, limit: 500)).total > 10)
+            // Every filter's total (kept by counts, not counted) agrees with the tasks.
+            let (_, everything) = try await store.listTasks(TaskQuery(limit: 500))
+            for status in [nil] + TaskStatus.allCases.map(Optional.some) {
+                for core in [nil, "a", "b"] {
+                    for priority in [nil, 1, 2, 3, 4] {
+                        let expected = everything.filter { task in
+                            (status == nil || task.status == status) && (core == nil || task.coreID == core)
+                                && (priority == nil || task.priority == priority)
+                        }.count
+                        let total = try await store.listTasks(TaskQuery(status: status, coreID: core, priority: priority)).total
+                        #expect(total == expected, "status \(String(describing: status)), core \(String(describing: core)), priority \(String(describing: priority))")
+                    }
+                }
+            }
+            for status in TaskStatus.allCases {
+                #expect(try await store.countTasks(status: status) == everything.filter { $0.status == status }.count)
+            }
             for core in ["a", "b"] {
                 for (index, id) in try await Self.claimOrder(of: core, store).enumerated() {
                     let task = try #require(try await store.task(id: id))

@@ -83,7 +83,10 @@ extension SQLiteStore {
             }
             let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
             let direction = query.order == .asc ? "ASC" : "DESC"
-            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM tasks \(whereClause)", arguments: arguments) ?? 0
+            // The same filters over the per-core/status/priority counts (migration 008).
+            let total =
+                try Int.fetchOne(db, sql: "SELECT coalesce(sum(n), 0) FROM task_counts \(whereClause)", arguments: arguments)
+                ?? 0
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -186,7 +189,7 @@ extension SQLiteStore {
         }
     }
 
-    /// Tasks of higher priority come from `queue_counts` (at most ten rows); of the task's own
+    /// Tasks of higher priority come from the queued rows of `task_counts` (at most ten); of the task's own
     /// priority, those ahead are its count less the task and those behind it, found by a
     /// range scan from the task's place in the claim index (short for a new task).
     public func queuePosition(of task: TaskRecord) async throws -> Int {
@@ -207,11 +210,11 @@ extension SQLiteStore {
             }
             let higher =
                 try Int.fetchOne(
-                    db.cachedStatement(sql: "SELECT coalesce(sum(n), 0) FROM queue_counts WHERE core_id = ? AND priority > ?"),
+                    db.cachedStatement(sql: "SELECT coalesce(sum(n), 0) FROM task_counts WHERE core_id = ? AND status = 'queued' AND priority > ?"),
                     arguments: [task.coreID, task.priority]) ?? 0
             let same =
                 try Int.fetchOne(
-                    db.cachedStatement(sql: "SELECT n FROM queue_counts WHERE core_id = ? AND priority = ?"),
+                    db.cachedStatement(sql: "SELECT n FROM task_counts WHERE core_id = ? AND status = 'queued' AND priority = ?"),
                     arguments: [task.coreID, task.priority]) ?? 0
             // Two range counts rather than one `OR`, which SQLite can only answer by walking
             // every queued task of the priority (dispatch then slowed down as the queue grew).
@@ -267,7 +270,8 @@ extension SQLiteStore {
 
     public func countTasks(status: TaskStatus) async throws -> Int {
         try await read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM tasks WHERE status = ?", arguments: [status.rawValue]) ?? 0
+            try Int.fetchOne(db, sql: "SELECT coalesce(sum(n), 0) FROM task_counts WHERE status = ?", arguments: [status.rawValue])
+                ?? 0
         }
     }
 
