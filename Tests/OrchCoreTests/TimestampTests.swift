@@ -1,4 +1,5 @@
 import Foundation
+import OrchCore
 import OrchModels
 import Testing
 
@@ -47,5 +48,28 @@ import Testing
         ] {
             #expect(Timestamp.parse(bad) == nil, "\(bad)")
         }
+    }
+}
+
+@Suite struct IdentifierTests {
+    @Test func identifiersAreVersion7UUIDsInCreationOrder() throws {
+        let start = Date(timeIntervalSince1970: 1_800_000_000.123)
+        var previous = ""
+        for step in 0..<200 {
+            let now = start.addingTimeInterval(Double(step))
+            let id = Identifier.make("task", now: now)
+            #expect(id.hasPrefix("task-"))
+            let uuid = try #require(UUID(uuidString: String(id.dropFirst(5))))
+            #expect(uuid.uuidString.lowercased() == String(id.dropFirst(5)))
+            let text = String(id.dropFirst(5))
+            #expect(Array(text)[14] == "7", "version nibble")
+            #expect("89ab".contains(Array(text)[19]), "variant bits")
+            // The first 48 bits are the milliseconds.
+            let millis = UInt64(text.replacingOccurrences(of: "-", with: "").prefix(12), radix: 16)
+            #expect(millis == UInt64(now.timeIntervalSince1970 * 1000))
+            #expect(id > previous)
+            previous = id
+        }
+        #expect(Set((0..<1000).map { _ in Identifier.make("x", now: start) }).count == 1000)
     }
 }

@@ -99,7 +99,7 @@ struct DispatchController {
 
     /// When a queued task is expected to start: the tasks ahead of it are shared among the
     /// core's active workers (at least one), each wave taking the mean duration of the core's
-    /// last 100 completed tasks (30 s until there are some). A task that is not queued started
+    /// 100 most recently created completed tasks (30 s until there are some). A task that is not queued started
     /// (or would have) at its `started_at`, else now.
     static func estimatedStart(_ task: TaskRecord, position: Int, load: CoreLoad, now: Date) -> Date {
         guard task.status == .queued, position > 0 else { return task.startedAt ?? now }

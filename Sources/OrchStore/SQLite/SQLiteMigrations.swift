@@ -13,6 +13,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("006_api_tokens", migrate: migration006)
         migrator.registerMigration("007_queue_counts", migrate: migration007)
         migrator.registerMigration("008_task_counts", migrate: migration008)
+        migrator.registerMigration("009_core_created_index", migrate: migration009)
         return migrator
     }
 
@@ -247,6 +248,17 @@ enum SQLiteMigrations {
                     UPDATE task_counts SET n = n - 1
                         WHERE core_id = OLD.core_id AND status = OLD.status AND priority = OLD.priority;
                 END;
+                """)
+    }
+
+    /// `GET /tasks?core_id=…&status=…` in creation order straight from an index: the old
+    /// `(core_id, status, completed_at)` index served only the core's recent durations, which
+    /// now read the most recently created completed tasks instead (same index).
+    static func migration009(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                DROP INDEX tasks_core;
+                CREATE INDEX tasks_core_created ON tasks (core_id, status, created_at);
                 """)
     }
 }

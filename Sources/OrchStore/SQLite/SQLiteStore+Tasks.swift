@@ -251,7 +251,7 @@ extension SQLiteStore {
                         SELECT avg(duration) FROM (
                             SELECT duration FROM tasks
                             WHERE core_id = ? AND status = 'completed' AND duration IS NOT NULL
-                            ORDER BY completed_at DESC LIMIT 100)
+                            ORDER BY created_at DESC LIMIT 100)
                         """),
                 arguments: [coreID])
             let workers =

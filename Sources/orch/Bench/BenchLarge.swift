@@ -10,7 +10,7 @@ import Synchronization
 /// The store (1,000,000 tasks with 5 events each by default: 90% completed, 5% failed, 5%
 /// queued, over 100 cores and all priorities) is built once at `--store` and reused by later
 /// runs. Then a server on it answers `GET /tasks` with filters and `GET /jobs/{id}/events`
-/// (p50/p99 at 8 concurrent clients), and takes dispatches at 64 connections, compared with a
+/// (p50/p99 at 4 concurrent clients), and takes dispatches at 64 connections, compared with a
 /// fresh empty store measured the same way.
 struct BenchLarge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -51,7 +51,7 @@ struct BenchLarge: AsyncParsableCommand {
                 ("GET /jobs/{id}/events", { "/jobs/\(ids[$0 % ids.count])/events" }),
             ]
             for (name, path) in reads {
-                let latencies = try await Self.readLoad(clients: 8, duration: .seconds(duration), http: bench.http, path: path)
+                let latencies = try await Self.readLoad(clients: 4, duration: .seconds(duration), http: bench.http, path: path)
                 bench.report.addLatencies("large store, \(name)", "latency", latencies, p99Target: "<= 5")
             }
             let (requests, seconds, latencies) = try await BenchDispatch.dispatchLoad(
