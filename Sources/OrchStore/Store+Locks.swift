@@ -13,9 +13,24 @@ public enum LockAcquisition: Sendable, Hashable {
 
 /// What a release found.
 public enum LockReleaseOutcome: Sendable, Hashable {
-    case released(LockRecord, [EventRecord])
+    /// Released; with a successor, the lock granted to it in the same transaction (the events
+    /// hold `lock.released` and then the successor's `lock.acquired`).
+    case released(LockRecord, [EventRecord], successorLock: LockRecord?)
     case notHeld
     case heldByOther(LockRecord)
+}
+
+/// Who takes a lock over at its release: the first waiter.
+public struct LockSuccessor: Sendable, Hashable {
+    public var owner: String
+    public var ttl: Int
+    public var priority: Int
+
+    public init(owner: String, ttl: Int, priority: Int) {
+        self.owner = owner
+        self.ttl = ttl
+        self.priority = priority
+    }
 }
 
 /// Whether a held lock's time is up. The lock manager decides on the server's monotonic clock;
@@ -32,10 +47,13 @@ public protocol LockStore: Sendable {
         resource: String, owner: String, ttl: Int, priority: Int, now: Date, isLapsed: @escaping LockLapsed
     ) async throws -> LockAcquisition
 
-    /// Releases `resource` held by `owner` (anyone's with `force`). A lapsed lock of another
-    /// owner counts as not held.
-    func releaseLock(resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed)
-        async throws -> LockReleaseOutcome
+    /// Releases `resource` held by `owner` (anyone's with `force`) and, when `successor` is
+    /// given, grants it to the successor in the same transaction (one commit per hand-off). A
+    /// lapsed lock of another owner counts as not held.
+    func releaseLock(
+        resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed,
+        successor: LockSuccessor?
+    ) async throws -> LockReleaseOutcome
 
     /// Marks the held lock `lockID` of `resource` expired; returns it with its `lock.expired`
     /// event, or `nil` when that lock is no longer held.

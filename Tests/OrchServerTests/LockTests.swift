@@ -102,6 +102,27 @@ import Testing
         }
     }
 
+    /// A refused release (wrong owner, or nothing held) leaves the first waiter first in line:
+    /// the grant it was lined up for in the release's transaction did not happen.
+    @Test func refusedReleaseKeepsTheWaiterInLine() async throws {
+        try await TestServer.withApp { api in
+            let token = try await api.adminToken()
+            _ = try await Self.acquire(api, token, "kept", owner: "first")
+            async let waiting = Self.acquire(api, token, "kept", owner: "second", timeout: 10)
+            #expect(await Self.waiting(api, token, "kept", count: 1))
+            let wrongOwner = try await api.request(.delete, "/locks/kept?owner=intruder", token: token)
+            #expect(wrongOwner.status == .forbidden)
+            #expect(await Self.waiting(api, token, "kept", count: 1))
+            let release = try await api.request(.delete, "/locks/kept?owner=first", token: token)
+            #expect(release.status == .ok)
+            let granted = try await waiting
+            #expect(granted.status == .ok)
+            #expect(try granted.decode(LockGrant.self).owner == "second")
+            let events = try await api.request(.get, "/locks", token: token).decode(LockList.self)
+            #expect(events.locks.map(\.owner) == ["second"] && events.queueStatus.totalWaiting == 0)
+        }
+    }
+
     @Test func waiterIsGrantedAtExpiry() async throws {
         try await TestServer.withApp { api in
             let token = try await api.adminToken()

@@ -32,8 +32,15 @@ final class LockManager: Sendable {
         let arrival: UInt64
         /// When the request started waiting.
         let enqueuedAt = ContinuousClock.now
-        private let state = Mutex<(continuation: CheckedContinuation<Outcome, Never>?, outcome: Outcome?, claimed: Bool)>(
-            (nil, nil, false))
+        private struct State {
+            var continuation: CheckedContinuation<Outcome, Never>?
+            var outcome: Outcome?
+            var claimed = false
+            /// A timeout or cancellation that came while claimed, for ``unclaim()``.
+            var deferred: Outcome?
+        }
+
+        private let state = Mutex(State())
 
         init(resource: String, owner: String, ttl: Int, priority: Int, arrival: UInt64) {
             self.resource = resource
@@ -59,7 +66,11 @@ final class LockManager: Sendable {
             let continuation = state.withLock { state -> CheckedContinuation<Outcome, Never>?? in
                 guard state.outcome == nil else { return .none }
                 switch outcome {
-                case .timedOut, .cancelled: if state.claimed { return .none }
+                case .timedOut, .cancelled:
+                    if state.claimed {
+                        if state.deferred == nil { state.deferred = outcome }
+                        return .none
+                    }
                 case .granted, .failed: break
                 }
                 state.outcome = outcome
@@ -69,6 +80,19 @@ final class LockManager: Sendable {
             guard case .some(let waiting) = continuation else { return false }
             waiting?.resume(returning: outcome)
             return true
+        }
+
+        /// Gives back a claim whose grant did not happen. Returns false when a timeout or
+        /// cancellation came meanwhile: it is delivered now and the waiter is gone.
+        func unclaim() -> Bool {
+            let deferred = state.withLock { state -> Outcome? in
+                state.claimed = false
+                defer { state.deferred = nil }
+                return state.deferred
+            }
+            guard let deferred else { return true }
+            resolve(deferred)
+            return false
         }
 
         func wait() async -> Outcome {
@@ -230,11 +254,26 @@ final class LockManager: Sendable {
     func release(resource: String, owner: String?, force: Bool) async throws -> (lock: LockRecord, releasedAt: Date) {
         try await gates.withGate(resource) {
             let now = wallClock()
-            switch try await store.releaseLock(resource: resource, owner: owner, force: force, now: now, isLapsed: isLapsed) {
-            case .released(let lock, let events):
+            // The first waiter takes the lock in the release's own transaction.
+            let successor = nextClaimedWaiter(resource)
+            let outcome: LockReleaseOutcome
+            do {
+                outcome = try await store.releaseLock(
+                    resource: resource, owner: owner, force: force, now: now, isLapsed: isLapsed,
+                    successor: successor.map { LockSuccessor(owner: $0.owner, ttl: $0.ttl, priority: $0.priority) })
+            } catch {
+                if let successor { giveBack(successor) }
+                throw error
+            }
+            if case .released = outcome {} else if let successor { giveBack(successor) }
+            switch outcome {
+            case .released(let lock, let events, let successorLock):
                 clearDeadline(lock)
                 bus.publish(events)
-                await handOff(resource)
+                if let successor, let successorLock {
+                    setDeadline(successorLock)
+                    successor.resolve(.granted(successorLock))
+                }
                 return (lock, now)
             case .notHeld:
                 throw OrchError.notFound("Resource \(resource) is not locked", details: ["resource": .string(resource)])
@@ -327,6 +366,12 @@ final class LockManager: Sendable {
                 return
             }
         }
+    }
+
+    /// Puts a claimed waiter whose grant did not happen back at the head of its line.
+    private func giveBack(_ waiter: Waiter) {
+        guard waiter.unclaim() else { return }
+        queues.withLock { queues in queues.waiters[waiter.resource, default: []].insert(waiter, at: 0) }
     }
 
     private func nextClaimedWaiter(_ resource: String) -> Waiter? {

@@ -24,47 +24,58 @@ extension SQLiteStore {
                 }
                 events += try Self.markExpired(holder, now: now, db)
             }
-            let token =
-                try Int64.fetchOne(
-                    db,
-                    sql: """
-                        INSERT INTO counters (name, value) VALUES ('fencing_token', 1)
-                        ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value
-                        """) ?? 1
-            let lock = LockRecord(
-                lockID: Identifier.make("lock"), resource: resource, owner: owner, priority: priority, ttl: ttl,
-                fencingToken: token, acquiredAt: now, expiresAt: now.addingTimeInterval(TimeInterval(ttl)))
-            try db.execute(
-                sql: """
-                    INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held')
-                    """,
-                arguments: [
-                    lock.lockID, resource, owner, priority, ttl, token, now.millis, lock.expiresAt.millis,
-                ])
-            events += try Self.insertEvents(
-                [
-                    EventDraft(
-                        type: "lock.acquired", timestamp: now,
-                        data: Self.lockData(lock).merging(["ttl": .int(Int64(ttl)), "priority": .int(Int64(priority))]) { $1 })
-                ], taskID: nil, coreID: nil, db)
-            return .granted(lock, events)
+            let (lock, granted) = try Self.grantLock(resource: resource, owner: owner, ttl: ttl, priority: priority, now: now, db)
+            return .granted(lock, events + granted)
         }
     }
 
-    public func releaseLock(resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed)
-        async throws -> LockReleaseOutcome
+    /// Inserts a new held lock with the next fencing token, and its `lock.acquired` event.
+    static func grantLock(resource: String, owner: String, ttl: Int, priority: Int, now: Date, _ db: Database) throws
+        -> (LockRecord, [EventRecord])
     {
+        let token =
+            try Int64.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        INSERT INTO counters (name, value) VALUES ('fencing_token', 1)
+                        ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value
+                        """)) ?? 1
+        let lock = LockRecord(
+            lockID: Identifier.make("lock"), resource: resource, owner: owner, priority: priority, ttl: ttl,
+            fencingToken: token, acquiredAt: now, expiresAt: now.addingTimeInterval(TimeInterval(ttl)))
+        try db.cachedStatement(
+            sql: """
+                INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held')
+                """
+        ).execute(arguments: [lock.lockID, resource, owner, priority, ttl, token, now.millis, lock.expiresAt.millis])
+        let events = try Self.insertEvents(
+            [
+                EventDraft(
+                    type: "lock.acquired", timestamp: now,
+                    data: Self.lockData(lock).merging(["ttl": .int(Int64(ttl)), "priority": .int(Int64(priority))]) { $1 })
+            ], taskID: nil, coreID: nil, db)
+        return (lock, events)
+    }
+
+    public func releaseLock(
+        resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed,
+        successor: LockSuccessor?
+    ) async throws -> LockReleaseOutcome {
         try await write { db in
             guard let holder = try Self.heldLock(db, resource: resource), !isLapsed(holder) || force || holder.owner == owner
             else { return .notHeld }
             guard force || holder.owner == owner else { return .heldByOther(holder) }
-            try db.execute(sql: "DELETE FROM locks WHERE lock_id = ?", arguments: [holder.lockID])
+            try db.cachedStatement(sql: "DELETE FROM locks WHERE lock_id = ?").execute(arguments: [holder.lockID])
             var data = Self.lockData(holder)
             data["forced"] = .bool(force && holder.owner != owner)
-            let events = try Self.insertEvents(
+            var events = try Self.insertEvents(
                 [EventDraft(type: "lock.released", timestamp: now, data: data)], taskID: nil, coreID: nil, db)
-            return .released(holder, events)
+            guard let successor else { return .released(holder, events, successorLock: nil) }
+            let (lock, granted) = try Self.grantLock(
+                resource: resource, owner: successor.owner, ttl: successor.ttl, priority: successor.priority, now: now, db)
+            events += granted
+            return .released(holder, events, successorLock: lock)
         }
     }
 
@@ -104,7 +115,7 @@ extension SQLiteStore {
     // MARK: Rows
 
     static func heldLock(_ db: Database, resource: String) throws -> LockRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM locks WHERE resource = ? AND state = 'held'", arguments: [resource])
+        try Row.fetchOne(db.cachedStatement(sql: "SELECT * FROM locks WHERE resource = ? AND state = 'held'"), arguments: [resource])
             .map(lockRecord)
     }
 

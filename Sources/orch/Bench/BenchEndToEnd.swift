@@ -19,7 +19,7 @@ struct BenchEndToEnd: BenchScenario {
     @OptionGroup var target: BenchTarget
     @Option(help: "Workers claiming.") var workers = 8
     @Option(help: "max_tasks per claim.") var maxTasks = 32
-    @Option(help: "Most tasks dispatched but not yet completed.") var backlog = 4000
+    @Option(help: "Most tasks dispatched but not yet completed.") var backlog = 1000
     @Option(help: "Seconds.") var duration = 10
 
     var connectionsNeeded: Int { workers * maxTasks + 4 }
