@@ -13,17 +13,30 @@ public enum Identifier {
         let millis = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         let high = generator.next() as UInt64
         let low = generator.next() as UInt64
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in 0..<6 { bytes[index] = UInt8(truncatingIfNeeded: millis >> (8 * (5 - index))) }
-        bytes[6] = 0x70 | UInt8(truncatingIfNeeded: high & 0x0F)
-        bytes[7] = UInt8(truncatingIfNeeded: high >> 8)
-        bytes[8] = 0x80 | UInt8(truncatingIfNeeded: (high >> 16) & 0x3F)
-        for index in 9..<16 { bytes[index] = UInt8(truncatingIfNeeded: low >> (8 * (index - 9))) }
-        let hex = bytes.map { byte in
-            let text = String(byte, radix: 16)
-            return byte < 16 ? "0" + text : text
+        // 48 bits of milliseconds, version 7, 12 random bits; variant 0b10, 62 random bits.
+        let words = (millis << 16 | 0x7000 | (high & 0x0FFF), 0x8000_0000_0000_0000 | (low & 0x3FFF_FFFF_FFFF_FFFF))
+        let hexDigits: StaticString = "0123456789abcdef"
+        let text = String(unsafeUninitializedCapacity: prefix.utf8.count + 37) { buffer in
+            var index = 0
+            for byte in prefix.utf8 {
+                buffer[index] = byte
+                index += 1
+            }
+            buffer[index] = UInt8(ascii: "-")
+            index += 1
+            // 32 hex digits, dashes after digits 8, 12, 16 and 20.
+            for digit in 0..<32 {
+                if digit == 8 || digit == 12 || digit == 16 || digit == 20 {
+                    buffer[index] = UInt8(ascii: "-")
+                    index += 1
+                }
+                let word = digit < 16 ? words.0 : words.1
+                let nibble = Int((word >> UInt64(60 - 4 * (digit % 16))) & 0xF)
+                buffer[index] = hexDigits.withUTF8Buffer { $0[nibble] }
+                index += 1
+            }
+            return index
         }
-        let groups = [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }
-        return prefix + "-" + groups.joined(separator: "-")
+        return text
     }
 }

@@ -92,6 +92,12 @@ public enum Timestamp {
         return era * 146_097 + dayOfEra - 719_468
     }
 
+    /// One encoder of ``makeEncoder()`` for every response: encoding does not change an
+    /// encoder, so concurrent use is safe, and making one per response was measurable.
+    public static let encoder = makeEncoder()
+    /// One decoder of ``makeDecoder()`` for every request body.
+    public static let decoder = makeDecoder()
+
     /// A JSON encoder that writes dates in this format.
     public static func makeEncoder() -> JSONEncoder {
         let encoder = JSONEncoder()

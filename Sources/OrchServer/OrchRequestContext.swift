@@ -31,9 +31,9 @@ public struct OrchRequestContext: RequestContext {
     }
 
     /// Dates are written as `Timestamp` says (UTC, milliseconds).
-    public var responseEncoder: JSONEncoder { Timestamp.makeEncoder() }
+    public var responseEncoder: JSONEncoder { Timestamp.encoder }
     /// Dates are read as `Timestamp` says.
-    public var requestDecoder: JSONDecoder { Timestamp.makeDecoder() }
+    public var requestDecoder: JSONDecoder { Timestamp.decoder }
 }
 
 /// Who is calling: the user behind a verified token.

@@ -63,7 +63,7 @@ struct WebhookController {
 
         let payload: [String: JSONValue]
         do {
-            payload = try Timestamp.makeDecoder().decode([String: JSONValue].self, from: Data(body))
+            payload = try Timestamp.decoder.decode([String: JSONValue].self, from: Data(body))
         } catch {
             throw OrchError.validation("The webhook body must be a JSON object")
         }
@@ -106,7 +106,7 @@ struct WebhookController {
             let receipt = WebhookReceipt(
                 eventID: event.apiValue.eventID, processedAt: now, webhookID: webhookID, taskUpdated: updated,
                 taskUpdateError: reason)
-            return String(decoding: try Timestamp.makeEncoder().encode(receipt), as: UTF8.self)
+            return String(decoding: try Timestamp.encoder.encode(receipt), as: UTF8.self)
         }
         if let stored { bus.publish([stored]) }
         context.logger.info("webhook received", metadata: ["event": "\(event)", "webhook_id": "\(webhookID)"])

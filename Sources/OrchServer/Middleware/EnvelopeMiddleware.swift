@@ -94,7 +94,7 @@ struct EnvelopeMiddleware: RouterMiddleware {
             error: .init(
                 code: error.code.rawValue, message: error.message, details: error.details, requestID: requestID,
                 timestamp: Date()))
-        let data = (try? Timestamp.makeEncoder().encode(body)) ?? Data()
+        let data = (try? Timestamp.encoder.encode(body)) ?? Data()
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         for (name, value) in error.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }

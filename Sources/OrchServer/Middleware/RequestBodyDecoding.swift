@@ -22,7 +22,7 @@ extension Request {
         let bytes = try await collectBody(maximumSize: maximumSize)
         guard !bytes.isEmpty else { throw OrchError.validation("A JSON request body is required") }
         do {
-            return try Timestamp.makeDecoder().decode(T.self, from: Data(bytes))
+            return try Timestamp.decoder.decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             throw OrchError(decoding: error)
         }

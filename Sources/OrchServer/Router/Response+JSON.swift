@@ -6,7 +6,7 @@ import OrchModels
 extension Response {
     /// A JSON response of `value`, dates written as `Timestamp` says.
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try Timestamp.makeEncoder().encode(value)
+        let data = try Timestamp.encoder.encode(value)
         return Response(
             status: status, headers: [.contentType: "application/json; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(data: data)))
