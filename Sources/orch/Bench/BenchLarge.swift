@@ -36,10 +36,9 @@ struct BenchLarge: AsyncParsableCommand {
         let report = BenchReport()
         // The same dispatch load on an empty store first, for the comparison.
         var empty = 0.0
+        let wrk = WrkRunner.find()
         try await target.withContext(connections: 72, report: report, finish: false) { bench in
-            let (requests, seconds, _) = try await BenchDispatch.dispatchLoad(
-                connections: 64, duration: .seconds(duration), http: bench.http)
-            empty = Double(requests) / seconds
+            empty = try await BenchDispatch.figures(connections: 64, seconds: duration, wrk: wrk, bench).requestsPerSecond
         }
         try await target.withContext(connections: 72, databasePath: store, report: report) { bench in
             let ids = try await sampleTaskIDs(bench.http)
@@ -54,13 +53,12 @@ struct BenchLarge: AsyncParsableCommand {
                 let latencies = try await Self.readLoad(clients: 4, duration: .seconds(duration), http: bench.http, path: path)
                 bench.report.addLatencies("large store, \(name)", "latency", latencies, p99Target: "<= 5")
             }
-            let (requests, seconds, latencies) = try await BenchDispatch.dispatchLoad(
-                connections: 64, duration: .seconds(duration), http: bench.http)
-            let rate = Double(requests) / seconds
-            bench.report.add("large store, dispatch 64 connections", "throughput", rate, "requests/s")
-            bench.report.add("large store, dispatch 64 connections", "empty store", empty, "requests/s")
-            bench.report.add("large store, dispatch 64 connections", "share of empty", 100 * rate / empty, "%", target: ">= 80")
-            bench.report.addLatencies("large store, dispatch 64 connections", "latency", latencies)
+            let figures = try await BenchDispatch.figures(connections: 64, seconds: duration, wrk: wrk, bench)
+            let scenario = "large store, dispatch 64 connections" + (wrk == nil ? "" : " (wrk)")
+            bench.report.add(scenario, "throughput", figures.requestsPerSecond, "requests/s")
+            bench.report.add(scenario, "empty store", empty, "requests/s")
+            bench.report.add(scenario, "share of empty", 100 * figures.requestsPerSecond / empty, "%", target: ">= 80")
+            bench.report.add(scenario, "latency p99", figures.p99, "ms")
         }
     }
 
