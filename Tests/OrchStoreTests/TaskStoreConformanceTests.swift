@@ -251,6 +251,29 @@ import Testing
         }
     }
 
+    /// A queued task that becomes ready later (a resident task's backoff) stays behind new
+    /// tasks of its priority, in single and batch inserts alike.
+    @Test(arguments: backends)
+    func newTasksGoAheadOfTasksReadyLater(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            var delayed = Self.dispatch(priority: 2)
+            delayed.task.readyAt = Self.start.addingTimeInterval(100)
+            try await Self.insert(store, delayed)
+            let outcome = try await store.insertTask(Self.dispatch(priority: 2), idempotency: nil, activeSince: Self.start)
+            guard case .created(let single, _, let standing) = outcome else {
+                Issue.record("not created")
+                return
+            }
+            #expect(standing.position == 1)
+            let batch = try await store.insertTasks(
+                [Self.dispatch(priority: 2), Self.dispatch(priority: 3), Self.dispatch(priority: 2)], activeSince: Self.start)
+            #expect(batch.map(\.standing.position) == [2, 1, 4])
+            let order = try await Self.claimOrder(of: "core", store)
+            #expect(order == [batch[1].task.id, single.id, batch[0].task.id, batch[2].task.id, delayed.task.id])
+            #expect(try await store.queuePosition(of: delayed.task) == 5)
+        }
+    }
+
     @Test(arguments: backends)
     func batchInsertIsAllOrNothing(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in

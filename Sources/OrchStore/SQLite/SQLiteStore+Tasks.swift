@@ -29,6 +29,7 @@ extension SQLiteStore {
                         arguments: [idempotency.userID, idempotency.key])
                 }
             }
+            var positions = try Self.NewTaskPositions(for: [transition.task], db)
             try Self.insertTaskRow(transition.task, db)
             let events = try Self.insertEvents(transition.events, for: transition.task, db)
             if let idempotency {
@@ -39,8 +40,10 @@ extension SQLiteStore {
                         transition.task.createdAt.millis,
                     ])
             }
-            return .created(
-                transition.task, events, try Self.queueStanding(of: transition.task, activeSince: activeSince, db))
+            let standing = QueueStanding(
+                position: try positions.next(transition.task, db),
+                load: try Self.coreLoad(coreID: transition.task.coreID, since: activeSince, db))
+            return .created(transition.task, events, standing)
         }
     }
 
@@ -48,6 +51,7 @@ extension SQLiteStore {
         try await write { db in
             // One load per core: nothing in the batch changes durations or workers.
             var loads: [String: CoreLoad] = [:]
+            var positions = try Self.NewTaskPositions(for: transitions.map(\.task), db)
             return try transitions.map { transition in
                 let task = transition.task
                 try Self.insertTaskRow(task, db)
@@ -55,8 +59,7 @@ extension SQLiteStore {
                 let load = try loads[task.coreID] ?? Self.coreLoad(coreID: task.coreID, since: activeSince, db)
                 loads[task.coreID] = load
                 return DispatchedTask(
-                    task: task, events: events,
-                    standing: QueueStanding(position: try Self.queuePosition(of: task, db), load: load))
+                    task: task, events: events, standing: QueueStanding(position: try positions.next(task, db), load: load))
             }
         }
     }
@@ -195,6 +198,63 @@ extension SQLiteStore {
     public func queuePosition(of task: TaskRecord) async throws -> Int {
         guard task.status == .queued else { return 0 }
         return try await read { db in try Self.queuePosition(of: task, db) }
+    }
+
+    /// Queue positions of new tasks inserted one after another in one transaction, each as if
+    /// dispatched alone at its turn, without querying the queue per task.
+    ///
+    /// Read before the inserts: the queued count per priority of each core (from
+    /// `task_counts`) and, for each core and priority the tasks have, how many queued tasks
+    /// become ready after them (delayed retries). A new task of priority p, ready now and last
+    /// in dispatch order, comes after every queued task of higher priority and every task of
+    /// priority p ready by now: the counts give both, and each task then joins the counts. A
+    /// task not ready at the batch's time (none today) falls back to ``queuePosition(of:_:)``.
+    struct NewTaskPositions {
+        private var queued: [String: [Int: Int]] = [:]
+        private var readyLater: [String: [Int: Int]] = [:]
+        private let readyAt: Date?
+
+        init(for tasks: [TaskRecord], _ db: Database) throws {
+            readyAt = tasks.first?.readyAt
+            for core in Set(tasks.map(\.coreID)) {
+                var counts: [Int: Int] = [:]
+                for row in try Row.fetchAll(
+                    db.cachedStatement(sql: "SELECT priority, n FROM task_counts WHERE core_id = ? AND status = 'queued'"),
+                    arguments: [core])
+                {
+                    counts[row[0], default: 0] += row[1] as Int
+                }
+                queued[core] = counts
+            }
+            guard let readyAt else { return }
+            for key in Set(tasks.map { CorePriority(core: $0.coreID, priority: $0.priority) }) {
+                readyLater[key.core, default: [:]][key.priority] =
+                    try Int.fetchOne(
+                        db.cachedStatement(
+                            sql: """
+                                SELECT count(*) FROM tasks INDEXED BY tasks_claim_order
+                                WHERE core_id = ? AND status = 'queued' AND priority = ? AND ready_at > ?
+                                """),
+                        arguments: [key.core, key.priority, readyAt.millis]) ?? 0
+            }
+        }
+
+        private struct CorePriority: Hashable {
+            var core: String
+            var priority: Int
+        }
+
+        /// The position of `task`, inserted just now after the tasks before it.
+        mutating func next(_ task: TaskRecord, _ db: Database) throws -> Int {
+            guard task.status == .queued else { return 0 }
+            guard task.readyAt == readyAt, let counts = queued[task.coreID] else {
+                return try SQLiteStore.queuePosition(of: task, db)
+            }
+            let higher = counts.reduce(0) { $0 + ($1.key > task.priority ? $1.value : 0) }
+            let sameReady = counts[task.priority, default: 0] - (readyLater[task.coreID]?[task.priority] ?? 0)
+            queued[task.coreID]![task.priority, default: 0] += 1
+            return higher + sameReady + 1
+        }
     }
 
     static func queueStanding(of task: TaskRecord, activeSince: Date, _ db: Database) throws -> QueueStanding {
