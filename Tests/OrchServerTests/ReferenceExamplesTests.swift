@@ -38,10 +38,16 @@ import Testing
         return examples
     }
 
-    /// Decodes `json` as `T`, and returns what `T` encodes back.
+    /// Decodes `json` as `T`, and returns what `T` encodes back through the server's response
+    /// writer (``JSONWriter``), which must say the same as Foundation's encoder.
     static func roundTrip<T: Codable>(_ type: T.Type, _ json: String) throws -> Any {
         let value = try Timestamp.makeDecoder().decode(T.self, from: Data(json.utf8))
-        return try JSONSerialization.jsonObject(with: Timestamp.makeEncoder().encode(value))
+        let written = Data(try JSONWriter().encode(value))
+        let foundation = try Timestamp.makeEncoder().encode(value)
+        #expect(
+            try JSONDecoder().decode(JSONValue.self, from: written) == JSONDecoder().decode(JSONValue.self, from: foundation),
+            "\(T.self)")
+        return try JSONSerialization.jsonObject(with: written)
     }
 
     /// The type each example shows, by section and label.

@@ -126,7 +126,7 @@ struct EventStreamController {
 
     /// Appends `id: <seq>\ndata: <json>\n\n`.
     static func appendFrame(_ event: EventRecord, to buffer: inout ByteBuffer) throws {
-        let json = try Timestamp.encoder.encode(event.apiValue)
+        let json = try JSONWriter().encode(event.apiValue)
         buffer.writeString("id: \(event.sequence)\ndata: ")
         buffer.writeBytes(json)
         buffer.writeString("\n\n")

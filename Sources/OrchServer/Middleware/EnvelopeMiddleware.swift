@@ -94,13 +94,13 @@ struct EnvelopeMiddleware: RouterMiddleware {
             error: .init(
                 code: error.code.rawValue, message: error.message, details: error.details, requestID: requestID,
                 timestamp: Date()))
-        let data = (try? Timestamp.encoder.encode(body)) ?? Data()
+        let bytes = (try? JSONWriter().encode(body)) ?? []
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         for (name, value) in error.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
         return Response(
-            status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(data: data)))
+            status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
     /// The caller's id when it is safe to echo and log, else a new one.

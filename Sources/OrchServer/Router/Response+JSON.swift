@@ -4,11 +4,11 @@ import NIOCore
 import OrchModels
 
 extension Response {
-    /// A JSON response of `value`, dates written as `Timestamp` says.
+    /// A JSON response of `value` (written by ``JSONWriter``: dates as `Timestamp` says).
     static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
-        let data = try Timestamp.encoder.encode(value)
+        let bytes = try JSONWriter().encode(value)
         return Response(
             status: status, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(data: data)))
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }
