@@ -12,11 +12,14 @@ enum JSONColumn {
     }
 
     static func decodeValue(_ text: String) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+        try JSONValue(parsing: text)
     }
 
     static func decode(_ text: String) throws -> [String: JSONValue] {
-        try JSONDecoder().decode([String: JSONValue].self, from: Data(text.utf8))
+        guard case .object(let object) = try JSONValue(parsing: text) else {
+            throw JSONValue.ParseError(offset: 0)
+        }
+        return object
     }
 }
 

@@ -71,6 +71,31 @@ import Testing
         #expect(throws: EncodingError.self) { _ = try JSONWriter().encode(["x": Double.nan]) }
     }
 
+    /// The column reader agrees with Foundation's decoder: on what Foundation's encoder writes
+    /// (escaped slashes, unicode escapes), and on hand-made texts, including ones both refuse.
+    @Test func columnReaderAgreesWithFoundation() throws {
+        var generator = SplitMix64(seed: 99)
+        let encoder = JSONEncoder()
+        for _ in 0..<1000 {
+            let value = Self.randomValue(&generator, depth: 3, doubles: true)
+            let text = String(decoding: try encoder.encode(value), as: UTF8.self)
+            #expect(try JSONValue(parsing: text) == JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)), "\(text)")
+        }
+        let texts = [
+            #" { "a" : [ 1 , 2.5 , -0.0 , 1e2 , 2.0 , -3E-2 , 9223372036854775807 , 1e300 ] } "#,
+            #""\u00e9\ud83d\ude80\/\b\f\n\r\t\"\\""#, "true", "null", "[]", "{}", "-12", "0",
+            "01", "1.", ".5", "+1", "\"\\ud83d\"", "\"\\x\"", "nul", "[1] 2", "\"a\u{01}\"", "",
+            "1e999", "-", "[", "{\"a\"}", "\"\\u12\"",
+        ]
+        for text in texts {
+            let foundation = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            let ours = try? JSONValue(parsing: text)
+            #expect(ours == foundation, "\(text)")
+        }
+        // Foundation lets trailing commas through; JSON (and this reader) does not.
+        for text in ["[1,]", "{\"a\":1,}"] { #expect(throws: JSONValue.ParseError.self) { try JSONValue(parsing: text) } }
+    }
+
     @Test func everyValueReadsBackEqual() throws {
         var generator = SplitMix64(seed: 42)
         for _ in 0..<2000 {
