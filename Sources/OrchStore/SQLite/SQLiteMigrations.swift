@@ -14,6 +14,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("007_queue_counts", migrate: migration007)
         migrator.registerMigration("008_task_counts", migrate: migration008)
         migrator.registerMigration("009_core_created_index", migrate: migration009)
+        migrator.registerMigration("010_task_page_indexes", migrate: migration010)
         return migrator
     }
 
@@ -259,6 +260,22 @@ enum SQLiteMigrations {
             sql: """
                 DROP INDEX tasks_core;
                 CREATE INDEX tasks_core_created ON tasks (core_id, status, created_at);
+                """)
+    }
+
+    /// Indexes for the `GET /tasks` pages an operator asks for most, so that each is read in
+    /// order from an index instead of sorting every matching task (with a million tasks a
+    /// core's page took 20-30 ms): a core's tasks newest first, a core's tasks by priority, and
+    /// tasks of a status by last change. Together with `tasks_created`, `tasks_updated`,
+    /// `tasks_status (status, created_at)` and `tasks_core_created (core_id, status,
+    /// created_at)`, every filter on status and/or core sorted by creation, a status sorted by
+    /// change and a core sorted by priority come from an index.
+    static func migration010(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE INDEX tasks_core_all_created ON tasks (core_id, created_at);
+                CREATE INDEX tasks_core_priority ON tasks (core_id, priority);
+                CREATE INDEX tasks_status_updated ON tasks (status, updated_at);
                 """)
     }
 }

@@ -70,35 +70,42 @@ extension SQLiteStore {
 
     public func listTasks(_ query: TaskQuery) async throws -> (total: Int, tasks: [TaskRecord]) {
         try await read { db in
-            var conditions: [String] = []
-            var arguments = StatementArguments()
-            if let status = query.status {
-                conditions.append("status = ?")
-                arguments += [status.rawValue]
-            }
-            if let coreID = query.coreID {
-                conditions.append("core_id = ?")
-                arguments += [coreID]
-            }
-            if let priority = query.priority {
-                conditions.append("priority = ?")
-                arguments += [priority]
-            }
-            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            let direction = query.order == .asc ? "ASC" : "DESC"
+            let (whereClause, arguments) = Self.taskFilter(query)
             // The same filters over the per-core/status/priority counts (migration 008).
             let total =
                 try Int.fetchOne(db, sql: "SELECT coalesce(sum(n), 0) FROM task_counts \(whereClause)", arguments: arguments)
                 ?? 0
-            let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM tasks \(whereClause)
-                    ORDER BY \(query.sort.rawValue) \(direction), seq \(direction) LIMIT ? OFFSET ?
-                    """,
-                arguments: arguments + [query.limit, query.offset])
+            let rows = try Row.fetchAll(db, sql: Self.taskPageSQL(query), arguments: arguments + [query.limit, query.offset])
             return (total, try rows.map(Self.taskRecord))
         }
+    }
+
+    /// The `WHERE` clause of `query`'s filters and its arguments.
+    static func taskFilter(_ query: TaskQuery) -> (clause: String, arguments: StatementArguments) {
+        var conditions: [String] = []
+        var arguments = StatementArguments()
+        if let status = query.status {
+            conditions.append("status = ?")
+            arguments += [status.rawValue]
+        }
+        if let coreID = query.coreID {
+            conditions.append("core_id = ?")
+            arguments += [coreID]
+        }
+        if let priority = query.priority {
+            conditions.append("priority = ?")
+            arguments += [priority]
+        }
+        return (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "), arguments)
+    }
+
+    /// One page of `query`'s tasks (limit and offset as the last two arguments).
+    static func taskPageSQL(_ query: TaskQuery) -> String {
+        let direction = query.order == .asc ? "ASC" : "DESC"
+        return """
+            SELECT * FROM tasks \(taskFilter(query).clause)
+            ORDER BY \(query.sort.rawValue) \(direction), seq \(direction) LIMIT ? OFFSET ?
+            """
     }
 
     public func taskEvents(taskID: String, _ query: EventQuery) async throws -> (total: Int, events: [EventRecord]) {
