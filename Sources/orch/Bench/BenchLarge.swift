@@ -10,8 +10,8 @@ import Synchronization
 /// The store (1,000,000 tasks with 5 events each by default: 90% completed, 5% failed, 5%
 /// queued, over 100 cores and all priorities) is built once at `--store` and reused by later
 /// runs. Then a server on it answers `GET /tasks` with filters and `GET /jobs/{id}/events`
-/// (p50/p99/p999 from one client, and p99 with four at once), and takes dispatches at 64 connections, compared with a
-/// fresh empty store measured the same way.
+/// (p50/p99/p999 from one client, and p99 with four at once), and takes dispatches at 64
+/// connections, compared with a fresh empty store measured the same way.
 struct BenchLarge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "large", abstract: "Read paths and dispatch with 1,000,000 tasks and 5,000,000 events stored.")
