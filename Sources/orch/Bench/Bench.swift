@@ -80,7 +80,7 @@ extension BenchTarget {
 }
 
 /// `orch bench all` (the default): every scenario but the large store, one after another on
-/// one fresh server, memory first (idle means before anything ran).
+/// one fresh server: idle memory first (before anything ran), the 10,000 idle streams last.
 struct BenchAll: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "all", abstract: "Every scenario except the large store (see `orch bench large`).")
@@ -99,12 +99,14 @@ struct BenchAll: AsyncParsableCommand {
         let needed = [dispatch.connectionsNeeded, batch.connectionsNeeded, endToEnd.connectionsNeeded,
             locks.connectionsNeeded, sse.connectionsNeeded].max()!
         try await target.withContext(connections: needed) { bench in
-            try await memory.measure(bench)
+            let idle = try await memory.measureIdle(bench)
             try await dispatch.measure(bench)
             try await batch.measure(bench)
             try await endToEnd.measure(bench)
             try await locks.measure(bench)
             try await sse.measure(bench)
+            // Last: tearing down 10,000 streams takes the server a while.
+            try await memory.measureStreams(bench, idle: idle)
         }
     }
 }

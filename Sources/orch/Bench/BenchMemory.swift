@@ -20,11 +20,21 @@ struct BenchMemory: BenchScenario {
     var connectionsNeeded: Int { 4 }
 
     func measure(_ bench: BenchContext) async throws {
+        let idle = try await measureIdle(bench)
+        try await measureStreams(bench, idle: idle)
+    }
+
+    /// The resident set of the server before anything ran; KiB.
+    func measureIdle(_ bench: BenchContext) async throws -> Int {
         guard bench.server.process != nil else { throw BenchError("memory needs a server started by the bench (no --url)") }
         try await Task.sleep(for: .seconds(2))
         let idle = bench.server.residentKiB() ?? 0
         bench.report.add("memory", "idle", Double(idle) / 1024, "MiB", target: "<= 40")
+        return idle
+    }
 
+    /// The resident set while `streams` idle SSE connections are open (then closed).
+    func measureStreams(_ bench: BenchContext, idle: Int) async throws {
         Self.raiseFileLimit(to: streams + 256)
         guard let url = URL(string: bench.server.baseURL), let port = url.port else { throw BenchError("bad server URL") }
         var sockets: [Int32] = []
