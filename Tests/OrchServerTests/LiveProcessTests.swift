@@ -63,6 +63,25 @@ import Testing
         #expect(server.stop(signal: signal) == 0)
     }
 
+    /// The request log line is buffered (written in batches) and still reaches standard error
+    /// when the server stops.
+    @Test func requestLogLinesAreWrittenByShutdown() async throws {
+        let database = try temporaryDatabase()
+        defer { try? FileManager.default.removeItem(at: database.directory) }
+        let log = database.directory.appendingPathComponent("stderr.log")
+        let server = try ServerProcess(
+            environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword, "ORCH_LOG_LEVEL": "info"],
+            standardErrorFile: log)
+        var request = HTTPClientRequest(url: "\(server.baseURL)/health")
+        request.headers.add(name: "X-Request-ID", value: "log-check-7")
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+        #expect(response.status.code == 200)
+        #expect(server.stop(signal: SIGTERM) == 0)
+        let text = try String(contentsOf: log, encoding: .utf8)
+        let line = text.split(separator: "\n").first { $0.contains("request_id=log-check-7") }
+        #expect(line?.contains(" info ") == true && line?.contains("route=/health") == true, "\(text)")
+    }
+
     /// Open event streams end cleanly on SIGTERM instead of holding the shutdown up.
     @Test func shutdownClosesOpenEventStreams() async throws {
         let database = try temporaryDatabase()

@@ -26,14 +26,20 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Starts `orch serve` on a free port with `environment` added, and waits until it listens.
-    init(arguments: [String] = [], environment: [String: String]) throws {
+    /// Standard error goes to `standardErrorFile` when given.
+    init(arguments: [String] = [], environment: [String: String], standardErrorFile: URL? = nil) throws {
         process.executableURL = Self.executable
         process.arguments = ["serve", "--port", "0"] + arguments
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
         process.environment = env
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        if let standardErrorFile {
+            FileManager.default.createFile(atPath: standardErrorFile.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: standardErrorFile)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         let handle = output.fileHandleForReading
         let deadline = Date().addingTimeInterval(30)
