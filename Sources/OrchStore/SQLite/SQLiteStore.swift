@@ -40,9 +40,6 @@ public final class SQLiteStore: Store {
             // each page it touches to a statement journal: in memory, not in a temporary file
             // (that file's writes were an eighth of a dispatch's CPU time).
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
-            // Pages read through a memory map rather than a read() call each (file-backed:
-            // the kernel drops them under memory pressure).
-            try db.execute(sql: "PRAGMA mmap_size = 1073741824")
         }
         switch location {
         case .sqliteFile(let path):

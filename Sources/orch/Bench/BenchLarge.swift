@@ -53,7 +53,9 @@ struct BenchLarge: AsyncParsableCommand {
             ]
             for (name, path) in reads {
                 // One client: the latency of the read itself; four: the same under contention
-                // for the two cores (reported, no target).
+                // for the two cores (reported, no target). A second unmeasured first warms
+                // the caches.
+                _ = try await Self.readLoad(clients: 1, duration: .seconds(1), http: bench.http, path: path)
                 let alone = try await Self.readLoad(clients: 1, duration: .seconds(duration), http: bench.http, path: path)
                 bench.report.addLatencies("large store, \(name)", "latency", alone, p99Target: "<= 5")
                 let shared = try await Self.readLoad(clients: 4, duration: .seconds(duration), http: bench.http, path: path)
