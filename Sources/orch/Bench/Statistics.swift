@@ -6,16 +6,12 @@ struct Statistics {
         self.values = values.sorted()
     }
 
-    var count: Int { values.count }
-
     /// The value below which `fraction` of the measurements fall (nearest rank).
     func percentile(_ fraction: Double) -> Double {
         guard !values.isEmpty else { return .nan }
         let rank = Int((fraction * Double(values.count)).rounded(.up)) - 1
         return values[min(max(rank, 0), values.count - 1)]
     }
-
-    var maximum: Double { values.last ?? .nan }
 }
 
 /// `12.3` with one decimal.
