@@ -82,21 +82,11 @@ extension SQLiteStore {
 
     /// The `WHERE` clause of `query`'s filters and its arguments.
     static func taskFilter(_ query: TaskQuery) -> (clause: String, arguments: StatementArguments) {
-        var conditions: [String] = []
-        var arguments = StatementArguments()
-        if let status = query.status {
-            conditions.append("status = ?")
-            arguments += [status.rawValue]
-        }
-        if let coreID = query.coreID {
-            conditions.append("core_id = ?")
-            arguments += [coreID]
-        }
-        if let priority = query.priority {
-            conditions.append("priority = ?")
-            arguments += [priority]
-        }
-        return (conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "), arguments)
+        var filter = SQLFilter()
+        filter.equal("status", query.status?.rawValue)
+        filter.equal("core_id", query.coreID)
+        filter.equal("priority", query.priority)
+        return (filter.clause, filter.arguments)
     }
 
     /// One page of `query`'s tasks (limit and offset as the last two arguments).

@@ -135,17 +135,10 @@ public final class SQLiteStore: Store {
 
     public func listUsers(_ query: UserQuery) async throws -> (total: Int, users: [UserRecord]) {
         try await read { db in
-            var conditions: [String] = []
-            var arguments = StatementArguments()
-            if let role = query.role {
-                conditions.append("role = ?")
-                arguments += [role.rawValue]
-            }
-            if let isActive = query.isActive {
-                conditions.append("is_active = ?")
-                arguments += [isActive]
-            }
-            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            var filter = SQLFilter()
+            filter.equal("role", query.role?.rawValue)
+            filter.equal("is_active", query.isActive)
+            let (whereClause, arguments) = (filter.clause, filter.arguments)
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM users \(whereClause)", arguments: arguments) ?? 0
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM users \(whereClause) ORDER BY created_at, id LIMIT ? OFFSET ?",
@@ -207,4 +200,19 @@ public final class SQLiteStore: Store {
             createdAt: Date(millis: row["created_at"]), lastLogin: (row["last_login"] as Int64?).map(Date.init(millis:)),
             isActive: row["is_active"], metadata: try JSONColumn.decode(row["metadata"]))
     }
+}
+
+/// A `WHERE` clause built from the filters a query was given: `column = ?` for each value
+/// present, joined with `AND`; empty when none is.
+struct SQLFilter {
+    private(set) var arguments = StatementArguments()
+    private var conditions: [String] = []
+
+    mutating func equal(_ column: String, _ value: (any DatabaseValueConvertible)?) {
+        guard let value else { return }
+        conditions.append("\(column) = ?")
+        arguments += [value]
+    }
+
+    var clause: String { conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ") }
 }
