@@ -41,6 +41,8 @@ struct OrchServerParts {
     let alerts: SystemAlerts
     let metrics: OrchMetrics
     let store: any Store
+    /// Every open client connection.
+    let connections: ConnectionTable
 }
 
 /// Assembles the server on `store` (see ``buildApplication(_:store:)``), logging through
@@ -57,10 +59,18 @@ func buildServer(
     try await locks.restore()
     let alerts = SystemAlerts(store: store, bus: bus)
     let heartbeat = MonitorHeartbeat(interval: .seconds(configuration.monitorInterval))
+    let limits = configuration.connectionLimits
+    let descriptorLimit = DescriptorLimit.raiseToHardLimit()
+    let connections = ConnectionTable(
+        maximumConnections: limits.effectiveMaximumConnections(descriptorLimit: descriptorLimit),
+        maximumAnonymousPerAddress: limits.maximumAnonymousPerAddress, trustedProxies: configuration.trustedProxies,
+        metrics: metrics, logger: logger)
     let api = try await buildAPI(
-        configuration, store: store, bus: bus, locks: locks, metrics: metrics, monitor: heartbeat, logger: logger)
+        configuration, store: store, bus: bus, locks: locks, metrics: metrics, monitor: heartbeat,
+        connections: connections, logger: logger)
     let application = Application(
         router: api.router,
+        server: .guarded(limits: limits, connections: connections, metrics: metrics),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
         services: [
             StoreCloser(store: store, logger: logger),
@@ -82,14 +92,15 @@ func buildServer(
         },
         logger: logger)
     return OrchServerParts(
-        application: application, routes: api.table, bus: bus, alerts: alerts, metrics: metrics, store: store)
+        application: application, routes: api.table, bus: bus, alerts: alerts, metrics: metrics, store: store,
+        connections: connections)
 }
 
 /// Everything but the HTTP server: secrets, the first admin, and every route with its
 /// middleware. The returned router's ``APIRouter/table`` lists every route.
 func buildAPI(
     _ configuration: ServerConfiguration, store: any Store, bus: EventBus, locks: LockManager, metrics: OrchMetrics,
-    monitor: MonitorHeartbeat, logger: Logger
+    monitor: MonitorHeartbeat, connections: ConnectionTable? = nil, logger: Logger
 ) async throws -> APIRouter {
     let secret = try await jwtSecret(configuration, store: store)
     let passwords = PasswordHasher(cost: configuration.bcryptCost)
@@ -98,7 +109,7 @@ func buildAPI(
     let requestCounter = RequestCounter()
 
     let router = Router(context: OrchRequestContext.self, options: .autoGenerateHeadEndpoints)
-    let api = APIRouter(router: router, authenticator: authenticator)
+    let api = APIRouter(router: router, authenticator: authenticator, connections: connections)
     router.add(middleware: EnvelopeMiddleware(routes: { api.table }, requestCounter: requestCounter, metrics: metrics))
     if configuration.rateLimits.values.contains(where: { $0 > 0 }) {
         router.add(

@@ -26,10 +26,21 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Starts `orch serve` on a free port with `environment` added, and waits until it listens.
-    /// Standard error goes to `standardErrorFile` when given.
-    init(arguments: [String] = [], environment: [String: String], standardErrorFile: URL? = nil) throws {
-        process.executableURL = Self.executable
-        process.arguments = ["serve", "--port", "0"] + arguments
+    /// Standard error goes to `standardErrorFile` when given. With `descriptorLimit` the server
+    /// runs under `ulimit -n` of that many descriptors (soft and hard).
+    init(
+        arguments: [String] = [], environment: [String: String], standardErrorFile: URL? = nil,
+        descriptorLimit: Int? = nil
+    ) throws {
+        if let descriptorLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments =
+                ["-c", "ulimit -n \(descriptorLimit) && exec \"$0\" \"$@\"", Self.executable.path, "serve", "--port", "0"]
+                + arguments
+        } else {
+            process.executableURL = Self.executable
+            process.arguments = ["serve", "--port", "0"] + arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env.merge(environment) { _, new in new }
         process.environment = env
@@ -58,6 +69,11 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// The server's process id.
+    var pid: Int32 { process.processIdentifier }
+
+    var isRunning: Bool { process.isRunning }
 
     /// Sends `signal` and waits for the process to exit; returns its status.
     @discardableResult

@@ -52,6 +52,13 @@ public struct ServerConfiguration: Sendable {
     public var monitorInterval: Int = 10
     /// When the monitor raises alerts (`ORCH_ALERT_THRESHOLDS`, e.g. `queue_depth=1000,queue_age=300`).
     public var alertThresholds = AlertThresholds()
+    /// Timeouts and caps of client connections (`ORCH_HEADER_TIMEOUT`, `ORCH_BODY_TIMEOUT`,
+    /// `ORCH_IDLE_TIMEOUT`, `ORCH_MAX_CONNECTIONS`, `ORCH_MAX_ANONYMOUS_CONNECTIONS`,
+    /// `ORCH_MAX_HEADER_BYTES`, `ORCH_SHUTDOWN_GRACE`).
+    public var connectionLimits = ConnectionLimits()
+    /// Peers whose `X-Forwarded-For` names the client, and which are exempt from the per-address
+    /// connection cap. Default none (`ORCH_TRUSTED_PROXIES`, addresses and CIDR ranges).
+    public var trustedProxies = AddressPatterns()
 
     /// `admin=1000,operator=500,viewer=200,system=2000,anonymous=100`.
     public static let defaultRateLimits = [
@@ -207,7 +214,56 @@ extension ServerConfiguration {
             flag: "alert-thresholds", variable: "ORCH_ALERT_THRESHOLDS", isSecret: false,
             help: "Monitor alert thresholds: queue_depth, queue_age (s), lock_wait (s), db_latency_ms, memory_mb; 0 = off.",
             apply: { $0.alertThresholds = try AlertThresholds(parsing: $1) }, show: { $0.alertThresholds.description }),
+        seconds(
+            "header-timeout", "ORCH_HEADER_TIMEOUT", \.headerTimeout, in: 1...3600,
+            help: "Seconds a client may take to send a request's line and headers."),
+        seconds(
+            "body-timeout", "ORCH_BODY_TIMEOUT", \.bodyTimeout, in: 1...3600,
+            help: "Seconds a request body may pause between two reads."),
+        seconds(
+            "idle-timeout", "ORCH_IDLE_TIMEOUT", \.idleTimeout, in: 1...86_400,
+            help: "Seconds a kept-alive connection may wait for its next request."),
+        Setting(
+            flag: "max-connections", variable: "ORCH_MAX_CONNECTIONS", isSecret: false,
+            help: "Open connections at most (default: three quarters of the descriptor limit, at most 100000).",
+            apply: { $0.connectionLimits.maximumConnections = try integer($1, "ORCH_MAX_CONNECTIONS", in: 1...10_000_000) },
+            show: { $0.connectionLimits.maximumConnections.map(String.init) ?? "(from the descriptor limit)" }),
+        Setting(
+            flag: "max-anonymous-connections", variable: "ORCH_MAX_ANONYMOUS_CONNECTIONS", isSecret: false,
+            help: "Connections one address may hold before one of its requests authenticates; 0 = no cap.",
+            apply: {
+                $0.connectionLimits.maximumAnonymousPerAddress = try integer(
+                    $1, "ORCH_MAX_ANONYMOUS_CONNECTIONS", in: 0...10_000_000)
+            }, show: { String($0.connectionLimits.maximumAnonymousPerAddress) }),
+        Setting(
+            flag: "max-header-bytes", variable: "ORCH_MAX_HEADER_BYTES", isSecret: false,
+            help: "Bytes of request line and headers at most (431 beyond).",
+            apply: { $0.connectionLimits.maximumHeaderBytes = try integer($1, "ORCH_MAX_HEADER_BYTES", in: 1024...1_048_576) },
+            show: { String($0.connectionLimits.maximumHeaderBytes) }),
+        seconds(
+            "shutdown-grace", "ORCH_SHUTDOWN_GRACE", \.shutdownGrace, in: 0...3600,
+            help: "Seconds requests in flight may take after SIGTERM before every connection is closed."),
+        Setting(
+            flag: "trusted-proxies", variable: "ORCH_TRUSTED_PROXIES", isSecret: false,
+            help: "Comma-separated addresses or CIDR ranges whose X-Forwarded-For names the client.",
+            apply: { configuration, value throws(ConfigurationError) in
+                guard let patterns = AddressPatterns(parsing: value) else {
+                    throw ConfigurationError("ORCH_TRUSTED_PROXIES: expected comma-separated IP addresses or CIDR ranges")
+                }
+                configuration.trustedProxies = patterns
+            }, show: { $0.trustedProxies.description }),
     ]
+
+    /// Settings of whole seconds kept as a `Duration` of ``connectionLimits``.
+    private static func seconds(
+        _ flag: String, _ variable: String, _ path: any WritableKeyPath<ConnectionLimits, Duration> & Sendable,
+        in range: ClosedRange<Int>, help: String
+    ) -> Setting {
+        Setting(
+            flag: flag, variable: variable, isSecret: false, help: help,
+            apply: { $0.connectionLimits[keyPath: path] = .seconds(try integer($1, variable, in: range)) },
+            show: { String($0.connectionLimits[keyPath: path].components.seconds) })
+    }
 
     private static func nonEmpty(_ value: String, _ name: String) throws(ConfigurationError) -> String {
         let trimmed = value.trimmingCharacters(in: .whitespaces)

@@ -3,6 +3,7 @@ import Hummingbird
 import OrchCore
 import OrchModels
 import OrchStore
+import ServiceLifecycle
 
 /// `POST /locks`, `DELETE /locks/{resource}`, `GET /locks`. Operator or system.
 struct LockController {
@@ -26,9 +27,17 @@ struct LockController {
         let hangUp = HangUpSignal()
         let locks = self.locks
         // Real sockets only: the in-process test transport has no connection to watch.
+        // A wait ends with 503 when the server begins shutting down, so SIGTERM never waits for it.
+        let shutdown = HangUpSignal()
         let lock =
             body.timeout > 0 && context.remoteAddress != nil
-            ? try await hangUp.watching(context.channel) { try await locks.acquire(body, abandoned: hangUp) }
+            ? try await hangUp.watching(context.channel) {
+                try await withGracefulShutdownHandler {
+                    try await locks.acquire(body, abandoned: hangUp, shutdown: shutdown)
+                } onGracefulShutdown: {
+                    shutdown.fire()
+                }
+            }
             : try await locks.acquire(body)
         return try .json(lock.grant)
     }

@@ -3,6 +3,7 @@ import Hummingbird
 import OrchCore
 import OrchModels
 import OrchStore
+import ServiceLifecycle
 
 /// The worker protocol: `POST /cores/{core_id}/claim` and `POST /jobs/{task_id}/heartbeat`.
 struct WorkerController {
@@ -28,8 +29,13 @@ struct WorkerController {
         let hangUp = HangUpSignal()
         let polling = Task { try await poll(core: core, body: body) }
         hangUp.whenFired { polling.cancel() }
+        // Shutdown ends the wait too: the claim answers with what it has (204 when nothing).
         return try await hangUp.watching(context.channel) {
-            try await withTaskCancellationHandler { try await polling.value } onCancel: { polling.cancel() }
+            try await withGracefulShutdownHandler {
+                try await withTaskCancellationHandler { try await polling.value } onCancel: { polling.cancel() }
+            } onGracefulShutdown: {
+                polling.cancel()
+            }
         }
     }
 
@@ -54,7 +60,13 @@ struct WorkerController {
             }
             var remaining = deadline - ContinuousClock.now
             guard remaining > .zero, !Task.isCancelled else { return Response(status: .noContent) }
-            if let ready = try await store.nextReadyTime(coreID: core, after: now) {
+            let nextReady: Date?
+            do {
+                nextReady = try await store.nextReadyTime(coreID: core, after: now)
+            } catch is CancellationError {
+                return Response(status: .noContent)
+            }
+            if let ready = nextReady {
                 remaining = min(remaining, .milliseconds(Int64(max(0, ready.timeIntervalSinceNow) * 1000) + 1))
             }
             await signals.wait(on: core, after: version, timeout: remaining)

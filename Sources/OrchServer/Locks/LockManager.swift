@@ -22,6 +22,8 @@ final class LockManager: Sendable {
             case failed(any Error)
             case timedOut
             case cancelled
+            /// The server began shutting down while the request waited.
+            case shuttingDown
         }
 
         let resource: String
@@ -66,7 +68,7 @@ final class LockManager: Sendable {
             let continuation = state.withLock { state -> CheckedContinuation<Outcome, Never>?? in
                 guard state.outcome == nil else { return .none }
                 switch outcome {
-                case .timedOut, .cancelled:
+                case .timedOut, .cancelled, .shuttingDown:
                     if state.claimed {
                         if state.deferred == nil { state.deferred = outcome }
                         return .none
@@ -181,15 +183,19 @@ final class LockManager: Sendable {
     ///
     /// Throws 409 `RESOURCE_LOCKED` when held and `timeout` is 0, 408 `TIMEOUT` when the wait
     /// runs out. A waiter leaves the queue at once when `abandoned` fires (its client hung up)
-    /// or its task is cancelled.
-    func acquire(_ request: AcquireLockRequest, abandoned: HangUpSignal? = nil) async throws -> LockRecord {
+    /// or its task is cancelled, and with 503 `SERVICE_UNAVAILABLE` when `shutdown` fires.
+    func acquire(
+        _ request: AcquireLockRequest, abandoned: HangUpSignal? = nil, shutdown: HangUpSignal? = nil
+    ) async throws -> LockRecord {
         let started = ContinuousClock.now
-        let lock = try await acquireWaiting(request, abandoned: abandoned)
+        let lock = try await acquireWaiting(request, abandoned: abandoned, shutdown: shutdown)
         metrics?.recordLockWait(ContinuousClock.now - started)
         return lock
     }
 
-    private func acquireWaiting(_ request: AcquireLockRequest, abandoned: HangUpSignal?) async throws -> LockRecord {
+    private func acquireWaiting(
+        _ request: AcquireLockRequest, abandoned: HangUpSignal?, shutdown: HangUpSignal?
+    ) async throws -> LockRecord {
         let step: AcquireStep = try await gates.withGate(request.resource) {
             switch try await store.acquireLock(
                 resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority,
@@ -222,6 +228,9 @@ final class LockManager: Sendable {
         abandoned?.whenFired {
             if waiter.resolve(.cancelled) { self.remove(waiter) }
         }
+        shutdown?.whenFired {
+            if waiter.resolve(.shuttingDown) { self.remove(waiter) }
+        }
         let timer = Task {
             try await Task.sleep(for: .seconds(request.timeout))
             if waiter.resolve(.timedOut) { self.remove(waiter) }
@@ -240,6 +249,11 @@ final class LockManager: Sendable {
                 code: .timeout, status: 408,
                 message: "Resource \(request.resource) was not granted within \(request.timeout) s",
                 details: ["resource": .string(request.resource), "timeout": .int(Int64(request.timeout))])
+        case .shuttingDown:
+            throw OrchError(
+                code: .serviceUnavailable, status: 503,
+                message: "The server is shutting down; \(request.resource) was not granted, try again",
+                details: ["resource": .string(request.resource)], headers: ["Retry-After": "1"])
         case .cancelled:
             // Nobody reads this answer: the client hung up.
             throw OrchError(

@@ -33,6 +33,14 @@ enum MetricsCatalog {
         "orch_task_duration_seconds", .histogram, "Task execution duration", labels: ["core_id"],
         buckets: [0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600])
     static let sseConnections = Entry("orch_sse_connections_active", .gauge, "Active SSE connections")
+    static let connectionsOpen = Entry("orch_connections_open", .gauge, "Open client connections")
+    static let connectionsRefused = Entry(
+        "orch_connections_refused_total", .counter,
+        "Connections refused at accept, by reason (capacity, address, shutdown)", labels: ["reason"])
+    static let connectionsClosed = Entry(
+        "orch_connections_closed_total", .counter,
+        "Connections the server ended, by reason (header_timeout, body_timeout, idle_timeout, malformed, headers_too_large)",
+        labels: ["reason"])
     static let webhookSignatures = Entry(
         "orch_webhook_signatures_verified_total", .counter, "Webhook signature verifications", labels: ["status"])
     static let tasksDispatched = Entry(
@@ -73,7 +81,8 @@ enum MetricsCatalog {
         "process_start_time_seconds", .gauge, "Start time of the process since unix epoch in seconds")
 
     static let all: [Entry] = [
-        httpRequests, httpRequestDuration, taskDuration, sseConnections, webhookSignatures, tasksDispatched,
+        httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused,
+        connectionsClosed, webhookSignatures, tasksDispatched,
         tasksFinished, queueDepth, queueOldestAge, tasksRunning, locksHeld, lockWaiters, lockWait, rateLimited,
         callbackDeliveries, monitorSamples, databaseLatency, processResidentMemory, processVirtualMemory, processCPU,
         processOpenFDs, processMaxFDs, processStartTime,

@@ -34,11 +34,14 @@ public final class OrchMetrics: Sendable {
         let labels: [String]
     }
     let sseConnections: CoreMetrics.Meter
+    let connectionsOpen: CoreMetrics.Meter
 
     public init() {
         factory = DocumentedMetricsFactory(registry: registry)
         sseConnections = CoreMetrics.Meter(label: MetricsCatalog.sseConnections.name, factory: factory)
         sseConnections.set(0)
+        connectionsOpen = CoreMetrics.Meter(label: MetricsCatalog.connectionsOpen.name, factory: factory)
+        connectionsOpen.set(0)
         for status in ["success", "failure"] {
             _ = counter(MetricsCatalog.webhookSignatures, [("status", status)])
         }
@@ -134,6 +137,14 @@ public final class OrchMetrics: Sendable {
 
     func recordCallbackAttempt(outcome: String) {
         counter(MetricsCatalog.callbackDeliveries, [("outcome", outcome)]).increment()
+    }
+
+    func recordConnectionRefused(reason: String) {
+        counter(MetricsCatalog.connectionsRefused, [("reason", reason)]).increment()
+    }
+
+    func recordConnectionClosed(reason: String) {
+        counter(MetricsCatalog.connectionsClosed, [("reason", reason)]).increment()
     }
 
     func recordLockWait(_ duration: Duration) {

@@ -77,6 +77,8 @@ struct EnvelopeMiddleware: RouterMiddleware {
                 return .methodNotAllowed(method: request.method.rawValue, path: request.uri.path, allowed: allowed)
             }
             return .notFound("No route for \(request.method.rawValue) \(request.uri.path)")
+        case let error as RequestStreamError:
+            return error.answer
         case is NIOTooManyBytesError:
             return .payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
         case let error as any HTTPResponseError where error.status.code < 500:
@@ -90,17 +92,22 @@ struct EnvelopeMiddleware: RouterMiddleware {
 
     /// The envelope response for `error`.
     static func envelope(_ error: OrchError, requestID: String) -> Response {
-        let body = ErrorBody(
-            error: .init(
-                code: error.code.rawValue, message: error.message, details: error.details, requestID: requestID,
-                timestamp: Date()))
-        let bytes = (try? JSONWriter().encode(body)) ?? []
+        let bytes = envelopeBody(error, requestID: requestID)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         for (name, value) in error.headers {
             if let field = HTTPField.Name(name) { headers[field] = value }
         }
         return Response(
             status: .init(code: error.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// The envelope's JSON bytes for `error`.
+    static func envelopeBody(_ error: OrchError, requestID: String) -> [UInt8] {
+        let body = ErrorBody(
+            error: .init(
+                code: error.code.rawValue, message: error.message, details: error.details, requestID: requestID,
+                timestamp: Date()))
+        return (try? JSONWriter().encode(body)) ?? []
     }
 
     /// The caller's id when it is safe to echo and log, else a new one.

@@ -9,11 +9,14 @@ public final class APIRouter: @unchecked Sendable {
 
     let router: Router<OrchRequestContext>
     let authenticator: Authenticator
+    /// Told when a connection's request authenticated (it then no longer counts as anonymous).
+    let connections: ConnectionTable?
     private(set) var routes: [APIRoute] = []
 
-    init(router: Router<OrchRequestContext>, authenticator: Authenticator) {
+    init(router: Router<OrchRequestContext>, authenticator: Authenticator, connections: ConnectionTable? = nil) {
         self.router = router
         self.authenticator = authenticator
+        self.connections = connections
     }
 
     /// Adds a route. For `.role` access the handler runs only after the caller's token is
@@ -25,12 +28,14 @@ public final class APIRouter: @unchecked Sendable {
     ) {
         routes.append(APIRoute(method: method, path: path, access: access))
         let authenticator = self.authenticator
+        let connections = self.connections
         router.on(RouterPath(path), method: method) { request, context -> Response in
             guard case .role(let minimum) = access else { return try await handler(request, context) }
             var context = context
             context.identity = try await authenticator.authenticate(
                 request, minimum: minimum, acceptsQueryToken: acceptsQueryToken, verified: context.verifiedToken)
             context.trace.user = context.identity?.username
+            connections?.markAuthenticated(context.channel)
             return try await handler(request, context)
         }
     }
