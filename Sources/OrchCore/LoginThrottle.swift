@@ -1,13 +1,18 @@
 import Synchronization
 
-/// Slows down and then refuses repeated failed logins, per username and per client address.
+/// Slows down and then refuses repeated failed logins.
 ///
 /// Failures are counted per key and forgotten `forgetAfter` seconds after the last one. From
 /// the `slowAfter`-th failure each further attempt is held for a growing delay; from the
-/// `refuseAfter`-th, attempts are refused (429) until a lockout of 2^(failures - refuseAfter)
-/// seconds since the last failure has passed, never more than `maximumLockout`: nobody can lock
-/// a user out for longer than that. A successful login resets the counts of its username and
-/// address. At most `capacity` keys are tracked.
+/// `refuseAfter`-th, attempts on a key that may lock (``Key/locks``) are refused (429) until a
+/// lockout of 2^(failures - refuseAfter) seconds since the last failure has passed, never more
+/// than `maximumLockout`. Keys that do not lock only slow attempts down (by at most
+/// ``maximumDelay``). A successful login resets the counts of its keys. At most `capacity`
+/// keys are tracked.
+///
+/// The server locks the pair (username, client address) and only slows the username and the
+/// address alone (``keys(username:address:)``): whoever guesses at a password locks out
+/// themselves, never the account's owner elsewhere.
 public final class LoginThrottle: Sendable {
     /// What to do with a login attempt.
     public enum Verdict: Sendable, Hashable {
@@ -20,6 +25,28 @@ public final class LoginThrottle: Sendable {
     struct Record {
         var failures: Int
         var lastFailure: Double
+    }
+
+    /// What failures are counted under.
+    public struct Key: Sendable, Hashable {
+        public var name: String
+        /// Whether enough failures refuse further attempts (otherwise they are only slowed).
+        public var locks: Bool
+
+        public init(_ name: String, locks: Bool) {
+            self.name = name
+            self.locks = locks
+        }
+    }
+
+    /// The keys of a login attempt for `username` from `address`: the pair locks, the username
+    /// and the address alone slow down.
+    public static func keys(username: String, address: String) -> [Key] {
+        let user = username.lowercased()
+        return [
+            Key("pair:\(user)|\(address)", locks: true), Key("user:\(user)", locks: false),
+            Key("address:\(address)", locks: false),
+        ]
     }
 
     /// The longest an attempt is held before it is answered, seconds.
@@ -43,15 +70,17 @@ public final class LoginThrottle: Sendable {
         self.capacity = capacity
     }
 
-    /// The verdict for an attempt on `keys` (e.g. `user:<name>`, `address:<ip>`) at `now`
-    /// (seconds, monotonic): the strictest over the keys.
-    public func verdict(keys: [String], now: Double) -> Verdict {
+    /// The verdict for an attempt on `keys` at `now` (seconds, monotonic): the strictest over
+    /// the keys.
+    public func verdict(keys: [Key], now: Double) -> Verdict {
         records.withLock { records in
             var delay = 0.0
             var retryAfter = 0.0
             for key in keys {
-                guard let record = records[key], now - record.lastFailure < forgetAfter else { continue }
-                if record.failures >= refuseAfter {
+                guard let record = records[key.name], now - record.lastFailure < forgetAfter else { continue }
+                if record.failures >= refuseAfter && !key.locks {
+                    delay = max(delay, Self.maximumDelay)
+                } else if record.failures >= refuseAfter {
                     let lockout = min(maximumLockout, Double(1 << min(30, record.failures - refuseAfter)))
                     let left = record.lastFailure + lockout - now
                     if left > 0 {
@@ -68,26 +97,26 @@ public final class LoginThrottle: Sendable {
     }
 
     /// Counts a failed attempt on every key.
-    public func recordFailure(keys: [String], now: Double) {
+    public func recordFailure(keys: [Key], now: Double) {
         records.withLock { records in
             if records.count + keys.count > capacity {
                 records = records.filter { now - $0.value.lastFailure < forgetAfter }
                 if records.count + keys.count > capacity { records.removeAll() }
             }
             for key in keys {
-                var record = records[key] ?? Record(failures: 0, lastFailure: now)
+                var record = records[key.name] ?? Record(failures: 0, lastFailure: now)
                 if now - record.lastFailure >= forgetAfter { record.failures = 0 }
                 record.failures += 1
                 record.lastFailure = now
-                records[key] = record
+                records[key.name] = record
             }
         }
     }
 
     /// Forgets the failures of every key (after a successful login).
-    public func recordSuccess(keys: [String]) {
+    public func recordSuccess(keys: [Key]) {
         records.withLock { records in
-            for key in keys { records.removeValue(forKey: key) }
+            for key in keys { records.removeValue(forKey: key.name) }
         }
     }
 

@@ -62,3 +62,37 @@ public enum UserRules {
         }
     }
 }
+
+/// What a change to a user account does to the credentials already issued to them.
+public struct CredentialEffects: Sendable, Hashable {
+    /// Every access token (JWT) issued before the change is refused from now on.
+    public var endsSessions: Bool
+    /// The user's API tokens with these roles are revoked for good.
+    public var revokedAPITokenRoles: Set<Role>
+
+    /// The effects of changing a user who holds `role` (active or not) to `newRole` and
+    /// `newActive` (`nil`: unchanged), with a new password or not.
+    ///
+    /// A new password, a deactivation or any role change ends every session: a token is an
+    /// assertion about the account as it was when it was issued. Deactivation revokes all the
+    /// user's API tokens, and a role change those whose role the new one may not grant, so
+    /// that neither reactivation nor re-promotion brings an old credential back.
+    public init(role: Role, isActive: Bool, newRole: Role?, newActive: Bool?, newPassword: Bool) {
+        let roleChanged = newRole.map { $0 != role } ?? false
+        let deactivated = isActive && newActive == false
+        endsSessions = newPassword || roleChanged || deactivated
+        if deactivated || !(newActive ?? isActive) {
+            revokedAPITokenRoles = Set(Role.allCases)
+        } else if roleChanged, let newRole {
+            revokedAPITokenRoles = Set(Role.allCases.filter { !Self.mayGrant($0, holder: newRole) })
+        } else {
+            revokedAPITokenRoles = []
+        }
+    }
+
+    /// Whether a holder of `holder` may give an API token the role `role`: an admin any, anyone
+    /// else a role their own satisfies.
+    public static func mayGrant(_ role: Role, holder: Role) -> Bool {
+        holder == .admin || holder.satisfies(role)
+    }
+}

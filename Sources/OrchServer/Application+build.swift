@@ -110,7 +110,10 @@ func buildAPI(
 
     let router = Router(context: OrchRequestContext.self, options: .autoGenerateHeadEndpoints)
     let api = APIRouter(router: router, authenticator: authenticator, connections: connections)
-    router.add(middleware: EnvelopeMiddleware(routes: { api.table }, requestCounter: requestCounter, metrics: metrics))
+    router.add(
+        middleware: EnvelopeMiddleware(
+            routes: { api.table }, requestCounter: requestCounter, metrics: metrics,
+            trustedProxies: configuration.trustedProxies))
     if configuration.rateLimits.values.contains(where: { $0 > 0 }) {
         router.add(
             middleware: RateLimitMiddleware(

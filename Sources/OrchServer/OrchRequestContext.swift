@@ -17,6 +17,9 @@ public struct OrchRequestContext: RequestContext {
     var verifiedToken: VerifiedToken?
     /// The peer's address, when the request came over a socket.
     public let remoteAddress: SocketAddress?
+    /// The client's IP address: the peer's, or (when the peer is a trusted proxy) the one
+    /// `X-Forwarded-For` names. Set by the outermost middleware; `unknown` without a socket.
+    public var clientAddress: String
     /// The connection, for cutting a stream whose client stopped reading.
     let channel: any Channel
     /// Facts learnt inside the router that the outer middleware logs (shared by every copy of
@@ -27,6 +30,7 @@ public struct OrchRequestContext: RequestContext {
         coreContext = .init(source: source)
         requestID = ""
         remoteAddress = source.channel.remoteAddress
+        clientAddress = remoteAddress?.ipAddress ?? "unknown"
         channel = source.channel
     }
 

@@ -62,10 +62,13 @@ public struct UserRecord: Sendable, Hashable {
     public var lastLogin: Date?
     public var isActive: Bool
     public var metadata: [String: JSONValue]
+    /// The user's session generation: access tokens issued in an earlier one are refused. It
+    /// moves on with every change that ends sessions (``UserChanges/endsSessions``).
+    public var tokenGeneration: Int
 
     public init(
         id: String, username: String, email: String, role: Role, passwordHash: String, createdAt: Date,
-        lastLogin: Date? = nil, isActive: Bool = true, metadata: [String: JSONValue] = [:]
+        lastLogin: Date? = nil, isActive: Bool = true, metadata: [String: JSONValue] = [:], tokenGeneration: Int = 0
     ) {
         self.id = id
         self.username = username
@@ -76,6 +79,7 @@ public struct UserRecord: Sendable, Hashable {
         self.lastLogin = lastLogin
         self.isActive = isActive
         self.metadata = metadata
+        self.tokenGeneration = tokenGeneration
     }
 
     /// The user as the API shows it.
@@ -102,16 +106,30 @@ public struct UserQuery: Sendable, Hashable {
 }
 
 /// The changes of `PATCH /users/{user_id}`; `nil` leaves a field as it is.
+///
+/// What a change does to the user's credentials is applied in the same transaction:
+/// `endsSessions` moves the user's ``UserRecord/tokenGeneration`` on (every access token issued
+/// before is refused), and the user's unrevoked API tokens whose role is in
+/// `revokedAPITokenRoles` are revoked for good at `now`.
 public struct UserChanges: Sendable, Hashable {
     public var email: String?
     public var role: Role?
     public var isActive: Bool?
     public var passwordHash: String?
+    public var endsSessions: Bool
+    public var revokedAPITokenRoles: Set<Role>
+    public var now: Date
 
-    public init(email: String? = nil, role: Role? = nil, isActive: Bool? = nil, passwordHash: String? = nil) {
+    public init(
+        email: String? = nil, role: Role? = nil, isActive: Bool? = nil, passwordHash: String? = nil,
+        endsSessions: Bool = false, revokedAPITokenRoles: Set<Role> = [], now: Date = Date()
+    ) {
         self.email = email
         self.role = role
         self.isActive = isActive
         self.passwordHash = passwordHash
+        self.endsSessions = endsSessions
+        self.revokedAPITokenRoles = revokedAPITokenRoles
+        self.now = now
     }
 }

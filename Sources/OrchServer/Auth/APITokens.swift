@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import OrchCore
 import OrchModels
 
 /// The format and rules of API tokens.
@@ -33,6 +34,6 @@ enum APITokens {
     /// Whether a user holding `holder` may give (and keep using) a token with `role`: an admin
     /// any role, anyone else a role their own satisfies.
     static func mayGrant(_ role: Role, holder: Role) -> Bool {
-        holder == .admin || holder.satisfies(role)
+        CredentialEffects.mayGrant(role, holder: holder)
     }
 }

@@ -13,9 +13,24 @@ struct AccessTokenClaims: JWTPayload {
     var iss: IssuerClaim
     /// A unique token id.
     var jti: IDClaim
+    /// The user's session generation when the token was issued (``UserRecord/tokenGeneration``);
+    /// absent in tokens from before generations existed, which count as generation 0.
+    var gen: Int?
+    /// Not before; we never issue it, but a token that carries one is held to it.
+    var nbf: NotBeforeClaim?
+
+    /// Seconds a token's `iat` and `nbf` may lie in the future (clock skew between issuers).
+    static let leeway: TimeInterval = 60
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
+        let now = Date()
+        if iat.value > now.addingTimeInterval(Self.leeway) {
+            throw JWTError.claimVerificationFailure(failedClaim: iat, reason: "issued in the future")
+        }
+        if let nbf, nbf.value > now.addingTimeInterval(Self.leeway) {
+            throw JWTError.claimVerificationFailure(failedClaim: nbf, reason: "not valid yet")
+        }
     }
 }
 
@@ -29,4 +44,6 @@ struct VerifiedToken: Sendable {
     let expiresAt: Date?
     /// The API token's id; `nil` for a JWT.
     let apiTokenID: String?
+    /// A JWT's session generation (0 when it carries none); `nil` for an API token.
+    var generation: Int? = nil
 }

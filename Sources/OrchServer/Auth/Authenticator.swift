@@ -50,7 +50,7 @@ public final class Authenticator: Sendable {
         let claims = AccessTokenClaims(
             sub: .init(value: user.id), role: user.role.rawValue, iat: .init(value: now),
             exp: .init(value: now.addingTimeInterval(TimeInterval(tokenTTL))), iss: .init(value: Self.issuer),
-            jti: .init(value: Identifier.make("jwt")))
+            jti: .init(value: Identifier.make("jwt")), gen: user.tokenGeneration)
         return try await keys.sign(claims)
     }
 
@@ -93,6 +93,9 @@ public final class Authenticator: Sendable {
         guard let user = try await store.user(id: credential.userID), user.isActive else {
             throw OrchError.invalidToken("The token's user does not exist or is deactivated")
         }
+        if let generation = credential.generation, generation != user.tokenGeneration {
+            throw OrchError.invalidToken("The token was issued before the account's password, role or status changed")
+        }
         var role = user.role
         if credential.apiTokenID != nil {
             guard APITokens.mayGrant(credential.role, holder: user.role) else {
@@ -117,7 +120,7 @@ public final class Authenticator: Sendable {
         let claims = try await verifyJWT(token)
         let verified = VerifiedToken(
             token: token, userID: claims.sub.value, role: Role(rawValue: claims.role) ?? .viewer,
-            expiresAt: claims.exp.value, apiTokenID: nil)
+            expiresAt: claims.exp.value, apiTokenID: nil, generation: claims.gen ?? 0)
         verifiedJWTs.withLock { known in
             if known.count >= Self.verifiedJWTCapacity { known.removeAll(keepingCapacity: true) }
             known[token] = verified
@@ -143,14 +146,19 @@ public final class Authenticator: Sendable {
 
     /// The verified claims of JWT `token`, or 401 `INVALID_TOKEN`.
     func verifyJWT(_ token: String) async throws -> AccessTokenClaims {
-        guard Self.headerAlgorithm(of: token) == "HS256" else {
+        guard let header = Self.header(of: token), header["alg"] as? String == "HS256" else {
             throw OrchError.invalidToken("Token must be signed with HS256")
+        }
+        // RFC 7515 4.1.11: extensions listed in `crit` must be understood; we understand none.
+        guard header["crit"] == nil else {
+            throw OrchError.invalidToken("Token has critical header extensions this server does not understand")
         }
         let claims: AccessTokenClaims
         do {
             claims = try await keys.verify(token, as: AccessTokenClaims.self)
         } catch let error as JWTError where error.errorType == .claimVerificationFailure {
-            throw OrchError.invalidToken("Token has expired")
+            if error.failedClaim is ExpirationClaim { throw OrchError.invalidToken("Token has expired") }
+            throw OrchError.invalidToken("Token is not valid yet (iat or nbf in the future)")
         } catch {
             throw OrchError.invalidToken()
         }
@@ -172,14 +180,14 @@ public final class Authenticator: Sendable {
         return String(header[start...end])
     }
 
-    /// The `alg` of a JWT's header, read without trusting anything else in the token.
-    static func headerAlgorithm(of token: String) -> String? {
+    /// A JWT's header, read without trusting anything else in the token.
+    static func header(of token: String) -> [String: Any]? {
         guard let header = token.split(separator: ".", omittingEmptySubsequences: false).first,
-            let data = Data(base64URLEncoded: String(header)),
-            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let data = Data(base64URLEncoded: String(header))
         else { return nil }
-        return object["alg"] as? String
+        return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
     }
+
 }
 
 extension Data {

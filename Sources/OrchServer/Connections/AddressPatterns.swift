@@ -62,6 +62,20 @@ public struct AddressPatterns: Sendable, Hashable, CustomStringConvertible {
         return ranges.contains { $0.contains(bytes) }
     }
 
+    /// The client behind `peer`: `peer` itself unless it is in these ranges (a trusted proxy);
+    /// then the right-most `X-Forwarded-For` address (over every given header line) that is not
+    /// a trusted proxy, since each proxy appends the address it received from. Entries that are
+    /// not IP addresses end the walk; with none left the peer stands.
+    public func clientAddress(peer: String, forwardedFor headers: [String]) -> String {
+        guard !headers.isEmpty, contains(peer) else { return peer }
+        let hops = headers.flatMap { $0.split(separator: ",") }.map { $0.trimmingBlanks }
+        for hop in hops.reversed() {
+            guard Self.bytes(of: hop) != nil else { break }
+            if !contains(hop) { return hop }
+        }
+        return peer
+    }
+
     /// The address's bytes: 4 for IPv4, 16 for IPv6; `nil` when it is neither.
     static func bytes(of text: String) -> [UInt8]? {
         var v4 = in_addr()

@@ -20,12 +20,14 @@ struct AuthController {
     /// Exchanges a username and password for an access token. An unknown user, a wrong password
     /// and a deactivated user all get the same 401 after the same bcrypt work.
     ///
-    /// Repeated failures for one username or from one address are held for a growing delay
-    /// (from the 3rd), then refused with 429 for a lockout that doubles with each further failure
-    /// and never exceeds 15 minutes; a success clears both counts.
+    /// Repeated failures are held for a growing delay (from the 3rd); from the 8th for one
+    /// username from one client address, that pair is refused with 429 for a lockout that
+    /// doubles with each further failure and never exceeds 15 minutes. The username alone and
+    /// the address alone are only slowed, so nobody can lock an account's owner out from
+    /// elsewhere. A success clears the counts.
     @Sendable func login(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: LoginRequest.self)
-        let keys = ["user:\(body.username.lowercased())", "address:\(context.remoteAddress?.ipAddress ?? "unknown")"]
+        let keys = LoginThrottle.keys(username: body.username, address: context.clientAddress)
         switch throttle.verdict(keys: keys, now: RateLimitMiddleware.monotonicSeconds()) {
         case .refuse(let retryAfter):
             let seconds = max(1, Int(retryAfter.rounded(.up)))

@@ -55,7 +55,9 @@ struct UserController {
     }
 
     /// Changes email, role, active flag or password. Refuses (409) a change that would leave no
-    /// active admin, so the server cannot be locked out of user management.
+    /// active admin, so the server cannot be locked out of user management. A new password, a
+    /// deactivation or a role change ends the user's sessions and revokes the API tokens they
+    /// may no longer hold (``CredentialEffects``).
     @Sendable func update(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let id = try context.pathParameter("user_id")
         let body = try await request.decodeJSON(as: UpdateUserRequest.self)
@@ -69,13 +71,18 @@ struct UserController {
                 throw OrchError.conflict("The last active admin cannot be demoted or deactivated")
             }
         }
+        let effects = CredentialEffects(
+            role: current.role, isActive: current.isActive, newRole: body.role, newActive: body.isActive,
+            newPassword: body.password != nil)
         let changes = UserChanges(
             email: body.email, role: body.role, isActive: body.isActive,
-            passwordHash: try await body.password.asyncMap { try await passwords.hash($0) })
+            passwordHash: try await body.password.asyncMap { try await passwords.hash($0) },
+            endsSessions: effects.endsSessions, revokedAPITokenRoles: effects.revokedAPITokenRoles)
         guard let user = try await store.updateUser(id: id, changes: changes) else {
             throw OrchError.notFound("User \(id) not found")
         }
-        if !user.isActive || !user.role.satisfies(.viewer) { bus.revoke(userID: id) }
+        // Their streams were opened with credentials that no longer hold.
+        if effects.endsSessions || !user.isActive { bus.revoke(userID: id) }
         context.logger.info("user updated", metadata: ["user_id": "\(id)"])
         return try .json(user.apiValue)
     }

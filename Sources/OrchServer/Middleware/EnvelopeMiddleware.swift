@@ -24,6 +24,8 @@ struct EnvelopeMiddleware: RouterMiddleware {
     let routes: @Sendable () -> RouteTable
     let requestCounter: RequestCounter
     let metrics: OrchMetrics
+    /// Proxies whose `X-Forwarded-For` names the client (``OrchRequestContext/clientAddress``).
+    var trustedProxies = AddressPatterns()
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
@@ -32,6 +34,10 @@ struct EnvelopeMiddleware: RouterMiddleware {
         let requestID = Self.requestID(from: request.headers[.xRequestID])
         context.requestID = requestID
         context.logger[metadataKey: "request_id"] = .string(requestID)
+        if !trustedProxies.isEmpty, let peer = context.remoteAddress?.ipAddress {
+            context.clientAddress = trustedProxies.clientAddress(
+                peer: peer, forwardedFor: request.headers[values: .xForwardedFor])
+        }
         requestCounter.increment()
         let started = ContinuousClock.now
         var response: Response
@@ -140,4 +146,5 @@ public final class RequestCounter: Sendable {
 
 extension HTTPField.Name {
     static let xRequestID = HTTPField.Name("X-Request-ID")!
+    static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
 }

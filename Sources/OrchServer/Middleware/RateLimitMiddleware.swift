@@ -66,7 +66,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             let role = verified.role.rawValue
             return ("user:\(verified.userID):\(role)", role, limits[role] ?? 0)
         }
-        let address = context.remoteAddress?.ipAddress ?? "unknown"
+        let address = context.clientAddress
         return ("address:\(address)", "anonymous", limits["anonymous"] ?? 0)
     }
 

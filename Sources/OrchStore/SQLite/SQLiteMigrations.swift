@@ -15,6 +15,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("008_task_counts", migrate: migration008)
         migrator.registerMigration("009_core_created_index", migrate: migration009)
         migrator.registerMigration("010_task_page_indexes", migrate: migration010)
+        migrator.registerMigration("011_user_token_generation", migrate: migration011)
         return migrator
     }
 
@@ -277,5 +278,12 @@ enum SQLiteMigrations {
                 CREATE INDEX tasks_core_priority ON tasks (core_id, priority);
                 CREATE INDEX tasks_status_updated ON tasks (status, updated_at);
                 """)
+    }
+
+    /// Each user's session generation: access tokens carry the generation they were issued in,
+    /// and a new password, a deactivation or a role change moves it on, so every earlier token
+    /// is refused for good (a counter, not a time, so no clock can make an old token valid).
+    static func migration011(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE users ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0")
     }
 }

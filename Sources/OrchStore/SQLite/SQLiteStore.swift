@@ -156,12 +156,23 @@ public final class SQLiteStore: Store {
             if let role = changes.role { user.role = role }
             if let isActive = changes.isActive { user.isActive = isActive }
             if let passwordHash = changes.passwordHash { user.passwordHash = passwordHash }
+            if changes.endsSessions { user.tokenGeneration += 1 }
             do {
                 try db.execute(
-                    sql: "UPDATE users SET email = ?, role = ?, is_active = ?, password_hash = ? WHERE id = ?",
-                    arguments: [user.email, user.role.rawValue, user.isActive, user.passwordHash, id])
+                    sql: """
+                        UPDATE users SET email = ?, role = ?, is_active = ?, password_hash = ?, token_generation = ?
+                        WHERE id = ?
+                        """,
+                    arguments: [
+                        user.email, user.role.rawValue, user.isActive, user.passwordHash, user.tokenGeneration, id,
+                    ])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
                 throw OrchError.conflict("Email already exists", details: ["field": "email"])
+            }
+            for role in changes.revokedAPITokenRoles.sorted(by: { $0.rawValue < $1.rawValue }) {
+                try db.execute(
+                    sql: "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND role = ? AND revoked_at IS NULL",
+                    arguments: [changes.now.millis, id, role.rawValue])
             }
             return user
         }
@@ -198,7 +209,8 @@ public final class SQLiteStore: Store {
             id: row["id"], username: row["username"], email: row["email"],
             role: Role(rawValue: row["role"]) ?? .viewer, passwordHash: row["password_hash"],
             createdAt: Date(millis: row["created_at"]), lastLogin: (row["last_login"] as Int64?).map(Date.init(millis:)),
-            isActive: row["is_active"], metadata: try JSONColumn.decode(row["metadata"]))
+            isActive: row["is_active"], metadata: try JSONColumn.decode(row["metadata"]),
+            tokenGeneration: row["token_generation"])
     }
 }
 
