@@ -51,12 +51,8 @@ public enum LockRules {
     public static let timeoutRange = 0...300
 
     public static func validate(_ request: AcquireLockRequest) throws(OrchError) {
-        guard resourceLength.contains(request.resource.count) else {
-            throw .invalidParameter("resource", "must be 1 to 256 characters")
-        }
-        guard ownerLength.contains(request.owner.count) else {
-            throw .invalidParameter("owner", "must be 1 to 128 characters")
-        }
+        try TextRules.check(request.resource, codePoints: resourceLength, field: "resource")
+        try TextRules.check(request.owner, codePoints: ownerLength, field: "owner")
         try TaskRules.check(request.ttl, in: ttlRange, field: "ttl")
         try TaskRules.check(request.priority, in: TaskRules.priorities, field: "priority")
         try TaskRules.check(request.timeout, in: timeoutRange, field: "timeout")

@@ -10,6 +10,8 @@ public enum TaskRules {
     public static let maxMetadataBytes = 64 * 1024
     public static let progressRange = 0...100
     public static let workerIDLength = 1...128
+    /// A status update's `message`, code points.
+    public static let messageLength = 0...4096
     public static let claimWait = 0...60
     public static let leaseSeconds = 1...600
     public static let claimBatch = 1...100
@@ -27,7 +29,7 @@ public enum TaskRules {
 
     /// Checks a core id: 1-128 characters of `[A-Za-z0-9_.:-]`.
     public static func validateCoreID(_ coreID: String, field: String) throws(OrchError) {
-        guard coreIDLength.contains(coreID.count),
+        guard coreID.utf8.count <= coreIDLength.upperBound, coreIDLength.contains(coreID.unicodeScalars.count),
             coreID.unicodeScalars.allSatisfy({ scalar in
                 switch scalar {
                 case "a"..."z", "A"..."Z", "0"..."9", "_", ".", ":", "-": true
@@ -46,6 +48,7 @@ public enum TaskRules {
         }
         if let progress = update.progress { try check(progress, in: progressRange, field: "progress") }
         if let workerID = update.workerID { try validateWorkerID(workerID) }
+        if let message = update.message { try TextRules.check(message, codePoints: messageLength, field: "message") }
     }
 
     /// Checks a claim request.
@@ -63,9 +66,7 @@ public enum TaskRules {
     }
 
     static func validateWorkerID(_ workerID: String) throws(OrchError) {
-        guard workerIDLength.contains(workerID.count) else {
-            throw .invalidParameter("worker_id", "must be 1 to 128 characters")
-        }
+        try TextRules.check(workerID, codePoints: workerIDLength, field: "worker_id")
     }
 
     public static func check(_ value: Int, in range: ClosedRange<Int>, field: String) throws(OrchError) {

@@ -12,7 +12,7 @@ public enum UserRules {
 
     /// Throws `INVALID_PARAMETER` for `username` unless it is 3-64 characters of `[A-Za-z0-9_.-]`.
     public static func validateUsername(_ username: String) throws(OrchError) {
-        guard usernameLength.contains(username.count) else {
+        guard username.utf8.count <= usernameLength.upperBound * 4, usernameLength.contains(username.unicodeScalars.count) else {
             throw .invalidParameter("username", "must be 3 to 64 characters")
         }
         guard username.unicodeScalars.allSatisfy(isUsernameScalar) else {
@@ -22,7 +22,7 @@ public enum UserRules {
 
     /// Throws `INVALID_PARAMETER` for `email` unless it looks like `local@domain.tld`.
     public static func validateEmail(_ email: String) throws(OrchError) {
-        guard email.count <= maxEmailLength, isPlausibleEmail(email) else {
+        guard email.utf8.count <= maxEmailLength * 4, email.unicodeScalars.count <= maxEmailLength, isPlausibleEmail(email) else {
             throw .invalidParameter("email", "must be a valid email address")
         }
     }

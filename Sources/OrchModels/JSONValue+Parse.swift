@@ -8,27 +8,44 @@ extension JSONValue {
     public struct ParseError: Error, Sendable {
         /// Where in the text (in UTF-8 bytes) reading stopped.
         public var offset: Int
+        /// The key that appeared twice in one object, when that is what stopped reading.
+        public var duplicateKey: String?
+        /// The last object key read before reading stopped, to say where the text went wrong.
+        public var lastKey: String?
 
-        public init(offset: Int) {
+        public init(offset: Int, duplicateKey: String? = nil, lastKey: String? = nil) {
             self.offset = offset
+            self.duplicateKey = duplicateKey
+            self.lastKey = lastKey
         }
     }
 
+    /// Reads RFC 8259 JSON text; throws ``ParseError`` for anything else, trailing commas and an
+    /// object with the same key twice included.
     public init(parsing text: String) throws {
         var text = text
-        self = try text.withUTF8 { bytes in
-            var parser = JSONParser(bytes: bytes)
-            let value = try parser.value(depth: 0)
-            parser.skipWhitespace()
-            guard parser.index == bytes.count else { throw ParseError(offset: parser.index) }
-            return value
-        }
+        self = try text.withUTF8 { try Self.parse($0) }
+    }
+
+    /// As ``init(parsing:)``, from UTF-8 bytes.
+    public init(parsingUTF8 bytes: [UInt8]) throws {
+        self = try bytes.withUnsafeBufferPointer { try Self.parse($0) }
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws -> JSONValue {
+        var parser = JSONParser(bytes: bytes)
+        let value = try parser.value(depth: 0)
+        parser.skipWhitespace()
+        guard parser.index == bytes.count else { throw parser.fail() }
+        return value
     }
 }
 
 struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
+    /// The last object key read, for error messages.
+    var lastKey: String?
     /// Deeper nesting is refused rather than risking the stack.
     static let maximumDepth = 512
 
@@ -36,7 +53,7 @@ struct JSONParser {
         self.bytes = bytes
     }
 
-    func fail() -> JSONValue.ParseError { JSONValue.ParseError(offset: index) }
+    func fail() -> JSONValue.ParseError { JSONValue.ParseError(offset: index, lastKey: lastKey) }
 
     mutating func skipWhitespace() {
         while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x0A || bytes[index] == 0x0D || bytes[index] == 0x09 {
@@ -100,10 +117,15 @@ struct JSONParser {
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail() }
                 let key = try string()
+                guard object[key] == nil else {
+                    throw JSONValue.ParseError(offset: index, duplicateKey: key, lastKey: key)
+                }
+                lastKey = key
                 skipWhitespace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw fail() }
                 index += 1
                 object[key] = try value(depth: depth + 1)
+                lastKey = key
                 skipWhitespace()
                 guard index < bytes.count else { throw fail() }
                 if bytes[index] == UInt8(ascii: ",") {

@@ -72,13 +72,13 @@ final class RequestTrace: Sendable {
 }
 
 extension OrchRequestContext {
-    /// The path parameter `name`, percent-decoded (`/cores/a%3Ab/claim` names core `a:b`); 400
-    /// when it does not decode.
+    /// The path parameter `name`, percent-decoded (`/cores/a%3Ab/claim` names core `a:b`) and
+    /// normalized to NFC like every identifier; 400 when it does not decode.
     func pathParameter(_ name: String) throws -> String {
         let raw = try parameters.require(name)
         guard let decoded = raw.removingPercentEncoding else {
             throw OrchError.invalidParameter(name, "is not a valid percent-encoded path segment")
         }
-        return decoded
+        return decoded.nfc
     }
 }

@@ -13,7 +13,7 @@ import Glibc
     static let adminPassword = "connection-admin-password"
 
     /// A server on a fresh SQLite file with `environment` added.
-    func startServer(_ environment: [String: String] = [:], descriptorLimit: Int? = nil) throws -> (ServerProcess, URL) {
+    func startServer(_ environment: [String: String] = [:], descriptorLimit: Int? = nil) async throws -> (ServerProcess, URL) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-conn-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var env = [
@@ -22,7 +22,9 @@ import Glibc
             "ORCH_LOG_LEVEL": "warning",
         ]
         env.merge(environment) { _, new in new }
-        return (try ServerProcess(environment: env, descriptorLimit: descriptorLimit), directory)
+        let environment = env
+        let server = try await offThePool { Result { try ServerProcess(environment: environment, descriptorLimit: descriptorLimit) } }.get()
+        return (server, directory)
     }
 
     func token(_ server: ServerProcess) async throws -> String {
@@ -33,10 +35,10 @@ import Glibc
 
     /// One `GET /health` on a new connection (from `source` when given): its status, or `nil`
     /// when the connection was refused or not answered.
-    func health(port: Int, source: String? = nil) -> Int? {
+    func health(port: Int, source: String? = nil) async -> Int? {
         guard let connection = try? RawConnection(port: port, source: source) else { return nil }
         connection.send("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        return connection.readResponse(timeout: 10)?.httpStatus
+        return await connection.response(timeout: 10)?.httpStatus
     }
 
     /// Waits up to `timeout` for `condition`.
@@ -54,12 +56,14 @@ import Glibc
     /// More idle sockets than the process has descriptors: the server keeps running, keeps
     /// serving the connection it had, serves other addresses, and recovers when they go.
     @Test func descriptorFloodUnderALowLimitNeverStopsTheServer() async throws {
-        let (server, directory) = try startServer(["ORCH_HEADER_TIMEOUT": "30"], descriptorLimit: 256)
+        let (server, directory) = try await startServer(["ORCH_HEADER_TIMEOUT": "30"], descriptorLimit: 256)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let before = openDescriptors(of: server.pid)
         let kept = try RawConnection(port: server.port)
         kept.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(kept.readResponse()?.httpStatus == 200)
+        #expect(await kept.response()?.httpStatus == 200)
+        #expect(await health(port: server.port, source: "127.0.0.2") == 200)
+        // Counted once the database's reader connections are open.
+        let before = openDescriptors(of: server.pid)
 
         var flood: [RawConnection] = []
         var refusals = 0
@@ -69,7 +73,7 @@ import Glibc
         }
         // The excess was answered 503 and closed at once; the rest is held, silent.
         for connection in flood.prefix(600) {
-            if let answer = connection.readResponse(timeout: 0.02), answer.httpStatus == 503 {
+            if let answer = await connection.response(timeout: 0.02), answer.httpStatus == 503 {
                 #expect(answer.httpBody.contains(#""code":"SERVICE_UNAVAILABLE""#))
                 refusals += 1
             }
@@ -77,31 +81,31 @@ import Glibc
         #expect(refusals >= 600 - 256)
         #expect(server.isRunning)
         kept.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(kept.readResponse()?.httpStatus == 200)
+        #expect(await kept.response()?.httpStatus == 200)
         // One address's silent sockets do not lock out another address.
-        #expect(health(port: server.port, source: "127.0.0.2") == 200)
+        #expect(await health(port: server.port, source: "127.0.0.2") == 200)
 
         flood.removeAll()
-        #expect(await eventually { openDescriptors(of: server.pid) <= before + 2 })
-        #expect(health(port: server.port) == 200)
-        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(await eventually { openDescriptors(of: server.pid) <= before + 4 }, "\(openDescriptors(of: server.pid)) vs \(before)")
+        #expect(await health(port: server.port) == 200)
+        #expect(await server.stopped(signal: SIGTERM) == 0)
     }
 
     /// `ORCH_MAX_CONNECTIONS` refuses the connection beyond it with a 503 envelope while the
     /// ones it holds are served.
     @Test func connectionsBeyondTheCapAreRefusedAtAccept() async throws {
-        let (server, directory) = try startServer(["ORCH_MAX_CONNECTIONS": "20", "ORCH_MAX_ANONYMOUS_CONNECTIONS": "0"])
+        let (server, directory) = try await startServer(["ORCH_MAX_CONNECTIONS": "20", "ORCH_MAX_ANONYMOUS_CONNECTIONS": "0"])
         defer { try? FileManager.default.removeItem(at: directory) }
         let held = try (0..<20).map { _ in try RawConnection(port: server.port) }
         try await Task.sleep(for: .milliseconds(300))
         let extra = try RawConnection(port: server.port)
-        let refused = try #require(extra.readResponse())
+        let refused = try #require(await extra.response())
         #expect(refused.httpStatus == 503)
         #expect(refused.httpBody.contains(#""reason":"capacity""#))
-        #expect(extra.readToEnd(timeout: 5).closed)
+        #expect(await extra.end(timeout: 5).closed)
         held[7].send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(held[7].readResponse()?.httpStatus == 200)
-        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(await held[7].response()?.httpStatus == 200)
+        #expect(await server.stopped(signal: SIGTERM) == 0)
     }
 
     // MARK: Oversized and malformed requests
@@ -109,7 +113,7 @@ import Glibc
     /// A 1 MiB header gets 431 in the envelope, and the server's socket is released: the
     /// descriptor count comes back to where it was.
     @Test func oversizedHeadersGet431AndReleaseTheirSockets() async throws {
-        let (server, directory) = try startServer()
+        let (server, directory) = try await startServer()
         defer { try? FileManager.default.removeItem(at: directory) }
         let before = openDescriptors(of: server.pid)
         let header = "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + String(repeating: "a", count: 1 << 20) + "\r\n\r\n"
@@ -117,25 +121,26 @@ import Glibc
             for _ in 0..<40 {
                 group.addTask {
                     guard let connection = try? RawConnection(port: server.port) else { return "" }
-                    connection.send(header)
-                    return connection.readToEnd(timeout: 10).text
+                    await connection.sending(header)
+                    return await connection.end(timeout: 10).text
                 }
             }
             return await group.reduce(into: [String]()) { $0.append($1) }
         }
         #expect(answers.allSatisfy { $0.httpStatus == 431 }, "\(answers.map { $0.prefix(40) })")
         #expect(answers.allSatisfy { $0.httpBody.contains(#""code":"VALIDATION_ERROR""#) && $0.contains("request_id") })
-        #expect(await eventually { openDescriptors(of: server.pid) <= before })
+        // (A few descriptors of slack: the database may open a reader connection meanwhile.)
+        #expect(await eventually { openDescriptors(of: server.pid) <= before + 4 }, "\(openDescriptors(of: server.pid)) vs \(before)")
         // A request line far over the limit too.
         let long = try RawConnection(port: server.port)
         long.send("GET /" + String(repeating: "b", count: 200_000) + " HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(long.readToEnd().text.httpStatus == 431)
-        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(await long.end().text.httpStatus == 431)
+        #expect(await server.stopped(signal: SIGTERM) == 0)
     }
 
     /// Unknown methods, garbage and bad framing get the envelope, never a bare answer.
     @Test func malformedRequestsGetTheEnvelope() async throws {
-        let (server, directory) = try startServer()
+        let (server, directory) = try await startServer()
         defer { try? FileManager.default.removeItem(at: directory) }
         let cases: [(String, Int)] = [
             ("BREW /health HTTP/1.1\r\nHost: x\r\n\r\n", 501),
@@ -147,31 +152,31 @@ import Glibc
         for (request, status) in cases {
             let connection = try RawConnection(port: server.port)
             connection.send(request)
-            let (answer, closed) = connection.readToEnd(timeout: 10)
+            let (answer, closed) = await connection.end(timeout: 10)
             #expect(answer.httpStatus == status, "\(request.debugDescription): \(answer)")
             #expect(answer.httpBody.hasPrefix(#"{"error":{"code":"#), "\(answer)")
             #expect(closed)
         }
-        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(await server.stopped(signal: SIGTERM) == 0)
     }
 
     /// HTTP/1.0 without keep-alive is answered and closed; with `keep-alive` it stays open.
     @Test func http10WithoutKeepAliveIsClosedAfterItsResponse() async throws {
-        let (server, directory) = try startServer()
+        let (server, directory) = try await startServer()
         defer { try? FileManager.default.removeItem(at: directory) }
         let plain = try RawConnection(port: server.port)
         plain.send("GET /health HTTP/1.0\r\n\r\n")
-        let (answer, closed) = plain.readToEnd(timeout: 5)
+        let (answer, closed) = await plain.end(timeout: 5)
         #expect(answer.httpStatus == 200)
         #expect(answer.lowercased().contains("connection: close"))
         #expect(closed)
 
         let kept = try RawConnection(port: server.port)
         kept.send("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        #expect(kept.readResponse()?.httpStatus == 200)
+        #expect(await kept.response()?.httpStatus == 200)
         kept.send("GET /health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
-        #expect(kept.readResponse()?.httpStatus == 200)
-        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(await kept.response()?.httpStatus == 200)
+        #expect(await server.stopped(signal: SIGTERM) == 0)
     }
 
     // MARK: Timeouts
@@ -179,21 +184,21 @@ import Glibc
     /// Silent, slowloris, half-sent and idle connections are ended by their timeouts; an event
     /// stream and a long poll are not idle.
     @Test func slowSilentAndIdleConnectionsTimeOut() async throws {
-        let (server, directory) = try startServer([
+        let (server, directory) = try await startServer([
             "ORCH_HEADER_TIMEOUT": "1", "ORCH_BODY_TIMEOUT": "1", "ORCH_IDLE_TIMEOUT": "2", "ORCH_SSE_HEARTBEAT": "1",
         ])
         defer { try? FileManager.default.removeItem(at: directory) }
         let token = try await token(server)
 
         let silent = try RawConnection(port: server.port)
-        #expect(silent.readToEnd(timeout: 5) == ("", true))
+        #expect(await silent.end(timeout: 5) == ("", true))
 
         let slowloris = try RawConnection(port: server.port)
         slowloris.send("GET /health HTTP/1.1\r\nHost: x\r\n")
         let dripping = Task {
             for _ in 0..<20 where slowloris.send("X-Drip: 1\r\n") { try? await Task.sleep(for: .milliseconds(300)) }
         }
-        let (slowAnswer, slowClosed) = slowloris.readToEnd(timeout: 5)
+        let (slowAnswer, slowClosed) = await slowloris.end(timeout: 5)
         dripping.cancel()
         #expect(slowAnswer.httpStatus == 408 && slowAnswer.httpBody.contains(#""code":"TIMEOUT""#), "\(slowAnswer)")
         #expect(slowClosed)
@@ -202,14 +207,14 @@ import Glibc
         halfBody.send(
             "POST /dispatch HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
                 + "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"coreId\":")
-        let (bodyAnswer, bodyClosed) = halfBody.readToEnd(timeout: 5)
+        let (bodyAnswer, bodyClosed) = await halfBody.end(timeout: 5)
         #expect(bodyAnswer.httpStatus == 408 && bodyAnswer.httpBody.contains(#""code":"TIMEOUT""#), "\(bodyAnswer)")
         #expect(bodyClosed)
 
         let idle = try RawConnection(port: server.port)
         idle.send("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(idle.readResponse()?.httpStatus == 200)
-        let (rest, idleClosed) = idle.readToEnd(timeout: 6)
+        #expect(await idle.response()?.httpStatus == 200)
+        let (rest, idleClosed) = await idle.end(timeout: 6)
         #expect(rest.isEmpty && idleClosed)
 
         // Longer than every timeout: a stream keeps going, a long poll answers when it is due.
@@ -220,10 +225,10 @@ import Glibc
         poll.send(
             "POST /cores/timeouts/claim HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n"
                 + "Content-Type: application/json\r\nContent-Length: \(claim.utf8.count)\r\n\r\n\(claim)")
-        let (streamed, streamClosed) = stream.readToEnd(timeout: 4.5)
+        let (streamed, streamClosed) = await stream.end(timeout: 4.5)
         #expect(!streamClosed && streamed.contains("heartbeat"))
-        #expect(poll.readResponse(timeout: 5)?.httpStatus == 204)
-        #expect(server.stop(signal: SIGTERM) == 0)
+        #expect(await poll.response(timeout: 5)?.httpStatus == 204)
+        #expect(await server.stopped(signal: SIGTERM) == 0)
     }
 
     // MARK: Shutdown
@@ -231,7 +236,7 @@ import Glibc
     /// SIGTERM is bounded by `ORCH_SHUTDOWN_GRACE`: waiting claims answer 204, lock waiters
     /// 503, an unfinished upload is dropped, and the process exits 0.
     @Test func shutdownIsBoundedByTheGrace() async throws {
-        let (server, directory) = try startServer(["ORCH_SHUTDOWN_GRACE": "2", "ORCH_BODY_TIMEOUT": "600"])
+        let (server, directory) = try await startServer(["ORCH_SHUTDOWN_GRACE": "2", "ORCH_BODY_TIMEOUT": "600"])
         defer { try? FileManager.default.removeItem(at: directory) }
         let token = try await token(server)
         let holder = try await HTTPClient.shared.json(
@@ -255,13 +260,13 @@ import Glibc
 
         let started = Date()
         kill(server.pid, SIGTERM)
-        for claim in claims { #expect(claim.readResponse()?.httpStatus == 204) }
+        for claim in claims { #expect(await claim.response()?.httpStatus == 204) }
         for waiter in waiters {
-            let answer = waiter.readResponse()
+            let answer = await waiter.response()
             #expect(answer?.httpStatus == 503 && answer?.httpBody.contains("SERVICE_UNAVAILABLE") == true)
         }
-        #expect(upload.readToEnd(timeout: 10).closed)
-        #expect(server.stop(signal: 0) == 0)
+        #expect(await upload.end(timeout: 10).closed)
+        #expect(await server.stopped(signal: 0) == 0)
         #expect(Date().timeIntervalSince(started) < 8, "shutdown took \(Date().timeIntervalSince(started)) s")
     }
 }

@@ -108,12 +108,12 @@ import Testing
 
     @Test func streamClosesWhenItsTokenExpires() async throws {
         var configuration = TestServer.configuration()
-        configuration.tokenTTL = 2
+        configuration.tokenTTL = 4
         try await Self.withLiveServer(configuration) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             #expect(stream.status == 200)
-            #expect(await stream.waitForEnd(timeout: .seconds(6)))
+            #expect(await stream.waitForEnd(timeout: .seconds(8)))
         }
     }
 

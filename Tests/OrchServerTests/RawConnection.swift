@@ -105,6 +105,23 @@ final class RawConnection: @unchecked Sendable {
         return nil
     }
 
+    /// ``readToEnd(timeout:)`` on a thread of its own: the reads block, and the test runner's
+    /// few cooperative threads must stay free for everything else running meanwhile.
+    func end(timeout: TimeInterval = 10) async -> (text: String, closed: Bool) {
+        await offThePool { self.readToEnd(timeout: timeout) }
+    }
+
+    /// ``readResponse(timeout:)`` on a thread of its own.
+    func response(timeout: TimeInterval = 10) async -> String? {
+        await offThePool { self.readResponse(timeout: timeout) }
+    }
+
+    /// ``send(_:)`` on a thread of its own (a large send blocks until the server reads it).
+    @discardableResult
+    func sending(_ text: String) async -> Bool {
+        await offThePool { self.send(text) }
+    }
+
     private func setReceiveTimeout(_ seconds: TimeInterval) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - seconds.rounded(.down)) * 1_000_000))
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -124,6 +141,13 @@ extension String {
     var httpBody: String {
         guard let range = range(of: "\r\n\r\n") else { return "" }
         return String(self[range.upperBound...])
+    }
+}
+
+/// Runs blocking `work` on a Dispatch thread, outside Swift concurrency's thread pool.
+func offThePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: work()) }
     }
 }
 

@@ -83,6 +83,11 @@ final class ServerProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// ``stop(signal:)`` on a thread of its own, so the wait blocks no cooperative thread.
+    func stopped(signal: Int32) async -> Int32 {
+        await offThePool { self.stop(signal: signal) }
+    }
+
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)

@@ -30,7 +30,7 @@ struct APITokenController {
         }
         let body = try await request.decodeJSON(as: CreateAPITokenRequest.self)
         let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (1...100).contains(name.count) else { throw OrchError.invalidParameter("name", "must be 1 to 100 characters") }
+        try TextRules.check(name, codePoints: 1...100, field: "name")
         let role = body.role ?? identity.role
         guard APITokens.mayGrant(role, holder: identity.role) else {
             throw OrchError(

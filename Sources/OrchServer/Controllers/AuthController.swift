@@ -27,6 +27,10 @@ struct AuthController {
     /// elsewhere. A success clears the counts.
     @Sendable func login(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: LoginRequest.self)
+        try TextRules.check(body.username, codePoints: 1...256, field: "username")
+        guard body.password.utf8.count <= 1024 else {
+            throw OrchError.invalidParameter("password", "must be at most 1024 bytes")
+        }
         let keys = LoginThrottle.keys(username: body.username, address: context.clientAddress)
         switch throttle.verdict(keys: keys, now: RateLimitMiddleware.monotonicSeconds()) {
         case .refuse(let retryAfter):

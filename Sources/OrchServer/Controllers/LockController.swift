@@ -48,9 +48,7 @@ struct LockController {
         let force = try query.boolean("force") ?? false
         // `owner` is required as in the reference; with `force` (admins) it need not match.
         guard let owner = query.string("owner") else { throw OrchError.missingParameter("owner") }
-        guard LockRules.ownerLength.contains(owner.count) else {
-            throw OrchError.invalidParameter("owner", "must be 1 to 128 characters")
-        }
+        try TextRules.check(owner, codePoints: LockRules.ownerLength, field: "owner")
         if force {
             guard context.identity?.role == .admin else {
                 throw OrchError.insufficientPermissions(required: .admin, actual: context.identity?.role ?? .viewer)

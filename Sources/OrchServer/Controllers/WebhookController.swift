@@ -61,12 +61,7 @@ struct WebhookController {
         let key = "\(signature.timestampText).\(matched)"
         if let answer = try await store.webhookReceipt(key: key) { return Self.answer(answer) }
 
-        let payload: [String: JSONValue]
-        do {
-            payload = try Timestamp.decoder.decode([String: JSONValue].self, from: Data(body))
-        } catch {
-            throw OrchError.validation("The webhook body must be a JSON object")
-        }
+        let payload = try RequestBodyDecoding.strictObject(body)
         guard let event = payload["event"]?.stringValue, !event.isEmpty else { throw OrchError.missingParameter("event") }
         guard event.unicodeScalars.count <= Self.maximumEventLength else {
             throw OrchError.invalidParameter("event", "must be at most \(Self.maximumEventLength) characters")

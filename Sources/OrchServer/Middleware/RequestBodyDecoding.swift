@@ -8,19 +8,49 @@ import OrchModels
 enum RequestBodyDecoding {
     /// Bodies over 1 MiB are refused with 413.
     static let maximumBodySize = 1 << 20
+
+    /// The JSON object `bytes` hold, in strict RFC 8259, or 400 `VALIDATION_ERROR`: Foundation's
+    /// decoder accepts trailing commas and keeps the first of two equal keys, so request text is
+    /// read by the project's own strict parser first.
+    static func strictObject(_ bytes: [UInt8]) throws -> [String: JSONValue] {
+        let value: JSONValue
+        do {
+            value = try JSONValue(parsingUTF8: bytes)
+        } catch let error as JSONValue.ParseError {
+            if let key = error.duplicateKey {
+                throw OrchError.validation(
+                    "The JSON body gives the key '\(key)' more than once",
+                    details: ["field": .string(key), "issue": "duplicate key", "offset": .int(Int64(error.offset))])
+            }
+            var details: [String: JSONValue] = ["offset": .int(Int64(error.offset))]
+            var message = "Malformed JSON in request body at byte \(error.offset)"
+            if let key = error.lastKey {
+                details["after_key"] = .string(key)
+                message += " (after the key '\(key)')"
+            }
+            throw OrchError.validation(message, details: details)
+        }
+        guard case .object(let object) = value else {
+            throw OrchError.validation("The request body must be a JSON object")
+        }
+        return object
+    }
 }
 
 extension Request {
     /// Decodes the JSON body as `T`.
     ///
-    /// Throws 413 for a body over 1 MiB; 400 `VALIDATION_ERROR` for an empty or malformed body;
-    /// 400 `MISSING_PARAMETER` with `details.field` for a missing (or null) required field; and
-    /// 400 `INVALID_PARAMETER` with `details.field` for a value of the wrong type or out of range.
+    /// Throws 413 for a body over 1 MiB; 400 `VALIDATION_ERROR` for an empty body, one that is
+    /// not strict RFC 8259 JSON (a trailing comma, a key given twice: the error names the key)
+    /// or not an object; 400 `MISSING_PARAMETER` with `details.field` for a missing (or null)
+    /// required field; and 400 `INVALID_PARAMETER` with `details.field` for a value of the wrong
+    /// type or out of range.
     func decodeJSON<T: Decodable>(
         as type: T.Type = T.self, maximumSize: Int = RequestBodyDecoding.maximumBodySize
     ) async throws -> T {
         let bytes = try await collectBody(maximumSize: maximumSize)
         guard !bytes.isEmpty else { throw OrchError.validation("A JSON request body is required") }
+        _ = try RequestBodyDecoding.strictObject(bytes)
         do {
             return try Timestamp.decoder.decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {

@@ -124,7 +124,7 @@ enum OpenAPIComponents {
                 [
                     "status": Schema.enumeration(["running", "completed", "failed", "cancelled"]),
                     "progress": Schema.integer(TaskRules.progressRange),
-                    "message": Schema.string,
+                    "message": Schema.string(length: TaskRules.messageLength),
                     "metadata": Schema.anyObject,
                     "result": Schema.any,
                     "error": Schema.any,

@@ -13,7 +13,7 @@ struct QueryParameters {
     /// filter; typed parameters (integers, booleans, choices, times) refuse it.
     func string(_ name: String) -> String? {
         guard let value = parameters[name[...]], !value.isEmpty else { return nil }
-        return String(value)
+        return String(value).nfc
     }
 
     /// The value as given, empty included; `nil` only when absent.
