@@ -1,0 +1,82 @@
+import Foundation
+import HTTPTypes
+import OrchModels
+import Testing
+
+@testable import OrchServer
+
+/// Request bodies are strict JSON, lengths count code points, identifiers are NFC.
+@Suite struct InputStrictnessTests {
+    @Test(arguments: [
+        (#"{"coreId":"a",}"#, "after_key", "coreId"),
+        (#"{"coreId":"a","coreId":"b"}"#, "field", "coreId"),
+        (#"{"coreId":"a","metadata":{"k":1,"k":2}}"#, "field", "k"),
+        (#"{"coreId":"a","metadata":{"list":[1,2,]}}"#, "after_key", "list"),
+    ])
+    func trailingCommasAndDuplicateKeysAreRefusedNamingTheKey(body: String, detail: String, key: String) async throws {
+        try await TestServer.withApp { api in
+            let token = try await api.adminToken()
+            let response = try await api.request(.post, "/dispatch", token: token, json: body)
+            #expect(response.status == .badRequest)
+            let error = try response.error
+            #expect(error.code == "VALIDATION_ERROR")
+            #expect(error.details[detail] == .string(key), "\(error)")
+            #expect(error.message.contains("'\(key)'"))
+        }
+    }
+
+    @Test(arguments: ["null", "[]", #""coreId""#, "42", "true"])
+    func aBodyThatIsNotAnObjectIsAValidationError(body: String) async throws {
+        try await TestServer.withApp { api in
+            let token = try await api.adminToken()
+            for path in ["/dispatch", "/locks", "/auth/login"] {
+                let response = try await api.request(.post, path, token: token, json: body)
+                #expect(response.status == .badRequest)
+                #expect(try response.error.code == "VALIDATION_ERROR", "\(path) \(body): \(response.text)")
+            }
+        }
+    }
+
+    @Test func lengthsCountCodePointsNotCharacters() async throws {
+        try await TestServer.withApp { api in
+            let token = try await api.adminToken()
+            // One grapheme, 300,001 code points, 600 KB.
+            let accents = "e" + String(repeating: "\u{301}", count: 300_000)
+            let lock = try await LockTests.acquire(api, token, accents, owner: "o")
+            #expect(lock.status == .badRequest)
+            #expect(try lock.error.details["field"] == "resource")
+            let owner = try await LockTests.acquire(api, token, "r", owner: String(repeating: "x", count: 400_000))
+            #expect(try owner.error.details["field"] == "owner")
+            let claim = try await api.request(
+                .post, "/cores/c/claim", token: token,
+                json: #"{"worker_id":"\#(String(repeating: "x\u{20DD}", count: 65))"}"#)  // 130 code points: U+20DD composes with nothing
+            #expect(claim.status == .badRequest)
+            #expect(try claim.error.details["field"] == "worker_id")
+            // 256 code points of two bytes each are within `maxLength` 256; 257 are not.
+            #expect(try await LockTests.acquire(api, token, String(repeating: "é", count: 256), owner: "o").status == .ok)
+            #expect(try await LockTests.acquire(api, token, String(repeating: "é", count: 257), owner: "o").status == .badRequest)
+        }
+    }
+
+    @Test func identifiersInEitherNormalFormAreOne() async throws {
+        try await TestServer.withApp { api in
+            let token = try await api.adminToken()
+            let nfc = "caf\u{E9}"
+            let nfd = "cafe\u{301}"
+            #expect(try await LockTests.acquire(api, token, nfc, owner: "Jos\u{E9}").status == .ok)
+            // The same lock in NFD: held by someone else.
+            let other = try await LockTests.acquire(api, token, nfd, owner: "someone")
+            #expect(other.status == .conflict)
+            #expect(try other.error.code == "RESOURCE_LOCKED")
+            // Listed once, in NFC.
+            let list = try await api.request(.get, "/locks?resource=\(nfd.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)", token: token)
+                .decode(LockList.self)
+            #expect(list.locks.map { Array($0.resource.utf8) } == [Array(nfc.utf8)])
+            // The owner in NFD releases it, naming the resource in NFD in the path.
+            let path = nfd.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let owner = "Jose\u{301}".addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let released = try await api.request(.delete, "/locks/\(path)?owner=\(owner)", token: token)
+            #expect(released.status == .ok, "\(released.text)")
+        }
+    }
+}
