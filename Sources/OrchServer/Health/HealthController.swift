@@ -23,7 +23,7 @@ struct HealthController {
             try await store.ping()
             database = .healthy
         } catch {
-            context.logger.warning("health: database check failed", metadata: ["error": "\(error)"])
+            context.logger.error("health: database check failed", metadata: ["error": "\(error)"])
             database = .unhealthy
         }
         let runningTasks = database == .healthy ? (try? await store.countTasks(status: .running)) ?? 0 : 0

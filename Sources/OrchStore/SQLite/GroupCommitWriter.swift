@@ -40,10 +40,14 @@ final class GroupCommitWriter: Sendable {
     private let state = Mutex(State())
     /// The most writes one transaction gathers; more wait for the next batch.
     private let maximumBatch: Int
+    /// Runs before each batch; when it throws, every write of the batch fails with its error
+    /// and nothing is written (the store refuses writes into a file that was replaced).
+    private let beforeBatch: @Sendable () throws -> Void
 
-    init(writer: any DatabaseWriter, maximumBatch: Int = 512) {
+    init(writer: any DatabaseWriter, maximumBatch: Int = 512, beforeBatch: @escaping @Sendable () throws -> Void = {}) {
         self.writer = writer
         self.maximumBatch = maximumBatch
+        self.beforeBatch = beforeBatch
     }
 
     /// Runs `body` in a transaction shared with concurrent writes and returns its result once
@@ -109,6 +113,7 @@ final class GroupCommitWriter: Sendable {
             }
             if batch.isEmpty { return }
             do {
+                try beforeBatch()
                 try await writer.write { db in
                     for write in batch { try write.apply(db, false) }
                 }

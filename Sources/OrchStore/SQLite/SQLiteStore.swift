@@ -22,6 +22,10 @@ public final class SQLiteStore: Store {
     let users = RecordCache<UserRecord>()
     /// Set by `close()`; GRDB must not be used after its connections are closed.
     private let isClosed = Atomic<Bool>(false)
+    /// Why writes are refused now, if they are (``StorageFault``).
+    private let fault = StorageFaultState()
+    /// The database file and its WAL as opened, to notice them being deleted or replaced.
+    private let files: DatabaseFiles?
 
     /// Opens (creating when needed) the database at `location` and applies pending migrations.
     ///
@@ -53,7 +57,21 @@ public final class SQLiteStore: Store {
         // connection); the writer connection lives as long as the pool, so this sticks.
         try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteMigrations.migrator.migrate(database)
-        writer = GroupCommitWriter(writer: database)
+        if case .sqliteFile(let path) = location {
+            files = DatabaseFiles(path: path)
+        } else {
+            files = nil
+        }
+        let files = self.files
+        let fault = self.fault
+        writer = GroupCommitWriter(writer: database) {
+            // Checked once per group-committed transaction: a commit into a file that is no
+            // longer at the configured path would be acknowledged and then lost.
+            if let files, !files.areInPlace() {
+                fault.record(.fileReplaced)
+                throw StorageFault.fileReplaced.error
+            }
+        }
     }
 
     /// Runs `body` in a read transaction.
@@ -63,18 +81,48 @@ public final class SQLiteStore: Store {
     }
 
     /// Runs `body` in a write transaction shared with concurrent writes (group commit).
+    ///
+    /// A full disk or an I/O error becomes 503 `SERVICE_UNAVAILABLE` (``StorageFault``) and
+    /// makes ``ping()`` fail until a write succeeds again; a database file that was deleted or
+    /// replaced refuses every write until the server is restarted.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try checkOpen()
-        return try await writer.write(body)
+        if fault.current == .fileReplaced { throw StorageFault.fileReplaced.error }
+        do {
+            let value = try await writer.write(body)
+            fault.record(nil)
+            return value
+        } catch let error as DatabaseError {
+            guard let storageFault = StorageFault(error) else { throw error }
+            fault.record(storageFault)
+            throw storageFault.error
+        }
     }
 
     private func checkOpen() throws {
         if isClosed.load(ordering: .acquiring) { throw OrchError.serviceUnavailable("The database is closed") }
     }
 
+    /// Throws when the database cannot answer, when its file was deleted or replaced, and
+    /// while writes fail for lack of space (then a small write is tried, which clears the fault
+    /// once space is back).
     public func ping() async throws {
+        if let files, !files.areInPlace() { fault.record(.fileReplaced) }
+        switch fault.current {
+        case .fileReplaced?: throw StorageFault.fileReplaced.error
+        case .full?, .ioError?:
+            try await write { db in
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('storage_probe', ?)",
+                    arguments: [String(Date().millis)])
+            }
+        case nil: break
+        }
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM settings") }
     }
+
+    /// The storage problem writes fail with now, if any.
+    public var storageFault: StorageFault? { fault.current }
 
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
