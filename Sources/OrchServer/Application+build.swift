@@ -53,7 +53,9 @@ func buildServer(
     var logger = logger
     logger.logLevel = configuration.logLevel
     let metrics = OrchMetrics()
-    let bus = EventBus(store: store, lastSequence: try await store.lastEventSequence())
+    let bus = EventBus(
+        store: store, lastSequence: try await store.lastEventSequence(),
+        memory: StreamMemory(limit: configuration.sseMemory))
     _ = bus.listen { [metrics] events in metrics.recordEvents(events) }
     let locks = LockManager(store: store, bus: bus, metrics: metrics)
     try await locks.restore()
@@ -131,7 +133,9 @@ func buildAPI(
     DispatchController(store: store, bus: bus, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
-    EventStreamController(store: store, bus: bus, bufferCapacity: configuration.sseBufferSize, metrics: metrics)
+    EventStreamController(
+        store: store, bus: bus, bufferCapacity: configuration.sseBufferSize,
+        bufferBytes: configuration.sseBufferBytes, metrics: metrics)
         .addRoutes(to: api)
     LockController(store: store, locks: locks).addRoutes(to: api)
     WebhookController(

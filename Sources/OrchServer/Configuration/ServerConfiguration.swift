@@ -37,6 +37,12 @@ public struct ServerConfiguration: Sendable {
     /// Undelivered events an SSE stream may hold before it is cut (the client resumes by id).
     /// Default 1024 (`ORCH_SSE_BUFFER`).
     public var sseBufferSize: Int = 1024
+    /// Bytes of undelivered frames an SSE stream may hold before it is cut. Default 1 MiB
+    /// (`ORCH_SSE_BUFFER_BYTES`).
+    public var sseBufferBytes: Int = 1 << 20
+    /// Bytes of undelivered frames all SSE streams may hold together; beyond it the streams
+    /// furthest behind are cut first. Default 256 MiB (`ORCH_SSE_MEMORY`).
+    public var sseMemory: Int = 256 << 20
     /// Seconds to wait after each failed callback attempt before the next; after the last, the
     /// callback is given up. Default 10, 60, 300, 1800, 7200 (`ORCH_CALLBACK_RETRIES`).
     public var callbackRetrySchedule: [Int] = [10, 60, 300, 1800, 7200]
@@ -175,6 +181,16 @@ extension ServerConfiguration {
             apply: { $0.sseBufferSize = try integer($1, "ORCH_SSE_BUFFER", in: 1...1_000_000) },
             show: { String($0.sseBufferSize) }),
         Setting(
+            flag: "sse-buffer-bytes", variable: "ORCH_SSE_BUFFER_BYTES", isSecret: false,
+            help: "Bytes of undelivered events an SSE stream may hold before it is cut (e.g. 1MiB).",
+            apply: { $0.sseBufferBytes = try byteSize($1, "ORCH_SSE_BUFFER_BYTES", in: 1024...(1 << 30)) },
+            show: { String($0.sseBufferBytes) }),
+        Setting(
+            flag: "sse-memory", variable: "ORCH_SSE_MEMORY", isSecret: false,
+            help: "Bytes of undelivered events all SSE streams may hold together (e.g. 256MiB); the slowest are cut first.",
+            apply: { $0.sseMemory = try byteSize($1, "ORCH_SSE_MEMORY", in: (1 << 20)...(1 << 40)) },
+            show: { String($0.sseMemory) }),
+        Setting(
             flag: "callback-allowed-hosts", variable: "ORCH_CALLBACK_ALLOWED_HOSTS", isSecret: false,
             help: "Comma-separated host patterns callbacks may reach (default: any).",
             apply: { $0.callbackAllowedHosts = list($1) }, show: { $0.callbackAllowedHosts.joined(separator: ",") }),
@@ -263,6 +279,22 @@ extension ServerConfiguration {
             flag: flag, variable: variable, isSecret: false, help: help,
             apply: { $0.connectionLimits[keyPath: path] = .seconds(try integer($1, variable, in: range)) },
             show: { String($0.connectionLimits[keyPath: path].components.seconds) })
+    }
+
+    /// A byte count: digits with an optional unit, `K`/`KiB`, `M`/`MiB` or `G`/`GiB` (powers of
+    /// 1024, any case).
+    private static func byteSize(_ value: String, _ name: String, in range: ClosedRange<Int>) throws(ConfigurationError)
+        -> Int
+    {
+        let text = value.trimmingCharacters(in: .whitespaces).lowercased()
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        let units = ["": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30]
+        guard let number = Int(digits), let unit = units[String(text.dropFirst(digits.count))],
+            number <= Int.max / unit, range.contains(number * unit)
+        else {
+            throw ConfigurationError("\(name): expected a size such as 1048576, 512KiB or 256MiB, from \(range.lowerBound) to \(range.upperBound) bytes")
+        }
+        return number * unit
     }
 
     private static func nonEmpty(_ value: String, _ name: String) throws(ConfigurationError) -> String {

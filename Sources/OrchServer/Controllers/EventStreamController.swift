@@ -21,6 +21,8 @@ struct EventStreamController {
     let bus: EventBus
     /// Undelivered events a stream may have before it is cut.
     let bufferCapacity: Int
+    /// Bytes of undelivered frames a stream may have before it is cut.
+    var bufferBytes: Int = .max
     /// Counts open streams (`orch_sse_connections_active`).
     let metrics: OrchMetrics
     /// The `retry:` advice to clients, milliseconds.
@@ -43,7 +45,7 @@ struct EventStreamController {
         let (subscription, watermark) = bus.subscribe(
             filter: filter, userID: context.identity?.userID, apiTokenID: context.identity?.apiTokenID,
             expiresAt: context.identity?.tokenExpiresAt,
-            capacity: bufferCapacity, onOverflow: { channel.close(promise: nil) })
+            capacity: bufferCapacity, byteCapacity: bufferBytes, onOverflow: { channel.close(promise: nil) })
         let bus = self.bus
         let store = self.store
         let logger = context.logger
@@ -85,11 +87,9 @@ struct EventStreamController {
                         }
                         loop: for await item in subscription.stream {
                             switch item {
-                            case .event(let event):
-                                subscription.consumed()
-                                var buffer = ByteBuffer()
-                                try Self.appendFrame(event, to: &buffer)
-                                try await writer.write(buffer)
+                            case .frame(let frame):
+                                try await writer.write(frame)
+                                subscription.consumed(bytes: frame.readableBytes)
                             case .heartbeat:
                                 subscription.consumed()
                                 try await writer.write(Self.heartbeatFrame())
@@ -122,6 +122,14 @@ struct EventStreamController {
             throw OrchError.invalidParameter("last_event_id", "must be an event id such as 123 or event-123")
         }
         return value
+    }
+
+    /// The frame of `event`: `id: <seq>\ndata: <json>\n\n`.
+    static func frame(_ event: EventRecord) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        // The writer fails only on values JSON cannot hold, which stored events never have.
+        try? appendFrame(event, to: &buffer)
+        return buffer
     }
 
     /// Appends `id: <seq>\ndata: <json>\n\n`.

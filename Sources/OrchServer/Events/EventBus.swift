@@ -1,5 +1,6 @@
 import DequeModule
 import Foundation
+import NIOCore
 import OrchCore
 import OrchStore
 import Synchronization
@@ -29,6 +30,8 @@ public final class EventBus: Sendable {
 
     private let state: Mutex<State>
     private let store: any EventStore
+    /// What the streams' buffers hold together, and the most they may.
+    let memory: StreamMemory
     /// Events kept in memory for replays.
     let recentCapacity: Int
     /// How long a missing sequence may hold back later ones before the store is asked.
@@ -37,8 +40,12 @@ public final class EventBus: Sendable {
     /// - Parameters:
     ///   - lastSequence: the highest sequence already stored; the bus releases from the next one.
     ///   - recentCapacity: events kept for in-memory replay; default 4096.
-    init(store: any EventStore, lastSequence: Int64, recentCapacity: Int = 4096, gapTimeout: Duration = .milliseconds(200)) {
+    init(
+        store: any EventStore, lastSequence: Int64, recentCapacity: Int = 4096, gapTimeout: Duration = .milliseconds(200),
+        memory: StreamMemory = StreamMemory()
+    ) {
         self.store = store
+        self.memory = memory
         self.state = Mutex(State(nextSequence: lastSequence + 1))
         self.recentCapacity = recentCapacity
         self.gapTimeout = gapTimeout
@@ -71,14 +78,27 @@ public final class EventBus: Sendable {
         if !released.isEmpty {
             state.recent.append(contentsOf: released)
             if state.recent.count > recentCapacity { state.recent.removeFirst(state.recent.count - recentCapacity) }
+            // Each event's frame is encoded once, for the first stream that carries it, and shared.
+            var frames: [ByteBuffer?] = Array(repeating: nil, count: released.count)
             var closed: [UUID] = []
             for (id, subscription) in state.subscriptions {
-                for event in released where !subscription.offer(event) {
-                    closed.append(id)
-                    break
+                for (index, event) in released.enumerated() where subscription.filter.matches(event) {
+                    if frames[index] == nil { frames[index] = EventStreamController.frame(event) }
+                    if !subscription.offer(frame: frames[index]!) {
+                        closed.append(id)
+                        break
+                    }
                 }
             }
             for id in closed { state.subscriptions.removeValue(forKey: id) }
+            // All streams together hold too much: cut the ones furthest behind first.
+            if memory.isOverLimit {
+                let slowest = state.subscriptions.values.sorted { $0.bufferedBytes > $1.bufferedBytes }
+                for subscription in slowest where memory.isOverLimit {
+                    subscription.cut()
+                    state.subscriptions.removeValue(forKey: subscription.id)
+                }
+            }
         }
         let needsGapCheck = !state.pending.isEmpty && !state.gapCheckScheduled
         if needsGapCheck { state.gapCheckScheduled = true }
@@ -141,11 +161,11 @@ public final class EventBus: Sendable {
     /// watermark is for the caller to replay; every later one arrives on the subscription.
     func subscribe(
         filter: EventFilter, userID: String?, apiTokenID: String? = nil, expiresAt: Date?, capacity: Int,
-        onOverflow: @escaping @Sendable () -> Void
+        byteCapacity: Int = .max, onOverflow: @escaping @Sendable () -> Void
     ) -> (subscription: EventSubscription, watermark: Int64) {
         let subscription = EventSubscription(
             filter: filter, userID: userID, apiTokenID: apiTokenID, expiresAt: expiresAt, capacity: capacity,
-            onOverflow: onOverflow)
+            byteCapacity: byteCapacity, memory: memory, onOverflow: onOverflow)
         let watermark = state.withLock { state in
             state.subscriptions[subscription.id] = subscription
             return state.nextSequence - 1

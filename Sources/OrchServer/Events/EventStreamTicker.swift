@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// Once a second: sends heartbeats to streams idle for the heartbeat interval and closes streams
 /// whose token expired. Every heartbeat interval it also re-checks each streaming user, closing
 /// the streams of users who were deactivated (also on other nodes) or lost the viewer role, and
-/// of API tokens that were revoked.
+/// of API tokens that were revoked. It also trims the allocator after many streams closed
+/// (``AllocatorTrim``).
 struct EventStreamTicker: Service {
     let bus: EventBus
     let store: any Store
@@ -17,6 +18,7 @@ struct EventStreamTicker: Service {
 
     func run() async throws {
         var sinceUserCheck = 0
+        var trim = AllocatorTrim()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
@@ -30,6 +32,7 @@ struct EventStreamTicker: Service {
             for subscription in bus.allSubscriptions() {
                 subscription.heartbeatIfIdle(interval: Int64(heartbeatInterval) * 1000)
             }
+            trim.observe(streams: bus.subscriptionCount, bufferedBytes: bus.memory.held)
             sinceUserCheck += 1
             if sinceUserCheck >= heartbeatInterval {
                 sinceUserCheck = 0

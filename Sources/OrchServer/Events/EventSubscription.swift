@@ -1,17 +1,22 @@
 import Foundation
+import NIOCore
 import OrchCore
 import Synchronization
 
-/// One live event stream's side of the bus: a bounded buffer of matching events that its
+/// One live event stream's side of the bus: a bounded buffer of matching event frames that its
 /// connection drains.
 ///
-/// The buffer holds at most `capacity` undelivered items. A subscriber that falls that far
-/// behind is closed (`overflow`) and its connection cut, so it never slows the writers or the
-/// other subscribers; it resumes with `Last-Event-ID` and loses nothing.
+/// The buffer holds at most `capacity` undelivered items and `byteCapacity` bytes of frames. A
+/// subscriber that falls that far behind is closed (`overflow`) and its connection cut, so it
+/// never slows the writers or the other subscribers; it resumes with `Last-Event-ID` and loses
+/// nothing. Frames are encoded once per event and shared by every stream that carries it; the
+/// bytes count against ``StreamMemory`` too, which cuts the slowest streams first when all of
+/// them together hold too much.
 public final class EventSubscription: Sendable {
     /// What the connection receives.
     public enum Item: Sendable {
-        case event(EventRecord)
+        /// An event's encoded `id:`/`data:` frame.
+        case frame(ByteBuffer)
         case heartbeat
         case closed(CloseReason)
     }
@@ -19,6 +24,12 @@ public final class EventSubscription: Sendable {
     /// Why a stream ended from the server's side.
     public enum CloseReason: String, Sendable {
         case overflow, revoked, expired, shutdown, disconnected
+    }
+
+    private struct Buffer {
+        var items = 0
+        var bytes = 0
+        var closed = false
     }
 
     public let id = UUID()
@@ -30,10 +41,11 @@ public final class EventSubscription: Sendable {
     /// When the stream's token expires.
     public let expiresAt: Date?
     public let capacity: Int
+    public let byteCapacity: Int
     public let stream: AsyncStream<Item>
     private let continuation: AsyncStream<Item>.Continuation
-    private let buffered = Atomic<Int>(0)
-    private let isClosed = Atomic<Bool>(false)
+    private let buffer = Mutex(Buffer())
+    private let memory: StreamMemory
     /// Uptime in milliseconds of the last item offered, for heartbeat scheduling.
     private let lastActivity: Atomic<Int64>
     /// Called once when the buffer overflows: cuts the connection even if its writes are stuck.
@@ -41,61 +53,109 @@ public final class EventSubscription: Sendable {
 
     init(
         filter: EventFilter, userID: String?, apiTokenID: String? = nil, expiresAt: Date?, capacity: Int,
-        onOverflow: @escaping @Sendable () -> Void
+        byteCapacity: Int = .max, memory: StreamMemory = StreamMemory(), onOverflow: @escaping @Sendable () -> Void
     ) {
         self.filter = filter
         self.userID = userID
         self.apiTokenID = apiTokenID
         self.expiresAt = expiresAt
         self.capacity = capacity
+        self.byteCapacity = byteCapacity
+        self.memory = memory
         self.onOverflow = onOverflow
         (stream, continuation) = AsyncStream.makeStream(of: Item.self)
         lastActivity = Atomic(Self.uptimeMillis())
     }
 
-    /// Offers an event; returns false when this subscription is (now) closed.
-    func offer(_ event: EventRecord) -> Bool {
-        guard !isClosed.load(ordering: .acquiring) else { return false }
-        guard filter.matches(event) else { return true }
-        return enqueue(.event(event))
+    /// Offers an event whose frame `frame` makes (called only when the filter matches);
+    /// returns false when this subscription is (now) closed.
+    func offer(frame: ByteBuffer) -> Bool {
+        enqueue(.frame(frame), bytes: frame.readableBytes)
     }
 
     /// Offers a heartbeat when nothing was sent for `interval` milliseconds.
     func heartbeatIfIdle(interval: Int64) {
-        guard !isClosed.load(ordering: .acquiring), Self.uptimeMillis() - lastActivity.load(ordering: .relaxed) >= interval
-        else { return }
-        _ = enqueue(.heartbeat)
+        guard !isClosed, Self.uptimeMillis() - lastActivity.load(ordering: .relaxed) >= interval else { return }
+        _ = enqueue(.heartbeat, bytes: 0)
     }
 
-    private func enqueue(_ item: Item) -> Bool {
-        let count = buffered.add(1, ordering: .relaxed).newValue
-        if count > capacity {
+    private func enqueue(_ item: Item, bytes: Int) -> Bool {
+        let accepted = buffer.withLock { buffer -> Bool in
+            guard !buffer.closed else { return false }
+            guard buffer.items < capacity, buffer.bytes + bytes <= byteCapacity else { return false }
+            buffer.items += 1
+            buffer.bytes += bytes
+            return true
+        }
+        guard accepted else {
             if close(.overflow) { onOverflow() }
             return false
         }
+        memory.add(bytes)
         lastActivity.store(Self.uptimeMillis(), ordering: .relaxed)
         continuation.yield(item)
         return true
     }
 
-    /// The connection took one item off the buffer.
-    func consumed() {
-        buffered.subtract(1, ordering: .relaxed)
+    /// The connection wrote one item of `bytes` bytes.
+    func consumed(bytes: Int = 0) {
+        let released = buffer.withLock { buffer -> Bool in
+            guard !buffer.closed else { return false }
+            buffer.items -= 1
+            buffer.bytes -= bytes
+            return true
+        }
+        if released { memory.remove(bytes) }
     }
 
-    /// Ends the stream after what is buffered; returns whether this call closed it.
+    /// Bytes of frames offered and not yet written.
+    var bufferedBytes: Int { buffer.withLock { $0.bytes } }
+
+    var isClosed: Bool { buffer.withLock { $0.closed } }
+
+    /// Ends the stream after what is buffered; returns whether this call closed it. What it
+    /// still buffers no longer counts against ``StreamMemory``.
     @discardableResult
     func close(_ reason: CloseReason) -> Bool {
-        guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        let left = buffer.withLock { buffer -> Int? in
+            guard !buffer.closed else { return nil }
+            buffer.closed = true
+            return buffer.bytes
+        }
+        guard let left else { return false }
+        memory.remove(left)
         continuation.yield(.closed(reason))
         continuation.finish()
         return true
+    }
+
+    /// Closes the stream and cuts its connection because streams hold too much memory.
+    func cut() {
+        if close(.overflow) { onOverflow() }
     }
 
     static func uptimeMillis() -> Int64 {
         let components = ContinuousClock.now.duration(to: ContinuousClock.Instant.zeroReference).components
         return -(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
     }
+}
+
+/// The bytes of event frames all streams hold together (`ORCH_SSE_MEMORY`).
+public final class StreamMemory: Sendable {
+    /// The most bytes all streams may hold; beyond it the slowest streams are cut.
+    public let limit: Int
+    private let total = Atomic<Int>(0)
+
+    public init(limit: Int = .max) {
+        self.limit = limit
+    }
+
+    func add(_ bytes: Int) { if bytes > 0 { total.add(bytes, ordering: .relaxed) } }
+    func remove(_ bytes: Int) { if bytes > 0 { total.subtract(bytes, ordering: .relaxed) } }
+
+    /// Bytes held now.
+    public var held: Int { total.load(ordering: .relaxed) }
+    var isOverLimit: Bool { held > limit }
 }
 
 extension ContinuousClock.Instant {

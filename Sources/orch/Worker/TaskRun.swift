@@ -66,11 +66,17 @@ struct TaskRun {
         let lines = Self.lines(of: FileHandle(fileDescriptor: stdout.read, closeOnDealloc: true))
         let errors = Tail(limit: Self.stderrTail)
         let errorHandle = FileHandle(fileDescriptor: stderr.read, closeOnDealloc: true)
-        Thread.detachNewThread {
-            while true {
-                let chunk = errorHandle.availableData
-                if chunk.isEmpty { return }
-                errors.append(chunk)
+        // Read to the end on a thread of its own; the outcome waits for it, so the tail is whole.
+        let errorsRead = Task {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    while true {
+                        let chunk = errorHandle.availableData
+                        if chunk.isEmpty { break }
+                        errors.append(chunk)
+                    }
+                    done.resume()
+                }
             }
         }
         let stop = Mutex<Stop?>(nil)
@@ -143,6 +149,7 @@ struct TaskRun {
         // A child the program left behind may hold its output open: stop the whole group.
         process.send(SIGKILL)
         await output.value
+        await errorsRead.value
         let seconds = (ContinuousClock.now - started).components
         let duration = Double(seconds.seconds) + Double(seconds.attoseconds) / 1e18
         let stopped = stop.withLock { $0 }
