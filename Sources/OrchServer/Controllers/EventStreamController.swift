@@ -88,8 +88,8 @@ struct EventStreamController {
                         loop: for await item in subscription.stream {
                             switch item {
                             case .frame(let frame):
-                                try await writer.write(frame)
-                                subscription.consumed(bytes: frame.readableBytes)
+                                try await writer.write(frame.bytes)
+                                subscription.consumed(frame: true)
                             case .heartbeat:
                                 subscription.consumed()
                                 try await writer.write(Self.heartbeatFrame())

@@ -79,11 +79,11 @@ public final class EventBus: Sendable {
             state.recent.append(contentsOf: released)
             if state.recent.count > recentCapacity { state.recent.removeFirst(state.recent.count - recentCapacity) }
             // Each event's frame is encoded once, for the first stream that carries it, and shared.
-            var frames: [ByteBuffer?] = Array(repeating: nil, count: released.count)
+            var frames: [SharedFrame?] = Array(repeating: nil, count: released.count)
             var closed: [UUID] = []
             for (id, subscription) in state.subscriptions {
                 for (index, event) in released.enumerated() where subscription.filter.matches(event) {
-                    if frames[index] == nil { frames[index] = EventStreamController.frame(event) }
+                    if frames[index] == nil { frames[index] = SharedFrame(EventStreamController.frame(event)) }
                     if !subscription.offer(frame: frames[index]!) {
                         closed.append(id)
                         break

@@ -1,3 +1,4 @@
+import DequeModule
 import Foundation
 import NIOCore
 import OrchCore
@@ -9,14 +10,14 @@ import Synchronization
 /// The buffer holds at most `capacity` undelivered items and `byteCapacity` bytes of frames. A
 /// subscriber that falls that far behind is closed (`overflow`) and its connection cut, so it
 /// never slows the writers or the other subscribers; it resumes with `Last-Event-ID` and loses
-/// nothing. Frames are encoded once per event and shared by every stream that carries it; the
-/// bytes count against ``StreamMemory`` too, which cuts the slowest streams first when all of
-/// them together hold too much.
+/// nothing. Frames are encoded once per event and shared by every stream that carries it
+/// (``SharedFrame``); a frame counts against ``StreamMemory`` once while any stream holds it,
+/// and beyond that bound the slowest streams are cut first.
 public final class EventSubscription: Sendable {
     /// What the connection receives.
     public enum Item: Sendable {
         /// An event's encoded `id:`/`data:` frame.
-        case frame(ByteBuffer)
+        case frame(SharedFrame)
         case heartbeat
         case closed(CloseReason)
     }
@@ -30,6 +31,8 @@ public final class EventSubscription: Sendable {
         var items = 0
         var bytes = 0
         var closed = false
+        /// The frames offered and not yet written, oldest first (the stream delivers in order).
+        var frames: Deque<SharedFrame> = []
     }
 
     public let id = UUID()
@@ -69,8 +72,8 @@ public final class EventSubscription: Sendable {
 
     /// Offers an event whose frame `frame` makes (called only when the filter matches);
     /// returns false when this subscription is (now) closed.
-    func offer(frame: ByteBuffer) -> Bool {
-        enqueue(.frame(frame), bytes: frame.readableBytes)
+    func offer(frame: SharedFrame) -> Bool {
+        enqueue(.frame(frame), bytes: frame.bytes.readableBytes)
     }
 
     /// Offers a heartbeat when nothing was sent for `interval` milliseconds.
@@ -85,27 +88,30 @@ public final class EventSubscription: Sendable {
             guard buffer.items < capacity, buffer.bytes + bytes <= byteCapacity else { return false }
             buffer.items += 1
             buffer.bytes += bytes
+            if case .frame(let frame) = item {
+                buffer.frames.append(frame)
+                frame.retain(in: memory)
+            }
             return true
         }
         guard accepted else {
             if close(.overflow) { onOverflow() }
             return false
         }
-        memory.add(bytes)
         lastActivity.store(Self.uptimeMillis(), ordering: .relaxed)
         continuation.yield(item)
         return true
     }
 
-    /// The connection wrote one item of `bytes` bytes.
-    func consumed(bytes: Int = 0) {
-        let released = buffer.withLock { buffer -> Bool in
-            guard !buffer.closed else { return false }
+    /// The connection wrote one item (a frame, or with `frame: false` a heartbeat).
+    func consumed(frame: Bool = false) {
+        buffer.withLock { buffer in
+            guard !buffer.closed else { return }
             buffer.items -= 1
-            buffer.bytes -= bytes
-            return true
+            guard frame, let written = buffer.frames.popFirst() else { return }
+            buffer.bytes -= written.bytes.readableBytes
+            written.release(in: memory)
         }
-        if released { memory.remove(bytes) }
     }
 
     /// Bytes of frames offered and not yet written.
@@ -117,13 +123,14 @@ public final class EventSubscription: Sendable {
     /// still buffers no longer counts against ``StreamMemory``.
     @discardableResult
     func close(_ reason: CloseReason) -> Bool {
-        let left = buffer.withLock { buffer -> Int? in
-            guard !buffer.closed else { return nil }
+        let closed = buffer.withLock { buffer -> Bool in
+            guard !buffer.closed else { return false }
             buffer.closed = true
-            return buffer.bytes
+            for frame in buffer.frames { frame.release(in: memory) }
+            buffer.frames.removeAll()
+            return true
         }
-        guard let left else { return false }
-        memory.remove(left)
+        guard closed else { return false }
         continuation.yield(.closed(reason))
         continuation.finish()
         return true
@@ -137,6 +144,25 @@ public final class EventSubscription: Sendable {
     static func uptimeMillis() -> Int64 {
         let components = ContinuousClock.now.duration(to: ContinuousClock.Instant.zeroReference).components
         return -(components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// One event's encoded frame, shared by every stream that carries it. Its bytes count against
+/// ``StreamMemory`` once, from the first stream that takes it until the last one lets it go.
+public final class SharedFrame: Sendable {
+    public let bytes: ByteBuffer
+    private let holders = Atomic<Int>(0)
+
+    init(_ bytes: ByteBuffer) {
+        self.bytes = bytes
+    }
+
+    func retain(in memory: StreamMemory) {
+        if holders.add(1, ordering: .relaxed).newValue == 1 { memory.add(bytes.readableBytes) }
+    }
+
+    func release(in memory: StreamMemory) {
+        if holders.subtract(1, ordering: .relaxed).newValue == 0 { memory.remove(bytes.readableBytes) }
     }
 }
 
