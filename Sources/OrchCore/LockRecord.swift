@@ -50,11 +50,17 @@ public enum LockRules {
     public static let ttlRange = 1...86_400
     public static let timeoutRange = 0...300
 
-    public static func validate(_ request: AcquireLockRequest) throws(OrchError) {
+    /// Checks a lock request (lengths of the text as sent), then normalizes its resource and
+    /// owner to NFC, so that one name typed either way is one lock and one owner.
+    public static func validated(_ request: AcquireLockRequest) throws(OrchError) -> AcquireLockRequest {
+        var request = request
         try TextRules.check(request.resource, codePoints: resourceLength, field: "resource")
         try TextRules.check(request.owner, codePoints: ownerLength, field: "owner")
+        request.resource = request.resource.nfc
+        request.owner = request.owner.nfc
         try TaskRules.check(request.ttl, in: ttlRange, field: "ttl")
         try TaskRules.check(request.priority, in: TaskRules.priorities, field: "priority")
         try TaskRules.check(request.timeout, in: timeoutRange, field: "timeout")
+        return request
     }
 }

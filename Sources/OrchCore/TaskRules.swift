@@ -41,28 +41,38 @@ public enum TaskRules {
         }
     }
 
-    /// Checks a status update's own fields.
-    public static func validate(_ update: StatusUpdateRequest) throws(OrchError) {
+    /// Checks a status update's own fields, then normalizes its worker id to NFC (lengths are
+    /// those of the text as sent, as the OpenAPI document states them).
+    public static func validated(_ update: StatusUpdateRequest) throws(OrchError) -> StatusUpdateRequest {
+        var update = update
         guard update.status != .queued else {
             throw .invalidParameter("status", "must be one of running, completed, failed, cancelled")
         }
         if let progress = update.progress { try check(progress, in: progressRange, field: "progress") }
         if let workerID = update.workerID { try validateWorkerID(workerID) }
         if let message = update.message { try TextRules.check(message, codePoints: messageLength, field: "message") }
+        update.workerID = update.workerID?.nfc
+        return update
     }
 
-    /// Checks a claim request.
-    public static func validate(_ claim: ClaimRequest) throws(OrchError) {
+    /// Checks a claim request, then normalizes its worker id to NFC.
+    public static func validated(_ claim: ClaimRequest) throws(OrchError) -> ClaimRequest {
+        var claim = claim
         try validateWorkerID(claim.workerID)
+        claim.workerID = claim.workerID.nfc
         try check(claim.wait, in: claimWait, field: "wait")
         try check(claim.lease, in: leaseSeconds, field: "lease")
         try check(claim.maxTasks, in: claimBatch, field: "max_tasks")
+        return claim
     }
 
-    /// Checks a heartbeat request.
-    public static func validate(_ heartbeat: HeartbeatRequest) throws(OrchError) {
+    /// Checks a heartbeat request, then normalizes its worker id to NFC.
+    public static func validated(_ heartbeat: HeartbeatRequest) throws(OrchError) -> HeartbeatRequest {
+        var heartbeat = heartbeat
         try validateWorkerID(heartbeat.workerID)
+        heartbeat.workerID = heartbeat.workerID.nfc
         if let lease = heartbeat.lease { try check(lease, in: leaseSeconds, field: "lease") }
+        return heartbeat
     }
 
     static func validateWorkerID(_ workerID: String) throws(OrchError) {

@@ -46,9 +46,9 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
             throw DecodingError.dataCorruptedError(
                 forKey: .core_id, in: container, debugDescription: "give coreId or core_id, not both")
         case (true, false):
-            coreID = try container.decodeIdentifier(forKey: .coreId)
+            coreID = try container.decode(String.self, forKey: .coreId)
         case (false, true):
-            coreID = try container.decodeIdentifier(forKey: .core_id)
+            coreID = try container.decode(String.self, forKey: .core_id)
         case (false, false):
             throw DecodingError.keyNotFound(
                 CodingKeys.coreId, .init(codingPath: container.codingPath, debugDescription: "coreId is required"))

@@ -27,8 +27,8 @@ public struct AcquireLockRequest: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        resource = try container.decodeIdentifier(forKey: .resource)
-        owner = try container.decodeIdentifier(forKey: .owner)
+        resource = try container.decode(String.self, forKey: .resource)
+        owner = try container.decode(String.self, forKey: .owner)
         guard let ttl = try container.decodeIntegerIfPresent(forKey: .ttl) else {
             throw DecodingError.keyNotFound(CodingKeys.ttl, .init(codingPath: container.codingPath, debugDescription: "ttl is required"))
         }
@@ -142,8 +142,8 @@ public struct LockInfo: Codable, Sendable, Hashable {
     /// reference's example): such a listed lock is `held`.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        resource = try container.decodeIdentifier(forKey: .resource)
-        owner = try container.decodeIdentifier(forKey: .owner)
+        resource = try container.decode(String.self, forKey: .resource)
+        owner = try container.decode(String.self, forKey: .owner)
         priority = try container.decode(Int.self, forKey: .priority)
         ttl = try container.decode(Int.self, forKey: .ttl)
         acquiredAt = try container.decode(Date.self, forKey: .acquiredAt)

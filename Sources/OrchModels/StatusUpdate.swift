@@ -53,7 +53,7 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
         result = try container.decodeIfPresent(JSONValue.self, forKey: .result)
         error = try container.decodeIfPresent(JSONValue.self, forKey: .error)
         leaseToken = try container.decodeIfPresent(String.self, forKey: .leaseToken)
-        workerID = try container.decodeIdentifierIfPresent(forKey: .workerID)
+        workerID = try container.decodeIfPresent(String.self, forKey: .workerID)
         duration = try container.decodeIfPresent(Double.self, forKey: .duration)
     }
 }

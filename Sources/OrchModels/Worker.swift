@@ -26,7 +26,7 @@ public struct ClaimRequest: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        workerID = try container.decodeIdentifier(forKey: .workerID)
+        workerID = try container.decode(String.self, forKey: .workerID)
         wait = try container.decodeIntegerIfPresent(forKey: .wait) ?? 0
         lease = try container.decodeIntegerIfPresent(forKey: .lease) ?? 30
         maxTasks = try container.decodeIntegerIfPresent(forKey: .maxTasks) ?? 1
@@ -96,7 +96,7 @@ public struct HeartbeatRequest: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        workerID = try container.decodeIdentifier(forKey: .workerID)
+        workerID = try container.decode(String.self, forKey: .workerID)
         leaseToken = try container.decode(String.self, forKey: .leaseToken)
         lease = try container.decodeIntegerIfPresent(forKey: .lease)
     }

@@ -22,8 +22,7 @@ struct LockController {
     /// Waits up to `timeout` seconds behind the holder; a waiter whose client hangs up leaves
     /// the queue at once.
     @Sendable func acquire(_ request: Request, context: OrchRequestContext) async throws -> Response {
-        let body = try await request.decodeJSON(as: AcquireLockRequest.self)
-        try LockRules.validate(body)
+        let body = try LockRules.validated(await request.decodeJSON(as: AcquireLockRequest.self))
         let hangUp = HangUpSignal()
         let locks = self.locks
         // Real sockets only: the in-process test transport has no connection to watch.
@@ -47,8 +46,9 @@ struct LockController {
         let query = QueryParameters(request)
         let force = try query.boolean("force") ?? false
         // `owner` is required as in the reference; with `force` (admins) it need not match.
-        guard let owner = query.string("owner") else { throw OrchError.missingParameter("owner") }
-        try TextRules.check(owner, codePoints: LockRules.ownerLength, field: "owner")
+        guard let given = query.raw("owner") else { throw OrchError.missingParameter("owner") }
+        try TextRules.check(given, codePoints: LockRules.ownerLength, field: "owner")
+        let owner = given.nfc
         if force {
             guard context.identity?.role == .admin else {
                 throw OrchError.insufficientPermissions(required: .admin, actual: context.identity?.role ?? .viewer)

@@ -66,8 +66,7 @@ struct TaskController {
 
     @Sendable func updateStatus(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let id = try context.pathParameter("task_id")
-        let update = try await request.decodeJSON(as: StatusUpdateRequest.self)
-        try TaskRules.validate(update)
+        let update = try TaskRules.validated(await request.decodeJSON(as: StatusUpdateRequest.self))
         let now = Date()
         let (task, events) = try await store.modifyTask(id: id) { task in
             try TaskLifecycle.update(task, with: update, now: now)

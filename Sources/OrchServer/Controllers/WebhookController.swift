@@ -73,7 +73,7 @@ struct WebhookController {
         var taskEvents: [EventRecord] = []
         if let taskID, Self.taskEvents.contains(event) {
             do {
-                let update = Self.statusUpdate(event: event, payload: payload)
+                let update = try TaskRules.validated(Self.statusUpdate(event: event, payload: payload))
                 let (task, events) = try await store.modifyTask(id: taskID) { task in
                     try TaskLifecycle.update(task, with: update, now: now)
                 }

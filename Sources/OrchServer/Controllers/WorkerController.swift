@@ -21,8 +21,7 @@ struct WorkerController {
     @Sendable func claim(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let core = try context.pathParameter("core_id")
         try TaskRules.validateCoreID(core, field: "core_id")
-        let body = try await request.decodeJSON(as: ClaimRequest.self)
-        try TaskRules.validate(body)
+        let body = try TaskRules.validated(await request.decodeJSON(as: ClaimRequest.self))
         // A long poll ends as soon as its client hangs up (real sockets only), so a worker that
         // stops does not leave a request waiting on the server.
         guard body.wait > 0, context.remoteAddress != nil else { return try await poll(core: core, body: body) }
@@ -76,8 +75,7 @@ struct WorkerController {
     /// Extends a lease; tells the worker whether its task was cancelled.
     @Sendable func heartbeat(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let id = try context.pathParameter("task_id")
-        let body = try await request.decodeJSON(as: HeartbeatRequest.self)
-        try TaskRules.validate(body)
+        let body = try TaskRules.validated(await request.decodeJSON(as: HeartbeatRequest.self))
         let now = Date()
         let (task, _) = try await store.modifyTask(id: id) { task in
             try TaskLifecycle.heartbeat(

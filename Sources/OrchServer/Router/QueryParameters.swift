@@ -11,9 +11,16 @@ struct QueryParameters {
 
     /// The raw value, `nil` when absent or empty. Free-text filters read an empty value as no
     /// filter; typed parameters (integers, booleans, choices, times) refuse it.
+    /// The value normalized to NFC (query values are names and filters); `nil` when absent or
+    /// empty.
     func string(_ name: String) -> String? {
+        raw(name)?.nfc
+    }
+
+    /// The value as sent; `nil` when absent or empty.
+    func raw(_ name: String) -> String? {
         guard let value = parameters[name[...]], !value.isEmpty else { return nil }
-        return String(value).nfc
+        return String(value)
     }
 
     /// The value as given, empty included; `nil` only when absent.
