@@ -75,3 +75,23 @@ import Testing
         }
     }
 }
+
+@Suite struct AllocatorTrimTests {
+    @Test func trimsOnceAWaveOfClosuresEnds() {
+        var trim = AllocatorTrim()
+        let start = ContinuousClock.now
+        // Closing in steps: no trim while they keep closing, one when they stop; a few closing
+        // is not worth a trim.
+        let steps = [(5000, 0), (3000, 1), (10, 2), (10, 3), (10, 4), (0, 5), (0, 6)]
+        let trims = steps.map { streams, second in trim.observe(streams: streams, now: start + .seconds(second)) }
+        #expect(trims == [false, false, false, true, false, false, false])
+    }
+
+    @Test func trimsDuringALongWave() {
+        var trim = AllocatorTrim()
+        let start = ContinuousClock.now
+        var trims = [trim.observe(streams: 10_000, now: start)]
+        for second in 1...12 { trims.append(trim.observe(streams: 10_000 - second * 500, now: start + .seconds(second))) }
+        #expect(trims.contains(true))
+    }
+}

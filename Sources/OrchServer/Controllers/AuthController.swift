@@ -27,9 +27,9 @@ struct AuthController {
     /// elsewhere. A success clears the counts.
     @Sendable func login(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: LoginRequest.self)
-        try TextRules.check(body.username, codePoints: 1...256, field: "username")
-        guard body.password.utf8.count <= 1024 else {
-            throw OrchError.invalidParameter("password", "must be at most 1024 bytes")
+        // No account has a longer name or password: refused as any failed login, before any work.
+        guard body.username.utf8.count <= 1024, body.password.utf8.count <= 1024 else {
+            throw OrchError.authenticationRequired("Invalid username or password")
         }
         let keys = LoginThrottle.keys(username: body.username, address: context.clientAddress)
         switch throttle.verdict(keys: keys, now: RateLimitMiddleware.monotonicSeconds()) {

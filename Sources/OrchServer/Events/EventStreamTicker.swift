@@ -32,7 +32,7 @@ struct EventStreamTicker: Service {
             for subscription in bus.allSubscriptions() {
                 subscription.heartbeatIfIdle(interval: Int64(heartbeatInterval) * 1000)
             }
-            trim.observe(streams: bus.subscriptionCount, bufferedBytes: bus.memory.held)
+            trim.observe(streams: bus.subscriptionCount)
             sinceUserCheck += 1
             if sinceUserCheck >= heartbeatInterval {
                 sinceUserCheck = 0
