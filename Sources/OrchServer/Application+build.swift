@@ -63,8 +63,17 @@ func buildServer(
     let heartbeat = MonitorHeartbeat(interval: .seconds(configuration.monitorInterval))
     let limits = configuration.connectionLimits
     let descriptorLimit = DescriptorLimit.raiseToHardLimit()
+    let maximumConnections = limits.effectiveMaximumConnections(descriptorLimit: descriptorLimit)
+    if let asked = limits.maximumConnections, asked > maximumConnections {
+        logger.warning(
+            "ORCH_MAX_CONNECTIONS lowered to keep 64 descriptors free",
+            metadata: ["asked": "\(asked)", "used": "\(maximumConnections)", "descriptor_limit": "\(descriptorLimit)"])
+    }
+    logger.info(
+        "connection limits",
+        metadata: ["max_connections": "\(maximumConnections)", "descriptor_limit": "\(descriptorLimit)"])
     let connections = ConnectionTable(
-        maximumConnections: limits.effectiveMaximumConnections(descriptorLimit: descriptorLimit),
+        maximumConnections: maximumConnections,
         maximumAnonymousPerAddress: limits.maximumAnonymousPerAddress, trustedProxies: configuration.trustedProxies,
         metrics: metrics, logger: logger)
     let api = try await buildAPI(
