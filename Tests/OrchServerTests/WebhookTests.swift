@@ -201,3 +201,37 @@ import Testing
         }
     }
 }
+
+@Suite struct WebhookConcurrencyTests {
+    /// Five distinct signed progress webhooks, each delivered four times at once: each is
+    /// applied once (five progress events, one receipt each), and every copy gets its first
+    /// copy's answer.
+    @Test func concurrentCopiesOfOneDeliveryAreAppliedOnce() async throws {
+        try await TestServer.withApp(WebhookTests.configuration()) { api in
+            let token = try await api.adminToken()
+            let taskID = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "hooks"))
+                .decode(DispatchResponse.self).taskID
+            let deliveries = (1...5).map { step in
+                #"{"event":"task.progress","task_id":"\#(taskID)","data":{"progress":\#(step * 10),"message":"step \#(step)"}}"#
+            }
+            let signed = deliveries.map { ($0, WebhookTests.signature($0)) }
+            let answers = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for (index, (body, signature)) in signed.enumerated() {
+                    for _ in 0..<4 {
+                        group.addTask {
+                            let response = try await WebhookTests.post(api, body, signature: signature)
+                            #expect(response.status == .ok)
+                            return (index, try response.decode(WebhookReceipt.self).webhookID)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Set<String>]()) { $0[$1.0, default: []].insert($1.1) }
+            }
+            #expect(answers.count == 5 && answers.values.allSatisfy { $0.count == 1 }, "\(answers)")
+            let events = try await api.request(.get, "/jobs/\(taskID)/events?limit=1000", token: token)
+                .decode(TaskEventList.self).events
+            #expect(events.filter { $0.eventType == "task.progress" }.count == 5)
+            #expect(events.filter { $0.eventType == "webhook.received" }.count == 5)
+        }
+    }
+}

@@ -67,45 +67,35 @@ struct WebhookController {
             throw OrchError.invalidParameter("event", "must be at most \(Self.maximumEventLength) characters")
         }
         let taskID = payload["task_id"]?.stringValue
-        var taskUpdated: Bool?
-        var updateError: String?
-        var coreID = payload["core_id"]?.stringValue
-        var taskEvents: [EventRecord] = []
-        if let taskID, Self.taskEvents.contains(event) {
-            do {
-                let update = try TaskRules.validated(Self.statusUpdate(event: event, payload: payload))
-                let (task, events) = try await store.modifyTask(id: taskID) { task in
-                    try TaskLifecycle.update(task, with: update, now: now)
-                }
-                taskEvents = events
-                coreID = task.coreID
-                taskUpdated = true
-            } catch let error as OrchError where error.status == 404 {
-                taskUpdated = false
-                updateError = "task_not_found"
-            } catch let error as OrchError where error.status == 409 {
-                taskUpdated = false
-                updateError = error.message
-            }
+        let change: (@Sendable (TaskRecord) throws -> TaskTransition)?
+        if taskID != nil, Self.taskEvents.contains(event) {
+            let update = try TaskRules.validated(Self.statusUpdate(event: event, payload: payload))
+            change = { task in try TaskLifecycle.update(task, with: update, now: now) }
+        } else {
+            change = nil
         }
-        bus.publish(taskEvents)
         let webhookID = Identifier.make("webhook")
-        var data: [String: JSONValue] = ["webhook_id": .string(webhookID), "event": .string(event), "payload": .object(payload)]
-        if let taskUpdated { data["task_updated"] = .bool(taskUpdated) }
-        let received = EventDraft(type: "webhook.received", timestamp: now, data: data)
-        let (updated, reason) = (taskUpdated, updateError)
-        let (answer, stored) = try await store.recordWebhook(
-            key: key, event: received, taskID: taskID, coreID: coreID, receivedAt: now,
-            forgetBefore: now.addingTimeInterval(-Double(2 * tolerance))
-        ) { event in
-            let receipt = WebhookReceipt(
-                eventID: event.apiValue.eventID, processedAt: now, webhookID: webhookID, taskUpdated: updated,
-                taskUpdateError: reason)
-            return String(decoding: try Timestamp.encoder.encode(receipt), as: UTF8.self)
-        }
-        if let stored { bus.publish([stored]) }
+        // The receipt check, the task's change, its events and the receipt are one transaction:
+        // copies of one delivery arriving at once are applied exactly once.
+        let recording = try await store.recordWebhook(
+            key: key, taskID: taskID, coreID: payload["core_id"]?.stringValue, change: change, receivedAt: now,
+            forgetBefore: now.addingTimeInterval(-Double(2 * tolerance)),
+            event: { outcome in
+                var data: [String: JSONValue] = [
+                    "webhook_id": .string(webhookID), "event": .string(event), "payload": .object(payload),
+                ]
+                if let updated = outcome.taskUpdated { data["task_updated"] = .bool(updated) }
+                return EventDraft(type: "webhook.received", timestamp: now, data: data)
+            },
+            answer: { stored, outcome in
+                let receipt = WebhookReceipt(
+                    eventID: stored.apiValue.eventID, processedAt: now, webhookID: webhookID,
+                    taskUpdated: outcome.taskUpdated, taskUpdateError: outcome.updateError)
+                return String(decoding: try Timestamp.encoder.encode(receipt), as: UTF8.self)
+            })
+        bus.publish(recording.events)
         context.logger.info("webhook received", metadata: ["event": "\(event)", "webhook_id": "\(webhookID)"])
-        return Self.answer(answer)
+        return Self.answer(recording.answer)
     }
 
     /// The status update a task event stands for; `data` carries progress, message, result,
@@ -148,4 +138,24 @@ struct WebhookController {
 
 extension HTTPField.Name {
     static let xSignature = HTTPField.Name("X-Signature")!
+}
+
+extension WebhookTaskOutcome {
+    /// `task_updated` of the answer: `nil` when the webhook changes no task.
+    var taskUpdated: Bool? {
+        switch self {
+        case .none: nil
+        case .updated: true
+        case .taskNotFound, .refused: false
+        }
+    }
+
+    /// `task_update_error` of the answer.
+    var updateError: String? {
+        switch self {
+        case .none, .updated: nil
+        case .taskNotFound: "task_not_found"
+        case .refused(let reason): reason
+        }
+    }
 }

@@ -44,21 +44,30 @@ final class CoreSignals: Sendable {
     }
 
     /// Returns when `core`'s version is no longer `version`, after `timeout`, or when the task
-    /// is cancelled, whichever comes first.
+    /// is cancelled, whichever comes first. The timer is a child task, cancelled as soon as a
+    /// signal wins (a detached sleeper per wait used to outlive every early wake-up).
     func wait(on core: String, after version: UInt64, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitForSignal(on: core, after: version) }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// Returns when `core`'s version is no longer `version`, or when the task is cancelled.
+    private func waitForSignal(on core: String, after version: UInt64) async {
         let id = UUID()
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // Under the lock the cancellation handler takes too: cancelled before this point,
+                // the wait ends here; after it, the handler finds the waiter and resumes it.
                 let registered = cores.withLock { cores -> Bool in
-                    guard (cores[core]?.version ?? 0) == version else { return false }
+                    guard (cores[core]?.version ?? 0) == version, !Task.isCancelled else { return false }
                     cores[core, default: Core()].waiters[id] = continuation
                     return true
                 }
-                guard registered else { return continuation.resume() }
-                Task {
-                    try? await Task.sleep(for: timeout)
-                    self.resume(core: core, id: id)
-                }
+                if !registered { continuation.resume() }
             }
         } onCancel: {
             resume(core: core, id: id)
