@@ -65,6 +65,28 @@ import Testing
         }
     }
 
+    /// Thirty dispatches racing with one key: one creates the task, every other answers it.
+    @Test(arguments: backends)
+    func racingDispatchesWithOneKeyAllAnswerTheSameTask(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let key = IdempotencyKey(userID: "u", key: "race", fingerprint: "f", validAfter: Self.start.addingTimeInterval(-10))
+            let outcomes = try await withThrowingTaskGroup(of: (created: Bool, taskID: String).self) { group in
+                for _ in 0..<30 {
+                    group.addTask {
+                        switch try await store.insertTask(Self.dispatch(), idempotency: key, activeSince: Self.start) {
+                        case .created(let task, _, _): (true, task.id)
+                        case .repeated(let task, _): (false, task.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(created: Bool, taskID: String)]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter(\.created).count == 1)
+            #expect(Set(outcomes.map(\.taskID)).count == 1)
+            #expect(try await store.listTasks(TaskQuery()).total == 1)
+        }
+    }
+
     @Test(arguments: backends)
     func claimTakesHighestPriorityThenOldestAndQueuePositionAgrees(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in
