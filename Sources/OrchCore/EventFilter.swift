@@ -39,7 +39,8 @@ public struct EventFilter: Sendable, Hashable {
         if let taskID, event.taskID != taskID { return false }
         if let coreID, event.coreID != coreID { return false }
         guard constrainsType else { return true }
-        return types.contains(event.type) || typePrefixes.contains { event.type.hasPrefix($0) }
+        let type = event.type.rawValue
+        return types.contains(type) || typePrefixes.contains { type.hasPrefix($0) }
     }
 }
 

@@ -39,7 +39,7 @@ public enum TaskLifecycle {
             id: id, coreID: request.coreID, priority: request.priority, timeout: request.timeout, stay: request.stay,
             maxAttempts: request.maxAttempts, createdAt: now, metadata: request.metadata, createdBy: createdBy)
         let event = EventDraft(
-            type: "task.created", timestamp: now,
+            type: .taskCreated, timestamp: now,
             data: [
                 "core_id": .string(request.coreID), "priority": .int(Int64(request.priority)),
                 "timeout": .int(Int64(request.timeout)), "stay": .bool(request.stay),
@@ -92,7 +92,7 @@ public enum TaskLifecycle {
                 if let progress = update.progress { data["progress"] = .int(Int64(progress)) }
                 if let message = update.message { data["message"] = .string(message) }
                 if let details { data["details"] = details }
-                events.append(EventDraft(type: "task.progress", timestamp: now, data: data))
+                events.append(EventDraft(type: .taskProgress, timestamp: now, data: data))
             }
         case .completed:
             finishRun(&next, now: now, reportedDuration: update.duration)
@@ -106,7 +106,7 @@ public enum TaskLifecycle {
             ]
             if let message = update.message { data["message"] = .string(message) }
             if let details { data["details"] = details }
-            events.append(EventDraft(type: "task.completed", timestamp: now, data: data))
+            events.append(EventDraft(type: .taskCompleted, timestamp: now, data: data))
             events += requeueIfResident(&next, now: now)
         case .failed:
             var extra: [String: JSONValue] = ["reason": "reported"]
@@ -119,7 +119,7 @@ public enum TaskLifecycle {
             if task.status == .running { finishRun(&next, now: now) } else { next.completedAt = now }
             var data: [String: JSONValue] = ["previous_status": .string(task.status.rawValue)]
             if let message = update.message { data["reason"] = .string(message) }
-            events.append(EventDraft(type: "task.cancelled", timestamp: now, data: data))
+            events.append(EventDraft(type: .taskCancelled, timestamp: now, data: data))
         case .queued:
             throw OrchError.invalidParameter("status", "must be one of running, completed, failed, cancelled")
         }
@@ -172,7 +172,7 @@ public enum TaskLifecycle {
             next.progress = nil
             next.updatedAt = now
             let event = EventDraft(
-                type: "task.requeued", timestamp: now,
+                type: .taskRequeued, timestamp: now,
                 data: [
                     "reason": "lease_expired", "attempts": .int(Int64(task.attempts)),
                     "max_attempts": .int(Int64(task.maxAttempts)), "worker_id": worker.map { .string($0) } ?? .null,
@@ -199,7 +199,7 @@ public enum TaskLifecycle {
         next.updatedAt = now
         var data: [String: JSONValue] = ["status": "failure", "duration": .double(next.duration ?? 0), "error": error]
         data.merge(extra) { _, new in new }
-        var events = [EventDraft(type: "task.failed", timestamp: now, data: data)]
+        var events = [EventDraft(type: .taskFailed, timestamp: now, data: data)]
         events += requeueIfResident(&next, now: now)
         return TaskTransition(task: next, events: events)
     }
@@ -216,7 +216,7 @@ public enum TaskLifecycle {
         task.cancelRequested = false
         task.updatedAt = now
         return EventDraft(
-            type: "task.started", timestamp: now,
+            type: .taskStarted, timestamp: now,
             data: [
                 "worker_id": workerID.map { .string($0) } ?? .null, "start_time": .string(Timestamp.format(now)),
                 "attempt": .int(Int64(task.attempts)),
@@ -252,7 +252,7 @@ public enum TaskLifecycle {
         task.updatedAt = now
         return [
             EventDraft(
-                type: "task.requeued", timestamp: now,
+                type: .taskRequeued, timestamp: now,
                 data: [
                     "reason": "stay", "previous_status": .string(previous.rawValue), "delay": .double(delay),
                     "ready_at": .string(Timestamp.format(task.readyAt)),

@@ -87,11 +87,11 @@ public struct TaskRecord: Sendable, Hashable {
 
 /// An event about to be stored; the store gives it its sequence number.
 public struct EventDraft: Sendable, Hashable {
-    public var type: String
+    public var type: EventType
     public var timestamp: Date
     public var data: [String: JSONValue]
 
-    public init(type: String, timestamp: Date, data: [String: JSONValue]) {
+    public init(type: EventType, timestamp: Date, data: [String: JSONValue]) {
         self.type = type
         self.timestamp = timestamp
         self.data = data
@@ -105,12 +105,12 @@ public struct EventRecord: Sendable, Hashable {
     public var taskID: String?
     /// The core of the event's task, for filtering streams by core.
     public var coreID: String?
-    public var type: String
+    public var type: EventType
     public var timestamp: Date
     public var data: [String: JSONValue]
 
     public init(
-        sequence: Int64, taskID: String?, coreID: String?, type: String, timestamp: Date, data: [String: JSONValue]
+        sequence: Int64, taskID: String?, coreID: String?, type: EventType, timestamp: Date, data: [String: JSONValue]
     ) {
         self.sequence = sequence
         self.taskID = taskID
@@ -122,7 +122,7 @@ public struct EventRecord: Sendable, Hashable {
 
     /// The event as the API shows it.
     public var apiValue: TaskEvent {
-        TaskEvent(eventID: "event-\(sequence)", taskID: taskID, eventType: type, timestamp: timestamp, data: data)
+        TaskEvent(eventID: "event-\(sequence)", taskID: taskID, eventType: type.rawValue, timestamp: timestamp, data: data)
     }
 }
 

@@ -49,14 +49,14 @@ import Testing
         let transition = try TaskLifecycle.update(
             Self.task(), with: StatusUpdateRequest(status: .running, progress: 50, message: "half", workerID: "w1"),
             now: Self.now)
-        #expect(transition.events.map(\.type) == ["task.started", "task.progress"])
+        #expect(transition.events.map(\.type.rawValue) == ["task.started", "task.progress"])
         #expect(transition.events[0].data["worker_id"] == "w1")
         #expect(transition.events[0].data["start_time"] == .string(Timestamp.format(Self.now)))
         #expect(transition.events[1].data["progress"] == 50)
         #expect(transition.events[1].data["message"] == "half")
         #expect(transition.task.attempts == 1 && transition.task.startedAt == Self.now && transition.task.progress == 50)
         let again = try TaskLifecycle.update(transition.task, with: StatusUpdateRequest(status: .running, progress: 75), now: Self.now)
-        #expect(again.events.map(\.type) == ["task.progress"])
+        #expect(again.events.map(\.type.rawValue) == ["task.progress"])
     }
 
     @Test func completionRecordsDurationAndResult() throws {
@@ -67,7 +67,7 @@ import Testing
         #expect(transition.task.duration == 240.5)
         #expect(transition.task.completedAt == Self.now)
         #expect(transition.task.result == ["rows": 2000])
-        #expect(transition.events.map(\.type) == ["task.completed"])
+        #expect(transition.events.map(\.type.rawValue) == ["task.completed"])
         #expect(transition.events[0].data["status"] == "success")
         #expect(transition.events[0].data["duration"] == .double(240.5))
     }
@@ -91,7 +91,7 @@ import Testing
         let claimed = try TaskLifecycle.claim(Self.task(), workerID: "w", lease: 30, leaseToken: "lease-a", now: Self.now)
         #expect(claimed.task.status == .running && claimed.task.attempts == 1)
         #expect(claimed.task.leaseExpiresAt == Self.now.addingTimeInterval(30))
-        #expect(claimed.events.map(\.type) == ["task.started"])
+        #expect(claimed.events.map(\.type.rawValue) == ["task.started"])
         let later = Self.now.addingTimeInterval(20)
         let beat = try TaskLifecycle.heartbeat(claimed.task, workerID: "w", leaseToken: "lease-a", lease: nil, now: later)
         #expect(beat.task.leaseExpiresAt == later.addingTimeInterval(30))
@@ -106,7 +106,7 @@ import Testing
         let claimed = try TaskLifecycle.claim(Self.task(), workerID: "w", lease: 30, leaseToken: "lease-a", now: Self.now).task
         let cancelled = try TaskLifecycle.update(claimed, with: StatusUpdateRequest(status: .cancelled), now: Self.now)
         #expect(cancelled.task.status == .cancelled && cancelled.task.cancelRequested)
-        #expect(cancelled.events.map(\.type) == ["task.cancelled"])
+        #expect(cancelled.events.map(\.type.rawValue) == ["task.cancelled"])
         let beat = try TaskLifecycle.heartbeat(cancelled.task, workerID: "w", leaseToken: "lease-a", lease: nil, now: Self.now)
         #expect(beat.task.cancelRequested && beat.task.status == .cancelled)
     }
@@ -116,13 +116,13 @@ import Testing
         #expect(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(4)) == nil)
         let requeued = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(5)))
         #expect(requeued.task.status == .queued && requeued.task.leaseToken == nil && requeued.task.attempts == 1)
-        #expect(requeued.events.map(\.type) == ["task.requeued"])
+        #expect(requeued.events.map(\.type.rawValue) == ["task.requeued"])
         #expect(requeued.events[0].data["reason"] == "lease_expired")
         task = try TaskLifecycle.claim(requeued.task, workerID: "w", lease: 5, leaseToken: "l2", now: Self.now.addingTimeInterval(6)).task
         #expect(task.attempts == 2)
         let failed = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(20)))
         #expect(failed.task.status == .failed)
-        #expect(failed.events.map(\.type) == ["task.failed"])
+        #expect(failed.events.map(\.type.rawValue) == ["task.failed"])
         #expect(failed.events[0].data["reason"] == "lease_expired")
     }
 
@@ -142,19 +142,19 @@ import Testing
         task.startedAt = Self.now
         let completed = try TaskLifecycle.update(task, with: StatusUpdateRequest(status: .completed), now: Self.now)
         #expect(completed.task.status == .queued && completed.task.readyAt == Self.now && completed.task.attempts == 0)
-        #expect(completed.events.map(\.type) == ["task.completed", "task.requeued"])
+        #expect(completed.events.map(\.type.rawValue) == ["task.completed", "task.requeued"])
         var delays: [Double] = []
         var current = completed.task
         for _ in 0..<4 {
             current = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .running), now: Self.now).task
             let failed = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .failed, error: "boom"), now: Self.now)
-            #expect(failed.events.map(\.type) == ["task.failed", "task.requeued"])
+            #expect(failed.events.map(\.type.rawValue) == ["task.failed", "task.requeued"])
             current = failed.task
             delays.append(current.readyAt.timeIntervalSince(Self.now))
         }
         #expect(delays == [1, 2, 4, 8])
         let cancelled = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .cancelled), now: Self.now)
         #expect(cancelled.task.status == .cancelled)
-        #expect(cancelled.events.map(\.type) == ["task.cancelled"])
+        #expect(cancelled.events.map(\.type.rawValue) == ["task.cancelled"])
     }
 }

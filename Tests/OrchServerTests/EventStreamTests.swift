@@ -242,7 +242,7 @@ import Testing
             let total = 2500
             for batch in 0..<(total / 50) {
                 let drafts = (0..<50).map { index in
-                    EventDraft(type: "system.alert", timestamp: Date(), data: ["message": .string(String(repeating: "x", count: 4096)), "n": .int(Int64(batch * 50 + index))])
+                    EventDraft(type: .systemAlert, timestamp: Date(), data: ["message": .string(String(repeating: "x", count: 4096)), "n": .int(Int64(batch * 50 + index))])
                 }
                 parts.bus.publish(try await store.appendEvents(drafts, taskID: nil, coreID: nil))
                 try await Task.sleep(for: .milliseconds(5))

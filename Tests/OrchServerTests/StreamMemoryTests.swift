@@ -15,7 +15,7 @@ import Testing
         let payload = String(repeating: "m", count: size)
         for batch in stride(from: 0, to: count, by: 20) {
             let drafts = (batch..<min(count, batch + 20)).map { index in
-                EventDraft(type: "system.alert", timestamp: Date(), data: ["message": .string(payload), "n": .int(Int64(index))])
+                EventDraft(type: .systemAlert, timestamp: Date(), data: ["message": .string(payload), "n": .int(Int64(index))])
             }
             parts.bus.publish(try await store.appendEvents(drafts, taskID: nil, coreID: nil))
             try await Task.sleep(for: pause)

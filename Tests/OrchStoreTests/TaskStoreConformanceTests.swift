@@ -33,7 +33,7 @@ import Testing
                 return
             }
             #expect(try await store.task(id: task.id) == task)
-            #expect(events.map(\.type) == ["task.created"])
+            #expect(events.map(\.type.rawValue) == ["task.created"])
             let (total, stored) = try await store.taskEvents(taskID: task.id, EventQuery())
             #expect(total == 1 && stored == events)
         }
@@ -102,7 +102,7 @@ import Testing
                 try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: now)
             }
             #expect(claimed.map(\.task.id) == [high.id, low1.id])
-            #expect(claimed.allSatisfy { $0.task.status == .running && $0.events.map(\.type) == ["task.started"] })
+            #expect(claimed.allSatisfy { $0.task.status == .running && $0.events.map(\.type.rawValue) == ["task.started"] })
             #expect(try await store.queuePosition(of: low2) == 1)
             #expect(try await store.countTasks(status: .running) == 2)
             #expect(try await store.coreLoad(coreID: "core", since: Self.start).activeWorkers == 1)
@@ -149,7 +149,7 @@ import Testing
             let later = now.addingTimeInterval(5)
             let expired = try await store.expireTasks(now: later, limit: 10) { TaskLifecycle.expire($0, now: later) }
             #expect(expired.count == 2)
-            #expect(expired.allSatisfy { $0.task.status == .queued && $0.events.map(\.type) == ["task.requeued"] })
+            #expect(expired.allSatisfy { $0.task.status == .queued && $0.events.map(\.type.rawValue) == ["task.requeued"] })
             #expect(try await store.nextExpiry() == nil)
         }
     }
@@ -165,7 +165,7 @@ import Testing
             }
             let (total, all) = try await store.taskEvents(taskID: task.id, EventQuery())
             #expect(total == 5)
-            #expect(all.map(\.type) == ["task.created", "task.started", "task.progress", "task.progress", "task.progress"])
+            #expect(all.map(\.type.rawValue) == ["task.created", "task.started", "task.progress", "task.progress", "task.progress"])
             #expect(zip(all, all.dropFirst()).allSatisfy { $0.sequence < $1.sequence })
             let progress = try await store.taskEvents(taskID: task.id, EventQuery(eventType: "task.progress", limit: 2, offset: 1))
             #expect(progress.total == 3 && progress.events.map { $0.data["progress"] } == [20, 30])
@@ -265,7 +265,7 @@ import Testing
             let batch = [Self.dispatch(priority: 1), Self.dispatch(priority: 5), Self.dispatch(priority: 1), Self.dispatch("other")]
             let stored = try await store.insertTasks(batch, activeSince: Self.start)
             #expect(stored.map(\.task) == batch.map(\.task))
-            #expect(stored.map { $0.events.map(\.type) } == Array(repeating: ["task.created"], count: 4))
+            #expect(stored.map { $0.events.map(\.type.rawValue) } == Array(repeating: ["task.created"], count: 4))
             // Each as if dispatched alone at its turn: behind the priority-3 task; first; behind
             // the 5, the 3 and the first 1; alone on its core.
             #expect(stored.map(\.standing.position) == [2, 1, 4, 1])

@@ -5,8 +5,8 @@ import OrchModels
 /// the server POSTs the reference's webhook payload there.
 public enum Callback {
     /// The events that trigger a callback, and the `status` each reports.
-    public static let triggers: [String: String] = [
-        "task.completed": "success", "task.failed": "failure", "task.cancelled": "cancelled",
+    public static let triggers: [EventType: String] = [
+        .taskCompleted: "success", .taskFailed: "failure", .taskCancelled: "cancelled",
     ]
 
     /// The callback URL in `metadata`, if it is a string.
@@ -92,7 +92,7 @@ public enum Callback {
     /// sort_keys=True, separators=(',', ':'))` produces from them.
     public static func body(for event: EventRecord, task: TaskRecord) -> [UInt8] {
         let payload: JSONValue = [
-            "event": .string(event.type),
+            "event": .string(event.type.rawValue),
             "task_id": .string(task.id),
             "core_id": .string(task.coreID),
             "status": .string(triggers[event.type] ?? task.status.rawValue),

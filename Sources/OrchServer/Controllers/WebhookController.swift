@@ -25,7 +25,9 @@ struct WebhookController {
     /// Longest event name accepted.
     static let maximumEventLength = 1024
 
-    static let taskEvents: Set<String> = ["task.started", "task.progress", "task.completed", "task.failed", "task.cancelled"]
+    /// The event names of task events a webhook may report (the wire names of these types).
+    static let taskEvents: Set<String> = Set(
+        [EventType.taskStarted, .taskProgress, .taskCompleted, .taskFailed, .taskCancelled].map(\.rawValue))
 
     func addRoutes(to api: APIRouter) {
         api.on(.post, "/webhook", access: .public, handler: receive)
@@ -85,7 +87,7 @@ struct WebhookController {
                     "webhook_id": .string(webhookID), "event": .string(event), "payload": .object(payload),
                 ]
                 if let updated = outcome.taskUpdated { data["task_updated"] = .bool(updated) }
-                return EventDraft(type: "webhook.received", timestamp: now, data: data)
+                return EventDraft(type: .webhookReceived, timestamp: now, data: data)
             },
             answer: { stored, outcome in
                 let receipt = WebhookReceipt(

@@ -20,7 +20,7 @@ public struct SystemAlerts: Sendable {
         payload["level"] = .string(level.rawValue)
         payload["message"] = .string(message)
         let events = try await store.appendEvents(
-            [EventDraft(type: "system.alert", timestamp: Date(), data: payload)], taskID: nil, coreID: nil)
+            [EventDraft(type: .systemAlert, timestamp: Date(), data: payload)], taskID: nil, coreID: nil)
         bus.publish(events)
         return events[0]
     }

@@ -112,13 +112,13 @@ public final class OrchMetrics: Sendable {
                 continue
             }
             switch event.type {
-            case "task.created":
+            case .taskCreated:
                 counter(MetricsCatalog.tasksDispatched, [("core_id", coreLabel(coreID))]).increment()
-            case "task.completed", "task.failed", "task.cancelled":
+            case .taskCompleted, .taskFailed, .taskCancelled:
                 let core = coreLabel(coreID)
-                let outcome = String(event.type.dropFirst("task.".count))
+                let outcome = String(event.type.rawValue.dropFirst("task.".count))
                 counter(MetricsCatalog.tasksFinished, [("core_id", core), ("outcome", outcome)]).increment()
-                if event.type != "task.cancelled", let duration = event.data["duration"]?.doubleValue {
+                if event.type != .taskCancelled, let duration = event.data["duration"]?.doubleValue {
                     histogram(MetricsCatalog.taskDuration, [("core_id", core)]).record(duration)
                 }
             default:

@@ -19,7 +19,7 @@ final class CoreSignals: Sendable {
     /// Listens on `bus` for events that make tasks claimable.
     init(bus: EventBus) {
         bus.listen { [weak self] events in
-            for event in events where event.type == "task.created" || event.type == "task.requeued" {
+            for event in events where event.type == .taskCreated || event.type == .taskRequeued {
                 if let core = event.coreID { self?.signal(core) }
             }
         }

@@ -87,7 +87,7 @@ struct CallbackDeliverer: Service {
         case .abandoned: data["final"] = .bool(true)
         case .delivered: break
         }
-        let type = outcome == .delivered ? "webhook.delivered" : "webhook.failed"
+        let type: EventType = outcome == .delivered ? .webhookDelivered : .webhookFailed
         switch outcome {
         case .delivered: metrics.recordCallbackAttempt(outcome: "delivered")
         case .retry: metrics.recordCallbackAttempt(outcome: "retry")

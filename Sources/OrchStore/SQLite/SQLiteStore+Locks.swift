@@ -52,7 +52,7 @@ extension SQLiteStore {
         let events = try Self.insertEvents(
             [
                 EventDraft(
-                    type: "lock.acquired", timestamp: now,
+                    type: .lockAcquired, timestamp: now,
                     data: Self.lockData(lock).merging(["ttl": .int(Int64(ttl)), "priority": .int(Int64(priority))]) { $1 })
             ], taskID: nil, coreID: nil, db)
         return (lock, events)
@@ -70,7 +70,7 @@ extension SQLiteStore {
             var data = Self.lockData(holder)
             data["forced"] = .bool(force && holder.owner != owner)
             var events = try Self.insertEvents(
-                [EventDraft(type: "lock.released", timestamp: now, data: data)], taskID: nil, coreID: nil, db)
+                [EventDraft(type: .lockReleased, timestamp: now, data: data)], taskID: nil, coreID: nil, db)
             guard let successor else { return .released(holder, events, successorLock: nil) }
             let (lock, granted) = try Self.grantLock(
                 resource: resource, owner: successor.owner, ttl: successor.ttl, priority: successor.priority, now: now, db)
@@ -126,7 +126,7 @@ extension SQLiteStore {
             sql: "DELETE FROM locks WHERE state = 'expired' AND expires_at < ?",
             arguments: [now.addingTimeInterval(-expiredLockRetention).millis])
         return try insertEvents(
-            [EventDraft(type: "lock.expired", timestamp: now, data: lockData(lock))], taskID: nil, coreID: nil, db)
+            [EventDraft(type: .lockExpired, timestamp: now, data: lockData(lock))], taskID: nil, coreID: nil, db)
     }
 
     static func lockData(_ lock: LockRecord) -> [String: JSONValue] {

@@ -409,7 +409,7 @@ extension SQLiteStore {
     {
         try drafts.map { draft in
             try db.cachedStatement(sql: insertEventSQL).execute(
-                arguments: [taskID, coreID, draft.type, draft.timestamp.millis, try JSONColumn.encode(draft.data)])
+                arguments: [taskID, coreID, draft.type.rawValue, draft.timestamp.millis, try JSONColumn.encode(draft.data)])
             return EventRecord(
                 sequence: db.lastInsertedRowID, taskID: taskID, coreID: coreID, type: draft.type,
                 timestamp: draft.timestamp, data: draft.data)
@@ -432,8 +432,12 @@ extension SQLiteStore {
     }
 
     static func eventRecord(_ row: Row) throws -> EventRecord {
-        EventRecord(
-            sequence: row["seq"], taskID: row["task_id"], coreID: row["core_id"], type: row["type"],
+        let name: String = row["type"]
+        guard let type = EventType(rawValue: name) else {
+            throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "event with an unknown type \(name)")
+        }
+        return EventRecord(
+            sequence: row["seq"], taskID: row["task_id"], coreID: row["core_id"], type: type,
             timestamp: Date(millis: row["timestamp"]), data: try JSONColumn.decode(row["data"]))
     }
 }

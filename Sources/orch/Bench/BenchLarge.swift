@@ -164,13 +164,13 @@ struct BenchLarge: AsyncParsableCommand {
         transition.task.workerID = "worker-\(index % 16)"
         transition.task.progress = 100
         if transition.task.status == .completed { transition.task.result = ["ok": true] } else { transition.task.error = "exit 1" }
-        transition.events.append(EventDraft(type: "task.started", timestamp: started, data: ["worker_id": .string("worker-\(index % 16)")]))
+        transition.events.append(EventDraft(type: .taskStarted, timestamp: started, data: ["worker_id": .string("worker-\(index % 16)")]))
         for step in 0..<max(0, events - 3) {
             transition.events.append(
-                EventDraft(type: "task.progress", timestamp: started.addingTimeInterval(Double(step)), data: ["progress": .int(Int64(step * 10))]))
+                EventDraft(type: .taskProgress, timestamp: started.addingTimeInterval(Double(step)), data: ["progress": .int(Int64(step * 10))]))
         }
         transition.events.append(
-            EventDraft(type: "task.\(transition.task.status.rawValue)", timestamp: finished, data: ["duration": .double(transition.task.duration!)]))
+            EventDraft(type: EventType(rawValue: "task.\(transition.task.status.rawValue)") ?? .taskCompleted, timestamp: finished, data: ["duration": .double(transition.task.duration!)]))
         return transition
     }
 }

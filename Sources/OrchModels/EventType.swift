@@ -1,0 +1,20 @@
+/// Every type of event the server stores and streams; the raw values are the wire names.
+public enum EventType: String, Sendable, Hashable, CaseIterable, Codable {
+    case taskCreated = "task.created"
+    case taskStarted = "task.started"
+    case taskProgress = "task.progress"
+    case taskCompleted = "task.completed"
+    case taskFailed = "task.failed"
+    case taskCancelled = "task.cancelled"
+    case taskRequeued = "task.requeued"
+    case lockAcquired = "lock.acquired"
+    case lockReleased = "lock.released"
+    case lockExpired = "lock.expired"
+    case webhookReceived = "webhook.received"
+    case webhookDelivered = "webhook.delivered"
+    case webhookFailed = "webhook.failed"
+    case systemAlert = "system.alert"
+
+    /// The events that end a task: completed, failed, cancelled.
+    public var endsTask: Bool { self == .taskCompleted || self == .taskFailed || self == .taskCancelled }
+}
