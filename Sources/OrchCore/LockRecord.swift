@@ -1,6 +1,14 @@
 import Foundation
 import OrchModels
 
+/// Where a stored lock stands; the raw values are what the store and the API say.
+public enum LockState: String, Sendable, Hashable, CaseIterable {
+    /// Someone holds it (its TTL may have run out without the expiry being processed yet).
+    case held
+    /// Its TTL ran out and it was released (kept for an hour for `GET /locks?expired=true`).
+    case expired
+}
+
 /// A lock as stored.
 public struct LockRecord: Sendable, Hashable {
     public var lockID: String
@@ -11,12 +19,11 @@ public struct LockRecord: Sendable, Hashable {
     public var fencingToken: Int64
     public var acquiredAt: Date
     public var expiresAt: Date
-    /// `held` or `expired`.
-    public var state: String
+    public var state: LockState
 
     public init(
         lockID: String, resource: String, owner: String, priority: Int, ttl: Int, fencingToken: Int64, acquiredAt: Date,
-        expiresAt: Date, state: String = "held"
+        expiresAt: Date, state: LockState = .held
     ) {
         self.lockID = lockID
         self.resource = resource
@@ -39,7 +46,7 @@ public struct LockRecord: Sendable, Hashable {
         LockInfo(
             resource: resource, owner: owner, priority: priority, ttl: ttl, acquiredAt: acquiredAt, expiresAt: expiresAt,
             remainingTTL: max(0, Int(expiresAt.timeIntervalSince(now).rounded(.up))), lockID: lockID,
-            fencingToken: fencingToken, status: state)
+            fencingToken: fencingToken, status: state.rawValue)
     }
 }
 

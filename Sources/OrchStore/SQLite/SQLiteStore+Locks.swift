@@ -83,7 +83,7 @@ extension SQLiteStore {
         try await write { db in
             guard var holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return nil }
             let events = try Self.markExpired(holder, now: now, db)
-            holder.state = "expired"
+            holder.state = .expired
             return (holder, events)
         }
     }
@@ -140,6 +140,6 @@ extension SQLiteStore {
         LockRecord(
             lockID: row["lock_id"], resource: row["resource"], owner: row["owner"], priority: row["priority"],
             ttl: row["ttl"], fencingToken: row["fencing_token"], acquiredAt: Date(millis: row["acquired_at"]),
-            expiresAt: Date(millis: row["expires_at"]), state: row["state"])
+            expiresAt: Date(millis: row["expires_at"]), state: LockState(rawValue: row["state"]) ?? .expired)
     }
 }
