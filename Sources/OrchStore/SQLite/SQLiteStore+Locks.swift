@@ -15,14 +15,13 @@ extension SQLiteStore {
             if var holder = try Self.heldLock(db, resource: resource) {
                 if !isLapsed(holder) {
                     guard holder.owner == owner else { return .heldByOther(holder) }
-                    holder.expiresAt = now.addingTimeInterval(TimeInterval(ttl))
-                    holder.ttl = ttl
+                    holder = LockLifecycle.renew(holder, ttl: ttl, now: now)
                     try db.execute(
                         sql: "UPDATE locks SET expires_at = ?, ttl = ? WHERE lock_id = ?",
                         arguments: [holder.expiresAt.millis, ttl, holder.lockID])
                     return .renewed(holder)
                 }
-                events += try Self.markExpired(holder, now: now, db)
+                events += try Self.markExpired(holder, now: now, db).events
             }
             let (lock, granted) = try Self.grantLock(resource: resource, owner: owner, ttl: ttl, priority: priority, now: now, db)
             return .granted(lock, events + granted)
@@ -40,22 +39,16 @@ extension SQLiteStore {
                         INSERT INTO counters (name, value) VALUES ('fencing_token', 1)
                         ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value
                         """)) ?? 1
-        let lock = LockRecord(
-            lockID: Identifier.make("lock"), resource: resource, owner: owner, priority: priority, ttl: ttl,
-            fencingToken: token, acquiredAt: now, expiresAt: now.addingTimeInterval(TimeInterval(ttl)))
+        let (lock, acquired) = LockLifecycle.grant(
+            resource: resource, owner: owner, ttl: ttl, priority: priority, fencingToken: token,
+            lockID: Identifier.make("lock"), now: now)
         try db.cachedStatement(
             sql: """
                 INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held')
                 """
         ).execute(arguments: [lock.lockID, resource, owner, priority, ttl, token, now.millis, lock.expiresAt.millis])
-        let events = try Self.insertEvents(
-            [
-                EventDraft(
-                    type: .lockAcquired, timestamp: now,
-                    data: Self.lockData(lock).merging(["ttl": .int(Int64(ttl)), "priority": .int(Int64(priority))]) { $1 })
-            ], taskID: nil, coreID: nil, db)
-        return (lock, events)
+        return (lock, try Self.insertEvents([acquired], taskID: nil, coreID: nil, db))
     }
 
     public func releaseLock(
@@ -67,10 +60,8 @@ extension SQLiteStore {
             else { return .notHeld }
             guard force || holder.owner == owner else { return .heldByOther(holder) }
             try db.cachedStatement(sql: "DELETE FROM locks WHERE lock_id = ?").execute(arguments: [holder.lockID])
-            var data = Self.lockData(holder)
-            data["forced"] = .bool(force && holder.owner != owner)
             var events = try Self.insertEvents(
-                [EventDraft(type: .lockReleased, timestamp: now, data: data)], taskID: nil, coreID: nil, db)
+                [LockLifecycle.release(holder, by: owner, force: force, now: now)], taskID: nil, coreID: nil, db)
             guard let successor else { return .released(holder, events, successorLock: nil) }
             let (lock, granted) = try Self.grantLock(
                 resource: resource, owner: successor.owner, ttl: successor.ttl, priority: successor.priority, now: now, db)
@@ -81,10 +72,8 @@ extension SQLiteStore {
 
     public func expireLock(resource: String, lockID: String, now: Date) async throws -> (LockRecord, [EventRecord])? {
         try await write { db in
-            guard var holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return nil }
-            let events = try Self.markExpired(holder, now: now, db)
-            holder.state = .expired
-            return (holder, events)
+            guard let holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return nil }
+            return try Self.markExpired(holder, now: now, db)
         }
     }
 
@@ -120,20 +109,14 @@ extension SQLiteStore {
     }
 
     /// Marks `lock` expired with its `lock.expired` event, and forgets locks expired over an hour ago.
-    static func markExpired(_ lock: LockRecord, now: Date, _ db: Database) throws -> [EventRecord] {
-        try db.execute(sql: "UPDATE locks SET state = 'expired' WHERE lock_id = ?", arguments: [lock.lockID])
+    static func markExpired(_ lock: LockRecord, now: Date, _ db: Database) throws -> (lock: LockRecord, events: [EventRecord]) {
+        let (expired, event) = LockLifecycle.expire(lock, now: now)
+        try db.execute(
+            sql: "UPDATE locks SET state = ? WHERE lock_id = ?", arguments: [expired.state.rawValue, lock.lockID])
         try db.execute(
             sql: "DELETE FROM locks WHERE state = 'expired' AND expires_at < ?",
             arguments: [now.addingTimeInterval(-expiredLockRetention).millis])
-        return try insertEvents(
-            [EventDraft(type: .lockExpired, timestamp: now, data: lockData(lock))], taskID: nil, coreID: nil, db)
-    }
-
-    static func lockData(_ lock: LockRecord) -> [String: JSONValue] {
-        [
-            "resource": .string(lock.resource), "owner": .string(lock.owner), "lock_id": .string(lock.lockID),
-            "fencing_token": .int(lock.fencingToken), "expires_at": .string(Timestamp.format(lock.expiresAt)),
-        ]
+        return (expired, try insertEvents([event], taskID: nil, coreID: nil, db))
     }
 
     static func lockRecord(_ row: Row) throws -> LockRecord {
