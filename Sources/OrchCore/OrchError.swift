@@ -91,6 +91,54 @@ extension OrchError {
             headers: ["WWW-Authenticate": "Bearer error=\"invalid_token\""])
     }
 
+    /// 403 `INSUFFICIENT_PERMISSIONS` for a reason other than the role's rank.
+    public static func forbidden(_ message: String, details: [String: JSONValue] = [:]) -> OrchError {
+        OrchError(code: .insufficientPermissions, status: 403, message: message, details: details)
+    }
+
+    /// 408 `TIMEOUT`: something did not happen (or arrive) in time.
+    public static func timeout(_ message: String, details: [String: JSONValue] = [:]) -> OrchError {
+        OrchError(code: .timeout, status: 408, message: message, details: details)
+    }
+
+    /// 409 `RESOURCE_LOCKED`: `owner` holds `resource` until `expiresAt`.
+    public static func locked(resource: String, owner: String, expiresAt: Date) -> OrchError {
+        OrchError(
+            code: .resourceLocked, status: 409, message: "Resource \(resource) is locked",
+            details: [
+                "resource": .string(resource), "owner": .string(owner), "expires_at": .string(Timestamp.format(expiresAt)),
+            ])
+    }
+
+    /// 429 `RATE_LIMIT_EXCEEDED` with `Retry-After` (whole seconds, at least 1) and `details`
+    /// (`retry_after` added).
+    public static func rateLimited(
+        _ message: String, retryAfter: Int, details: [String: JSONValue] = [:], headers: [String: String] = [:]
+    ) -> OrchError {
+        let seconds = max(1, retryAfter)
+        return OrchError(
+            code: .rateLimitExceeded, status: 429, message: message,
+            details: details.merging(["retry_after": .int(Int64(seconds))]) { $1 },
+            headers: headers.merging(["Retry-After": String(seconds)]) { $1 })
+    }
+
+    /// 431 for a request line and headers over `limit` bytes.
+    public static func headersTooLarge(limit: Int) -> OrchError {
+        OrchError(
+            code: .validationError, status: 431, message: "The request line and headers exceed \(limit) bytes",
+            details: ["limit": .int(Int64(limit))])
+    }
+
+    /// 501 for a request method the server does not know.
+    public static let unknownMethod = OrchError(
+        code: .validationError, status: 501, message: "The request method is not implemented by this server",
+        details: ["issue": "unknown method"])
+
+    /// A 4xx the HTTP layer answered with (`VALIDATION_ERROR` and the status's reason phrase).
+    public static func clientError(status: Int, message: String) -> OrchError {
+        OrchError(code: .validationError, status: status, message: message)
+    }
+
     /// 403 `INSUFFICIENT_PERMISSIONS`.
     public static func insufficientPermissions(required: Role, actual: Role) -> OrchError {
         OrchError(
@@ -128,9 +176,13 @@ extension OrchError {
     public static let internalError = OrchError(
         code: .internalError, status: 500, message: "Internal server error")
 
-    /// 503 `SERVICE_UNAVAILABLE`.
-    public static func serviceUnavailable(_ message: String) -> OrchError {
-        OrchError(code: .serviceUnavailable, status: 503, message: message)
+    /// 503 `SERVICE_UNAVAILABLE`, with `Retry-After` when `retryAfter` (seconds) is given.
+    public static func serviceUnavailable(
+        _ message: String, details: [String: JSONValue] = [:], retryAfter: Int? = nil
+    ) -> OrchError {
+        OrchError(
+            code: .serviceUnavailable, status: 503, message: message, details: details,
+            headers: retryAfter.map { ["Retry-After": String($0)] } ?? [:])
     }
 }
 

@@ -102,9 +102,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             let message =
                 refusal == .shutdown
                 ? "The server is shutting down" : "The server has too many open connections; try again later"
-            var error = OrchError.serviceUnavailable(message)
-            error.headers["Retry-After"] = "1"
-            error.details["reason"] = .string(refusal.rawValue)
+            let error = OrchError.serviceUnavailable(message, details: ["reason": .string(refusal.rawValue)], retryAfter: 1)
             context.writeAndFlush(wrapOutboundOut(.byteBuffer(Self.rawResponse(error))))
                 .assumeIsolated().whenComplete { _ in context.close(promise: nil) }
             return
@@ -144,7 +142,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         // Still no complete head after this many bytes (checked after the decoder had them):
         // the request line or the headers are too large.
         if phase == .readingHead, headBytes > headByteLimit {
-            answer(Self.headersTooLarge(limit: limits.maximumHeaderBytes), reason: .headersTooLarge)
+            answer(.headersTooLarge(limit: limits.maximumHeaderBytes), reason: .headersTooLarge)
         }
     }
 
@@ -314,9 +312,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             case .awaitingFirstRequest: close(.headerTimeout)
             case .readingHead:
                 answer(
-                    OrchError(
-                        code: .timeout, status: 408,
-                        message: "The request head did not arrive within \(limits.headerTimeout.wholeSeconds) s",
+                    OrchError.timeout(
+                        "The request head did not arrive within \(limits.headerTimeout.wholeSeconds) s",
                         details: ["timeout": .int(limits.headerTimeout.wholeSeconds)]),
                     reason: .headerTimeout)
             case .readingBody:
@@ -326,9 +323,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 phase = openRequests > 0 ? .answering : .idle
                 observer?.failRequest(
                     RequestStreamError(
-                        answer: OrchError(
-                            code: .timeout, status: 408,
-                            message: "The request body stalled for more than \(limits.bodyTimeout.wholeSeconds) s",
+                        answer: OrchError.timeout(
+                            "The request body stalled for more than \(limits.bodyTimeout.wholeSeconds) s",
                             details: ["timeout": .int(limits.bodyTimeout.wholeSeconds)])))
                 if openRequests == 0 { linger() }
             case .idle: close(.idleTimeout)
@@ -348,20 +344,12 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     static func answer(for error: HTTPParserError, headerLimit: Int) -> OrchError {
         switch error {
         case .headerOverflow:
-            return headersTooLarge(limit: headerLimit)
+            return .headersTooLarge(limit: headerLimit)
         case .invalidMethod:
-            return OrchError(
-                code: .validationError, status: 501, message: "The request method is not implemented by this server",
-                details: ["issue": "unknown method"])
+            return .unknownMethod
         default:
             return OrchError.validation("Malformed HTTP request", details: ["issue": .string("\(error)")])
         }
-    }
-
-    static func headersTooLarge(limit: Int) -> OrchError {
-        OrchError(
-            code: .validationError, status: 431, message: "The request line and headers exceed \(limit) bytes",
-            details: ["limit": .int(Int64(limit))])
     }
 
     /// A complete HTTP/1.1 response carrying `error` in the envelope, closing the connection.

@@ -24,18 +24,15 @@ struct APITokenController {
     @Sendable func create(_ request: Request, context: OrchRequestContext) async throws -> Response {
         guard let identity = context.identity else { throw OrchError.invalidToken() }
         guard identity.apiTokenID == nil else {
-            throw OrchError(
-                code: .insufficientPermissions, status: 403,
-                message: "API tokens cannot create tokens; sign in with POST /auth/login")
+            throw OrchError.forbidden("API tokens cannot create tokens; sign in with POST /auth/login")
         }
         let body = try await request.decodeJSON(as: CreateAPITokenRequest.self)
         let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
         try TextRules.check(name, codePoints: 1...100, field: "name")
         let role = body.role ?? identity.role
         guard APITokens.mayGrant(role, holder: identity.role) else {
-            throw OrchError(
-                code: .insufficientPermissions, status: 403,
-                message: "A \(identity.role.rawValue) cannot create a token with the \(role.rawValue) role",
+            throw OrchError.forbidden(
+                "A \(identity.role.rawValue) cannot create a token with the \(role.rawValue) role",
                 details: ["role": .string(identity.role.rawValue), "requested_role": .string(role.rawValue)])
         }
         if let seconds = body.expiresIn, !(60...APITokens.maximumLifetime).contains(seconds) {

@@ -35,9 +35,7 @@ struct AuthController {
         switch throttle.verdict(keys: keys, now: RateLimitMiddleware.monotonicSeconds()) {
         case .refuse(let retryAfter):
             let seconds = max(1, Int(retryAfter.rounded(.up)))
-            throw OrchError(
-                code: .rateLimitExceeded, status: 429, message: "Too many failed logins; try again later",
-                details: ["retry_after": .int(Int64(seconds))], headers: ["Retry-After": String(seconds)])
+            throw OrchError.rateLimited("Too many failed logins; try again later", retryAfter: seconds)
         case .proceed(let delay):
             if delay > 0 { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
         }

@@ -56,8 +56,8 @@ struct WebhookController {
         let now = Date()
         let skew = abs(now.timeIntervalSince1970 - Double(signature.timestamp))
         guard skew <= Double(tolerance) else {
-            throw OrchError(
-                code: .timeout, status: 408, message: "Webhook timestamp is \(Int(skew)) s from now (tolerance \(tolerance) s)",
+            throw OrchError.timeout(
+                "Webhook timestamp is \(Int(skew)) s from now (tolerance \(tolerance) s)",
                 details: ["timestamp": .int(signature.timestamp), "tolerance": .int(Int64(tolerance))])
         }
         let key = "\(signature.timestampText).\(matched)"

@@ -210,12 +210,7 @@ final class LockManager: Sendable {
                 return .immediate(lock)
             case .heldByOther(let holder):
                 guard request.timeout > 0 else {
-                    throw OrchError(
-                        code: .resourceLocked, status: 409, message: "Resource \(request.resource) is locked",
-                        details: [
-                            "resource": .string(holder.resource), "owner": .string(holder.owner),
-                            "expires_at": .string(Timestamp.format(holder.expiresAt)),
-                        ])
+                    throw OrchError.locked(resource: holder.resource, owner: holder.owner, expiresAt: holder.expiresAt)
                 }
                 return .queued(enqueue(request))
             }
@@ -245,20 +240,17 @@ final class LockManager: Sendable {
         case .granted(let lock): return lock
         case .failed(let error): throw error
         case .timedOut:
-            throw OrchError(
-                code: .timeout, status: 408,
-                message: "Resource \(request.resource) was not granted within \(request.timeout) s",
+            throw OrchError.timeout(
+                "Resource \(request.resource) was not granted within \(request.timeout) s",
                 details: ["resource": .string(request.resource), "timeout": .int(Int64(request.timeout))])
         case .shuttingDown:
-            throw OrchError(
-                code: .serviceUnavailable, status: 503,
-                message: "The server is shutting down; \(request.resource) was not granted, try again",
-                details: ["resource": .string(request.resource)], headers: ["Retry-After": "1"])
+            throw OrchError.serviceUnavailable(
+                "The server is shutting down; \(request.resource) was not granted, try again",
+                details: ["resource": .string(request.resource)], retryAfter: 1)
         case .cancelled:
             // Nobody reads this answer: the client hung up.
-            throw OrchError(
-                code: .timeout, status: 408, message: "The client left before \(request.resource) was granted",
-                details: ["resource": .string(request.resource)])
+            throw OrchError.timeout(
+                "The client left before \(request.resource) was granted", details: ["resource": .string(request.resource)])
         }
     }
 
@@ -292,9 +284,8 @@ final class LockManager: Sendable {
             case .notHeld:
                 throw OrchError.notFound("Resource \(resource) is not locked", details: ["resource": .string(resource)])
             case .heldByOther(let holder):
-                throw OrchError(
-                    code: .insufficientPermissions, status: 403,
-                    message: "Resource \(resource) is held by another owner",
+                throw OrchError.forbidden(
+                    "Resource \(resource) is held by another owner",
                     details: ["resource": .string(resource), "owner": .string(holder.owner)])
             }
         }

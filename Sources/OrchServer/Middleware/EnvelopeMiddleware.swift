@@ -88,8 +88,7 @@ struct EnvelopeMiddleware: RouterMiddleware {
         case is NIOTooManyBytesError:
             return .payloadTooLarge(limit: RequestBodyDecoding.maximumBodySize)
         case let error as any HTTPResponseError where error.status.code < 500:
-            return OrchError(
-                code: .validationError, status: error.status.code, message: error.status.reasonPhrase)
+            return .clientError(status: error.status.code, message: error.status.reasonPhrase)
         default:
             context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
             return .internalError

@@ -32,16 +32,10 @@ struct RateLimitMiddleware: RouterMiddleware {
         let decision = limiter.check(key: key, limit: limit, now: Self.monotonicSeconds())
         var headers = Self.headers(decision, window: Int(limiter.window))
         guard decision.allowed else {
-            let retryAfter = max(1, Int(decision.retryAfter.rounded(.up)))
-            headers["Retry-After"] = String(retryAfter)
             metrics.recordRateLimited(role: role)
-            throw OrchError(
-                code: .rateLimitExceeded, status: 429, message: "Rate limit exceeded",
-                details: [
-                    "limit": .int(Int64(limit)), "window": .int(Int64(limiter.window)),
-                    "retry_after": .int(Int64(retryAfter)),
-                ],
-                headers: headers)
+            throw OrchError.rateLimited(
+                "Rate limit exceeded", retryAfter: Int(decision.retryAfter.rounded(.up)),
+                details: ["limit": .int(Int64(limit)), "window": .int(Int64(limiter.window))], headers: headers)
         }
         do {
             var response = try await next(request, context)

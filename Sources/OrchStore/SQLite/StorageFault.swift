@@ -36,9 +36,8 @@ public enum StorageFault: String, Sendable, Hashable {
             case .fileReplaced:
                 "The database file was deleted or replaced under the running server; nothing is written until it is restarted"
             }
-        return OrchError(
-            code: .serviceUnavailable, status: 503, message: message, details: ["reason": .string(rawValue)],
-            headers: self == .fileReplaced ? [:] : ["Retry-After": "5"])
+        return .serviceUnavailable(
+            message, details: ["reason": .string(rawValue)], retryAfter: self == .fileReplaced ? nil : 5)
     }
 }
 
