@@ -1,0 +1,245 @@
+import Foundation
+import OrchCore
+import OrchModels
+import Testing
+
+@testable import OrchStore
+
+/// Locks, webhook receipts, API tokens and callbacks: every backend behaves the same.
+@Suite struct CoordinationStoreConformanceTests {
+    static let backends = StoreBackend.all
+    static let start = Date(timeIntervalSince1970: 1_800_000_000)
+    static let notLapsed: LockLapsed = { _ in false }
+
+    // MARK: Locks
+
+    @Test(arguments: backends)
+    func locksGrantRenewRefuseReleaseAndHandOverWithRisingFencingTokens(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            guard case .granted(let first, let events) = try await store.acquireLock(
+                resource: "r", owner: "a", ttl: 30, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+            else {
+                Issue.record("a free lock is granted")
+                return
+            }
+            #expect(events.map(\.type) == [.lockAcquired])
+            guard case .renewed(let renewed) = try await store.acquireLock(
+                resource: "r", owner: "a", ttl: 60, priority: 1, now: Self.start.addingTimeInterval(5), isLapsed: Self.notLapsed)
+            else {
+                Issue.record("the holder renews")
+                return
+            }
+            #expect(renewed.lockID == first.lockID && renewed.fencingToken == first.fencingToken)
+            #expect(renewed.expiresAt == Self.start.addingTimeInterval(65))
+            guard case .heldByOther(let holder) = try await store.acquireLock(
+                resource: "r", owner: "b", ttl: 30, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+            else {
+                Issue.record("another owner is refused")
+                return
+            }
+            #expect(holder.owner == "a")
+            #expect(try await store.releaseLock(
+                resource: "r", owner: "b", force: false, now: Self.start, isLapsed: Self.notLapsed, successor: nil)
+                == .heldByOther(holder))
+            guard case .released(_, let released, let successor?) = try await store.releaseLock(
+                resource: "r", owner: "a", force: false, now: Self.start.addingTimeInterval(6), isLapsed: Self.notLapsed,
+                successor: LockSuccessor(owner: "b", ttl: 10, priority: 5))
+            else {
+                Issue.record("the release hands over to the successor")
+                return
+            }
+            #expect(released.map(\.type) == [.lockReleased, .lockAcquired])
+            #expect(successor.owner == "b" && successor.fencingToken > first.fencingToken)
+            #expect(try await store.listLocks(resource: "r", owner: nil, expiredSince: nil).map(\.owner) == ["b"])
+            #expect(try await store.countHeldLocks() == 1)
+            #expect(try await store.releaseLock(
+                resource: "none", owner: "a", force: false, now: Self.start, isLapsed: Self.notLapsed, successor: nil)
+                == .notHeld)
+        }
+    }
+
+    @Test(arguments: backends)
+    func aLapsedLockIsExpiredAndGrantedAnew(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            guard case .granted(let first, _) = try await store.acquireLock(
+                resource: "r", owner: "a", ttl: 1, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+            else {
+                Issue.record("granted")
+                return
+            }
+            guard case .granted(let second, let events) = try await store.acquireLock(
+                resource: "r", owner: "b", ttl: 30, priority: 1, now: Self.start.addingTimeInterval(2), isLapsed: { _ in true })
+            else {
+                Issue.record("a lapsed lock is taken over")
+                return
+            }
+            #expect(events.map(\.type) == [.lockExpired, .lockAcquired])
+            #expect(second.fencingToken > first.fencingToken)
+            let expiredToo = try await store.listLocks(resource: "r", owner: nil, expiredSince: Self.start)
+            #expect(Set(expiredToo.map(\.state)) == [.held, .expired])
+            // Expiring the current holder by id; a stale id expires nothing.
+            #expect(try await store.expireLock(resource: "r", lockID: first.lockID, now: Self.start) == nil)
+            let expired = try #require(try await store.expireLock(resource: "r", lockID: second.lockID, now: Self.start))
+            #expect(expired.0.state == .expired && expired.1.map(\.type) == [.lockExpired])
+            #expect(try await store.countHeldLocks() == 0)
+        }
+    }
+
+    @Test(arguments: backends)
+    func concurrentAcquirersOfOneResourceGetOneGrant(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let grants = try await withThrowingTaskGroup(of: Int.self) { group in
+                for owner in 0..<30 {
+                    group.addTask {
+                        let outcome = try await store.acquireLock(
+                            resource: "hot", owner: "o\(owner)", ttl: 30, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+                        if case .granted = outcome { return 1 }
+                        return 0
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(grants == 1)
+        }
+    }
+
+    // MARK: Webhook receipts
+
+    @Test(arguments: backends)
+    func concurrentCopiesOfAWebhookAreRecordedOnceAndAnsweredAlike(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let transition = TaskLifecycle.dispatch(
+                DispatchRequest(coreID: "hooks"), id: Identifier.make("task"), createdBy: nil, now: Self.start)
+            _ = try await store.insertTask(transition, idempotency: nil, activeSince: Self.start)
+            let update = StatusUpdateRequest(status: .running, progress: 40)
+            let recordings = try await withThrowingTaskGroup(of: WebhookRecording.self) { group in
+                for copy in 0..<8 {
+                    group.addTask {
+                        try await store.recordWebhook(
+                            key: "t.sig", taskID: transition.task.id, coreID: nil,
+                            change: { try TaskLifecycle.update($0, with: update, now: Self.start) },
+                            receivedAt: Self.start, forgetBefore: Self.start.addingTimeInterval(-600),
+                            event: { _ in EventDraft(type: .webhookReceived, timestamp: Self.start, data: ["copy": .int(Int64(copy))]) },
+                            answer: { event, outcome in "\(event.sequence) \(outcome)" })
+                    }
+                }
+                return try await group.reduce(into: [WebhookRecording]()) { $0.append($1) }
+            }
+            #expect(recordings.filter { !$0.isReplay }.count == 1)
+            #expect(Set(recordings.map(\.answer)).count == 1)
+            let (_, events) = try await store.taskEvents(taskID: transition.task.id, EventQuery(limit: 100))
+            #expect(events.map(\.type) == [.taskCreated, .taskStarted, .taskProgress, .webhookReceived])
+            #expect(try await store.webhookReceipt(key: "t.sig") == recordings[0].answer)
+        }
+    }
+
+    @Test(arguments: backends)
+    func aWebhookForAMissingOrFinishedTaskIsStillRecorded(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let transition = TaskLifecycle.dispatch(
+                DispatchRequest(coreID: "hooks"), id: Identifier.make("task"), createdBy: nil, now: Self.start)
+            _ = try await store.insertTask(transition, idempotency: nil, activeSince: Self.start)
+            _ = try await store.modifyTask(id: transition.task.id) {
+                try TaskLifecycle.update($0, with: StatusUpdateRequest(status: .cancelled), now: Self.start)
+            }
+            for (key, taskID) in [("a", "task-missing"), ("b", transition.task.id)] {
+                let recording = try await store.recordWebhook(
+                    key: key, taskID: taskID, coreID: "hooks",
+                    change: { try TaskLifecycle.update($0, with: StatusUpdateRequest(status: .completed), now: Self.start) },
+                    receivedAt: Self.start, forgetBefore: Self.start.addingTimeInterval(-600),
+                    event: { _ in EventDraft(type: .webhookReceived, timestamp: Self.start, data: [:]) },
+                    answer: { _, outcome in "\(outcome)" })
+                #expect(!recording.isReplay && recording.events.map(\.type) == [.webhookReceived])
+                #expect(recording.answer == (key == "a" ? "taskNotFound" : recording.answer))
+                if key == "b" { #expect(recording.answer.hasPrefix("refused")) }
+            }
+            #expect(try await store.task(id: transition.task.id)?.status == .cancelled)
+        }
+    }
+
+    // MARK: API tokens
+
+    @Test(arguments: backends)
+    func apiTokensAreFoundByDigestListedAndRevokedOnce(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let user = UserRecord(
+                id: "user-t", username: "tokens", email: "t@example.com", role: .operator, passwordHash: "x", createdAt: Self.start)
+            try await store.createUser(user)
+            let token = APITokenRecord(
+                id: "tok-1", userID: user.id, name: "ci", role: .viewer, digest: "d1", prefix: "orch_abc", createdAt: Self.start,
+                expiresAt: nil)
+            try await store.createAPIToken(token)
+            #expect(try await store.apiToken(digest: "d1") == token)
+            #expect(try await store.apiToken(id: "tok-1")?.name == "ci")
+            #expect(try await store.listAPITokens(userID: user.id).map(\.id) == ["tok-1"])
+            let revoked = try #require(try await store.revokeAPIToken(id: "tok-1", at: Self.start.addingTimeInterval(5)))
+            #expect(revoked.revokedAt == Self.start.addingTimeInterval(5))
+            // A second revocation keeps the first time.
+            #expect(try await store.revokeAPIToken(id: "tok-1", at: Self.start.addingTimeInterval(9))?.revokedAt == revoked.revokedAt)
+            #expect(try await store.listAPITokens(userID: nil).isEmpty)
+            #expect(try await store.revokeAPIToken(id: "tok-none", at: Self.start) == nil)
+        }
+    }
+
+    @Test(arguments: backends)
+    func deactivationRevokesTheUsersAPITokensInTheSameChange(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let user = UserRecord(
+                id: "user-d", username: "leaver", email: "l@example.com", role: .admin, passwordHash: "x", createdAt: Self.start)
+            try await store.createUser(user)
+            for (id, role) in [("tok-a", Role.admin), ("tok-v", .viewer)] {
+                try await store.createAPIToken(
+                    APITokenRecord(
+                        id: id, userID: user.id, name: id, role: role, digest: id, prefix: id, createdAt: Self.start,
+                        expiresAt: nil))
+            }
+            let demoted = try #require(try await store.updateUser(
+                id: user.id, changes: UserChanges(role: .viewer, endsSessions: true, revokedAPITokenRoles: [.admin, .operator, .system])))
+            #expect(demoted.tokenGeneration == 1)
+            #expect(try await store.listAPITokens(userID: user.id).map(\.id) == ["tok-v"])
+            _ = try await store.updateUser(
+                id: user.id, changes: UserChanges(isActive: false, endsSessions: true, revokedAPITokenRoles: Set(Role.allCases)))
+            #expect(try await store.listAPITokens(userID: user.id).isEmpty)
+            #expect(try await store.user(id: user.id)?.tokenGeneration == 2)
+        }
+    }
+
+    // MARK: Callbacks
+
+    @Test(arguments: backends)
+    func aFinishedTaskQueuesItsCallbackWhichIsLeasedOnceAndRecorded(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let transition = TaskLifecycle.dispatch(
+                DispatchRequest(coreID: "cb", metadata: ["callback_url": "http://hooks.example.com/done"]),
+                id: Identifier.make("task"), createdBy: nil, now: Self.start)
+            _ = try await store.insertTask(transition, idempotency: nil, activeSince: Self.start)
+            #expect(try await store.nextCallbackTime() == nil)
+            _ = try await store.modifyTask(id: transition.task.id) {
+                try TaskLifecycle.update($0, with: StatusUpdateRequest(status: .completed, result: ["ok": true]), now: Self.start)
+            }
+            #expect(try await store.nextCallbackTime() == Self.start)
+            let now = Self.start.addingTimeInterval(1)
+            let taken = try await withThrowingTaskGroup(of: [CallbackDelivery].self) { group in
+                for _ in 0..<6 {
+                    group.addTask { try await store.takeDueCallbacks(now: now, leaseUntil: now.addingTimeInterval(30), limit: 10) }
+                }
+                return try await group.reduce(into: [CallbackDelivery]()) { $0 += $1 }
+            }
+            #expect(taken.count == 1)
+            let delivery = try #require(taken.first)
+            #expect(delivery.url == "http://hooks.example.com/done" && delivery.attempts == 0 && !delivery.body.isEmpty)
+            let event = try await store.recordCallbackAttempt(
+                delivery, outcome: .retry(at: now.addingTimeInterval(60)),
+                event: EventDraft(type: .webhookFailed, timestamp: now, data: ["attempt": 1]))
+            #expect(event.type == .webhookFailed && event.taskID == transition.task.id)
+            #expect(try await store.nextCallbackTime() == now.addingTimeInterval(60))
+            #expect(try await store.takeDueCallbacks(now: now, leaseUntil: now.addingTimeInterval(30), limit: 10).isEmpty)
+            let again = try await store.takeDueCallbacks(
+                now: now.addingTimeInterval(61), leaseUntil: now.addingTimeInterval(90), limit: 10)
+            #expect(again.map(\.attempts) == [1])
+            _ = try await store.recordCallbackAttempt(
+                again[0], outcome: .delivered, event: EventDraft(type: .webhookDelivered, timestamp: now, data: [:]))
+            #expect(try await store.nextCallbackTime() == nil)
+        }
+    }
+}
