@@ -8,8 +8,9 @@ import OrchModels
 /// ``RouteTable`` both ways, so a route cannot go undocumented. Who may call each route comes
 /// from the route table itself (the `security` requirement, the `x-required-role` extension and
 /// the description's first line), and so do the error responses every route shares: 401 and
-/// 403 for routes behind a role, 400 and 413 for routes with a body, 400 for routes with
-/// parameters, 404 for routes with a path parameter, and 429 everywhere (rate limits).
+/// 403 for routes behind a role, 400, 408 and 413 for routes with a body, 400 for routes with
+/// parameters, 404 for routes with a path parameter, and 429 (rate limits), 431 (header limits)
+/// and 503 (storage faults, shutdown) everywhere.
 enum OpenAPIDocument {
     /// One documented route.
     struct Operation {
@@ -263,8 +264,11 @@ enum OpenAPIDocument {
         401: "Missing or invalid credentials (AUTHENTICATION_REQUIRED, INVALID_TOKEN)",
         403: "The caller's role is too low (INSUFFICIENT_PERMISSIONS)",
         404: "No such resource (RESOURCE_NOT_FOUND)",
+        408: "The request body stalled longer than ORCH_BODY_TIMEOUT (TIMEOUT)",
         413: "Request body too large",
         429: "Rate limit exceeded (RATE_LIMIT_EXCEEDED), with Retry-After",
+        431: "Request line and headers larger than ORCH_MAX_HEADER_BYTES",
+        503: "The storage is full, failing or gone, or the server is shutting down (SERVICE_UNAVAILABLE)",
     ]
 
     static func describe(_ operation: Operation, access: Access) -> JSONValue {
@@ -320,9 +324,9 @@ enum OpenAPIDocument {
                 responses[String(status)] = ["description": .string(description)]
             }
         }
-        var shared: Set<Int> = [429]
+        var shared: Set<Int> = [429, 431, 503]
         if case .role = access { shared.formUnion([401, 403]) }
-        if operation.body != nil { shared.formUnion([400, 413]) }
+        if operation.body != nil { shared.formUnion([400, 408, 413]) }
         if !parameters.isEmpty { shared.insert(400) }
         if !pathParameters.isEmpty { shared.insert(404) }
         for status in shared where responses[String(status)] == nil {
