@@ -4,10 +4,11 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
     case sqliteFile(path: String)
     /// `sqlite::memory:`: a private in-memory database, gone when the server stops.
     case sqliteMemory
-    /// `postgres://user:pass@host:port/db` (also `postgresql://`).
-    case postgres(url: String)
+    /// `postgres://user:pass@host:port/db` (also `postgresql://`), parsed.
+    case postgres(PostgresURL)
 
-    /// Parses a database URL; `nil` when the scheme is not one of the three above.
+    /// Parses a database URL; `nil` when the scheme is not one of the three above or a
+    /// PostgreSQL URL does not parse (``PostgresURL/init(parsing:)`` says why).
     public init?(_ text: String) {
         if text == "sqlite::memory:" || text == "sqlite://:memory:" {
             self = .sqliteMemory
@@ -15,8 +16,8 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
             let path = String(text.dropFirst("sqlite://".count))
             guard !path.isEmpty else { return nil }
             self = .sqliteFile(path: path)
-        } else if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
-            self = .postgres(url: text)
+        } else if let url = try? PostgresURL(parsing: text) {
+            self = .postgres(url)
         } else {
             return nil
         }
@@ -27,12 +28,7 @@ public enum DatabaseURL: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .sqliteFile(let path): return "sqlite://\(path)"
         case .sqliteMemory: return "sqlite::memory:"
-        case .postgres(let url):
-            guard let schemeEnd = url.range(of: "://"), let at = url.range(of: "@", range: schemeEnd.upperBound..<url.endIndex)
-            else { return url }
-            let credentials = url[schemeEnd.upperBound..<at.lowerBound]
-            guard let colon = credentials.firstIndex(of: ":") else { return url }
-            return String(url[..<colon]) + ":***" + String(url[at.lowerBound...])
+        case .postgres(let url): return url.description
         }
     }
 }

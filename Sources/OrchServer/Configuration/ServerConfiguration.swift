@@ -131,6 +131,13 @@ extension ServerConfiguration {
             flag: "database-url", variable: "ORCH_DATABASE_URL", isSecret: false,
             help: "sqlite://PATH, sqlite::memory: or postgres://user:pass@host:port/db.",
             apply: { configuration, value throws(ConfigurationError) in
+                if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
+                    do {
+                        _ = try PostgresURL(parsing: value)
+                    } catch {
+                        throw ConfigurationError("ORCH_DATABASE_URL: \(error)")
+                    }
+                }
                 guard let url = DatabaseURL(value) else {
                     throw ConfigurationError("ORCH_DATABASE_URL: expected sqlite://PATH, sqlite::memory: or postgres://...")
                 }
