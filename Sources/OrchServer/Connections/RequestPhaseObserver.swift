@@ -19,6 +19,8 @@ final class RequestPhaseObserver: ChannelDuplexHandler, RemovableChannelHandler 
     private var context: ChannelHandlerContext?
     /// A request on this connection asked for it to close after its response.
     private var closing = false
+    /// The guard refused the current request's head: its body and end go nowhere.
+    private var discarding = false
 
     init(guard connectionGuard: ConnectionGuard) {
         self.connectionGuard = connectionGuard
@@ -38,9 +40,11 @@ final class RequestPhaseObserver: ChannelDuplexHandler, RemovableChannelHandler 
         case .head(var head):
             // A method the HTTP types cannot carry would fail in the next handler.
             guard (try? HTTPRequest.Method(head.method)) != nil else {
+                discarding = true
                 connectionGuard.answer(ConnectionGuard.answer(for: .invalidMethod, headerLimit: 0), reason: .malformed)
                 return
             }
+            discarding = false
             let keepAlive = head.isKeepAlive
             connectionGuard.requestHeadReceived(keepAlive: keepAlive)
             if !keepAlive {
@@ -49,8 +53,9 @@ final class RequestPhaseObserver: ChannelDuplexHandler, RemovableChannelHandler 
             }
             context.fireChannelRead(wrapInboundOut(.head(head)))
         case .body:
-            context.fireChannelRead(data)
+            if !discarding { context.fireChannelRead(data) }
         case .end:
+            guard !discarding else { return }
             connectionGuard.requestEnded()
             context.fireChannelRead(data)
         }
