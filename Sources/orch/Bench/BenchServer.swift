@@ -21,6 +21,9 @@ final class BenchServer: @unchecked Sendable {
         environment["ORCH_DATABASE_URL"] = "sqlite://\(database)"
         environment["ORCH_ADMIN_PASSWORD"] = Self.adminPassword
         environment["ORCH_RATE_LIMITS"] = "admin=0,operator=0,viewer=0,system=0,anonymous=0"
+        // The bench opens up to 1,000 connections at once from one address, each anonymous until
+        // its first request is read: the per-address cap is for strangers, not for the bench.
+        environment["ORCH_MAX_ANONYMOUS_CONNECTIONS"] = "0"
         environment["ORCH_LOG_LEVEL"] = "error"
         environment.merge(extra) { _, new in new }
         process.environment = environment
