@@ -83,15 +83,13 @@ public final class SQLiteStore: Store {
     /// Runs `body` in a write transaction shared with concurrent writes (group commit).
     ///
     /// A full disk or an I/O error becomes 503 `SERVICE_UNAVAILABLE` (``StorageFault``) and
-    /// makes ``ping()`` fail until a write succeeds again; a database file that was deleted or
-    /// replaced refuses every write until the server is restarted.
+    /// makes ``ping()`` fail until its probe write succeeds again; a database file that was
+    /// deleted or replaced refuses every write until the server is restarted.
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         try checkOpen()
         if fault.current == .fileReplaced { throw StorageFault.fileReplaced.error }
         do {
-            let value = try await writer.write(body)
-            fault.record(nil)
-            return value
+            return try await writer.write(body)
         } catch let error as DatabaseError {
             guard let storageFault = StorageFault(error) else { throw error }
             fault.record(storageFault)
@@ -104,8 +102,9 @@ public final class SQLiteStore: Store {
     }
 
     /// Throws when the database cannot answer, when its file was deleted or replaced, and
-    /// while writes fail for lack of space (then a small write is tried, which clears the fault
-    /// once space is back).
+    /// while writes fail for lack of space or an I/O error: then a probe of 64 KiB is written
+    /// (and emptied again), and only its success clears the fault. A small write that squeezes
+    /// into a half-empty page proves nothing, so ordinary writes never clear it.
     public func ping() async throws {
         if let files, !files.areInPlace() { fault.record(.fileReplaced) }
         switch fault.current {
@@ -114,8 +113,12 @@ public final class SQLiteStore: Store {
             try await write { db in
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO settings (key, value) VALUES ('storage_probe', ?)",
-                    arguments: [String(Date().millis)])
+                    arguments: [String(repeating: "p", count: 64 << 10)])
             }
+            try await write { db in
+                try db.execute(sql: "UPDATE settings SET value = '' WHERE key = 'storage_probe'")
+            }
+            fault.record(nil)
         case nil: break
         }
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM settings") }

@@ -7,12 +7,12 @@ import Synchronization
 import Glibc
 #endif
 
-/// Why the embedded store refuses writes.
+/// What is wrong with the embedded store's storage: writes fail (full, I/O error) or are refused (file replaced).
 public enum StorageFault: String, Sendable, Hashable {
-    /// The disk (or the file system's quota) is full: `SQLITE_FULL`. Clears when a write
-    /// succeeds again.
+    /// The disk (or the file system's quota) is full: `SQLITE_FULL`. Clears when the health
+    /// check's 64 KiB probe write succeeds again.
     case full = "storage_full"
-    /// The disk failed a read or write: `SQLITE_IOERR`. Clears when a write succeeds again.
+    /// The disk failed a read or write: `SQLITE_IOERR`. Clears as `full` does.
     case ioError = "storage_io_error"
     /// The database file or its WAL is no longer the file at the configured path (deleted,
     /// moved or replaced under the running server). Lasts until a restart: anything written
@@ -78,7 +78,7 @@ final class StorageFaultState: Sendable {
 
     var current: StorageFault? { state.withLock { $0 } }
 
-    /// Records `fault`; a replaced file is never cleared or overwritten.
+    /// Records `fault` (`nil` clears it); a replaced file is never cleared or overwritten.
     func record(_ fault: StorageFault?) {
         state.withLock { if $0 != .fileReplaced { $0 = fault } }
     }
