@@ -29,7 +29,7 @@ public enum TaskRules {
 
     /// Checks a core id: 1-128 characters of `[A-Za-z0-9_.:-]`.
     public static func validateCoreID(_ coreID: String, field: String) throws(OrchError) {
-        guard coreID.utf8.count <= coreIDLength.upperBound, coreIDLength.contains(coreID.unicodeScalars.count),
+        guard TextRules.fits(coreID, codePoints: coreIDLength),
             coreID.unicodeScalars.allSatisfy({ scalar in
                 switch scalar {
                 case "a"..."z", "A"..."Z", "0"..."9", "_", ".", ":", "-": true

@@ -8,8 +8,13 @@ public enum TextRules {
     /// Throws `INVALID_PARAMETER` for `field` unless `value` has a number of code points in
     /// `range`.
     public static func check(_ value: String, codePoints range: ClosedRange<Int>, field: String) throws(OrchError) {
-        guard value.utf8.count <= range.upperBound * 4, range.contains(value.unicodeScalars.count) else {
+        guard fits(value, codePoints: range) else {
             throw .invalidParameter(field, "must be \(range.lowerBound) to \(range.upperBound) characters")
         }
+    }
+
+    /// Whether `value` has a number of code points in `range` (the byte bound checked first).
+    public static func fits(_ value: String, codePoints range: ClosedRange<Int>) -> Bool {
+        value.utf8.count <= range.upperBound * 4 && range.contains(value.unicodeScalars.count)
     }
 }

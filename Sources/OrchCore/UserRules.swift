@@ -12,9 +12,7 @@ public enum UserRules {
 
     /// Throws `INVALID_PARAMETER` for `username` unless it is 3-64 characters of `[A-Za-z0-9_.-]`.
     public static func validateUsername(_ username: String) throws(OrchError) {
-        guard username.utf8.count <= usernameLength.upperBound * 4, usernameLength.contains(username.unicodeScalars.count) else {
-            throw .invalidParameter("username", "must be 3 to 64 characters")
-        }
+        try TextRules.check(username, codePoints: usernameLength, field: "username")
         guard username.unicodeScalars.allSatisfy(isUsernameScalar) else {
             throw .invalidParameter("username", "may contain only letters, digits, '_', '.' and '-'")
         }
@@ -22,7 +20,7 @@ public enum UserRules {
 
     /// Throws `INVALID_PARAMETER` for `email` unless it looks like `local@domain.tld`.
     public static func validateEmail(_ email: String) throws(OrchError) {
-        guard email.utf8.count <= maxEmailLength * 4, email.unicodeScalars.count <= maxEmailLength, isPlausibleEmail(email) else {
+        guard TextRules.fits(email, codePoints: 0...maxEmailLength), isPlausibleEmail(email) else {
             throw .invalidParameter("email", "must be a valid email address")
         }
     }

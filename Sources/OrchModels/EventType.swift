@@ -14,7 +14,4 @@ public enum EventType: String, Sendable, Hashable, CaseIterable, Codable {
     case webhookDelivered = "webhook.delivered"
     case webhookFailed = "webhook.failed"
     case systemAlert = "system.alert"
-
-    /// The events that end a task: completed, failed, cancelled.
-    public var endsTask: Bool { self == .taskCompleted || self == .taskFailed || self == .taskCancelled }
 }

@@ -133,7 +133,8 @@ extension ServerConfiguration {
             apply: { configuration, value throws(ConfigurationError) in
                 if value.hasPrefix("postgres://") || value.hasPrefix("postgresql://") {
                     do {
-                        _ = try PostgresURL(parsing: value)
+                        configuration.databaseURL = .postgres(try PostgresURL(parsing: value))
+                        return
                     } catch {
                         throw ConfigurationError("ORCH_DATABASE_URL: \(error)")
                     }
@@ -251,18 +252,12 @@ extension ServerConfiguration {
             help: "Open connections at most (default: three quarters of the descriptor limit, at most 100000).",
             apply: { $0.connectionLimits.maximumConnections = try integer($1, "ORCH_MAX_CONNECTIONS", in: 1...10_000_000) },
             show: { $0.connectionLimits.maximumConnections.map(String.init) ?? "(from the descriptor limit)" }),
-        Setting(
-            flag: "max-anonymous-connections", variable: "ORCH_MAX_ANONYMOUS_CONNECTIONS", isSecret: false,
-            help: "Connections one address may hold before one of its requests authenticates; 0 = no cap.",
-            apply: {
-                $0.connectionLimits.maximumAnonymousPerAddress = try integer(
-                    $1, "ORCH_MAX_ANONYMOUS_CONNECTIONS", in: 0...10_000_000)
-            }, show: { String($0.connectionLimits.maximumAnonymousPerAddress) }),
-        Setting(
-            flag: "max-header-bytes", variable: "ORCH_MAX_HEADER_BYTES", isSecret: false,
-            help: "Bytes of request line and headers at most (431 beyond).",
-            apply: { $0.connectionLimits.maximumHeaderBytes = try integer($1, "ORCH_MAX_HEADER_BYTES", in: 1024...1_048_576) },
-            show: { String($0.connectionLimits.maximumHeaderBytes) }),
+        count(
+            "max-anonymous-connections", "ORCH_MAX_ANONYMOUS_CONNECTIONS", \.maximumAnonymousPerAddress,
+            in: 0...10_000_000, help: "Connections one address may hold before one of its requests authenticates; 0 = no cap."),
+        count(
+            "max-header-bytes", "ORCH_MAX_HEADER_BYTES", \.maximumHeaderBytes, in: 1024...1_048_576,
+            help: "Bytes of request line and headers at most (431 beyond)."),
         seconds(
             "shutdown-grace", "ORCH_SHUTDOWN_GRACE", \.shutdownGrace, in: 0...3600,
             help: "Seconds requests in flight may take after SIGTERM before every connection is closed."),
@@ -276,6 +271,17 @@ extension ServerConfiguration {
                 configuration.trustedProxies = patterns
             }, show: { $0.trustedProxies.description }),
     ]
+
+    /// Integer settings of ``connectionLimits``.
+    private static func count(
+        _ flag: String, _ variable: String, _ path: any WritableKeyPath<ConnectionLimits, Int> & Sendable,
+        in range: ClosedRange<Int>, help: String
+    ) -> Setting {
+        Setting(
+            flag: flag, variable: variable, isSecret: false, help: help,
+            apply: { $0.connectionLimits[keyPath: path] = try integer($1, variable, in: range) },
+            show: { String($0.connectionLimits[keyPath: path]) })
+    }
 
     /// Settings of whole seconds kept as a `Duration` of ``connectionLimits``.
     private static func seconds(

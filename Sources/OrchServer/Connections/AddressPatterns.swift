@@ -1,3 +1,5 @@
+import Foundation
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -35,7 +37,7 @@ public struct AddressPatterns: Sendable, Hashable, CustomStringConvertible {
     /// Parses a comma-separated list; `nil` when an entry is neither an address nor a range.
     public init?(parsing text: String) {
         var ranges: [Range] = []
-        let entries = text.split(separator: ",").map { $0.trimmingBlanks }.filter { !$0.isEmpty }
+        let entries = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         for entry in entries {
             let parts = entry.split(separator: "/", maxSplits: 1)
             guard let bytes = Self.bytes(of: String(parts[0])) else { return nil }
@@ -68,7 +70,7 @@ public struct AddressPatterns: Sendable, Hashable, CustomStringConvertible {
     /// not IP addresses end the walk; with none left the peer stands.
     public func clientAddress(peer: String, forwardedFor headers: [String]) -> String {
         guard !headers.isEmpty, contains(peer) else { return peer }
-        let hops = headers.flatMap { $0.split(separator: ",") }.map { $0.trimmingBlanks }
+        let hops = headers.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         for hop in hops.reversed() {
             guard Self.bytes(of: hop) != nil else { break }
             if !contains(hop) { return hop }
@@ -87,11 +89,5 @@ public struct AddressPatterns: Sendable, Hashable, CustomStringConvertible {
             return withUnsafeBytes(of: &v6) { Array($0) }
         }
         return nil
-    }
-}
-
-extension Substring {
-    var trimmingBlanks: String {
-        String(drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
     }
 }

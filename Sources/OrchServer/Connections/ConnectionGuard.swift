@@ -38,7 +38,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         case idleTimeout = "idle_timeout"
         case malformed
         case headersTooLarge = "headers_too_large"
-        case shutdown
     }
 
     let limits: ConnectionLimits

@@ -102,9 +102,6 @@ final class ConnectionTable: Sendable {
         }
     }
 
-    /// Connections open now.
-    var openCount: Int { state.withLock { $0.entries.count } }
-
     /// Refuses new connections from now on, and closes every connection still open after
     /// `grace`. Only the first call acts.
     func beginDrain(grace: Duration, on eventLoop: any EventLoop) {

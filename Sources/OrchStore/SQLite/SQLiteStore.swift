@@ -124,9 +124,6 @@ public final class SQLiteStore: Store {
         _ = try await read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM settings") }
     }
 
-    /// The storage problem writes fail with now, if any.
-    public var storageFault: StorageFault? { fault.current }
-
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let pool = database as? DatabasePool {
