@@ -5,6 +5,9 @@ import OrchModels
 /// which events it implies, as ``TaskLifecycle`` does for tasks. Backends only persist what it
 /// returns (and allocate the fencing token), so every backend stores the same events.
 public enum LockLifecycle {
+    /// Expired locks are listed (`GET /locks?expired=true`) for an hour, then deleted.
+    public static let expiredRetention: TimeInterval = 3600
+
     /// A new grant of `resource` to `owner` with the fencing token the store allocated, and
     /// its `lock.acquired` event.
     public static func grant(

@@ -11,17 +11,19 @@ public typealias OrchApplication = Application<RouterResponder<OrchRequestContex
 
 /// Opens the store named by `configuration` and assembles the server around it.
 public func buildApplication(_ configuration: ServerConfiguration) async throws -> OrchApplication {
-    let store = try openStore(configuration.databaseURL)
+    let store = try await openStore(configuration.databaseURL, poolSize: configuration.databasePool)
     return try await buildApplication(configuration, store: store)
 }
 
-/// Opens the store at `url`.
-public func openStore(_ url: DatabaseURL) throws -> any Store {
+/// Opens the store at `url` (a PostgreSQL pool of at most `poolSize` connections).
+public func openStore(_ url: DatabaseURL, poolSize: Int = 20, logger: Logger = Logger(label: "orch.store")) async throws
+    -> any Store
+{
     switch url {
     case .sqliteFile, .sqliteMemory:
         return try SQLiteStore(location: url)
-    case .postgres:
-        throw ConfigurationError("PostgreSQL is not supported yet; use sqlite://PATH")
+    case .postgres(let postgres):
+        return try await PostgresStore.open(postgres, poolSize: poolSize, logger: logger)
     }
 }
 
@@ -58,7 +60,6 @@ func buildServer(
         memory: StreamMemory(limit: configuration.sseMemory))
     _ = bus.listen { [metrics] events in metrics.recordEvents(events) }
     let locks = LockManager(store: store, bus: bus, metrics: metrics)
-    try await locks.restore()
     let alerts = SystemAlerts(store: store, bus: bus)
     let heartbeat = MonitorHeartbeat(interval: .seconds(configuration.monitorInterval))
     let limits = configuration.connectionLimits

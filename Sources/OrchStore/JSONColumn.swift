@@ -30,4 +30,7 @@ extension Date {
     init(millis: Int64) {
         self.init(timeIntervalSince1970: Double(millis) / 1000)
     }
+
+    /// The time as stored: rounded to the millisecond, as both backends keep timestamps.
+    var stored: Date { Date(millis: millis) }
 }

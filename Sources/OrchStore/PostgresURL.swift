@@ -122,4 +122,15 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
         let mode = tlsMode == .prefer ? "" : "?sslmode=\(tlsMode.rawValue)"
         return "postgres://\(user)\(secret)@\(hostText):\(port)/\(database)\(mode)"
     }
+
+    /// The whole URL, password included (percent-encoded): for handing to another process,
+    /// never for showing.
+    public var connectionString: String {
+        func encoded(_ text: String) -> String {
+            text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+        }
+        let hostText = host.contains(":") ? "[\(host)]" : host
+        let secret = password.map { ":" + encoded($0) } ?? ""
+        return "postgres://\(encoded(user))\(secret)@\(hostText):\(port)/\(encoded(database))?sslmode=\(tlsMode.rawValue)"
+    }
 }

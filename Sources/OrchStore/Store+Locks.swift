@@ -33,31 +33,39 @@ public struct LockSuccessor: Sendable, Hashable {
     }
 }
 
-/// Whether a held lock's time is up. The lock manager decides on the server's monotonic clock;
-/// the store only asks.
-public typealias LockLapsed = @Sendable (LockRecord) -> Bool
+/// What ``LockStore/expireLock(resource:lockID:)`` found.
+public enum LockExpiry: Sendable, Hashable {
+    /// Its time was up: now expired, with its `lock.expired` event.
+    case expired(LockRecord, [EventRecord])
+    /// Still held, by the store's clock, until this time (it was renewed, or the caller's clock runs ahead).
+    case held(until: Date)
+    /// That lock is no longer held (released, or expired already).
+    case gone
+}
 
 /// Lock persistence. Every method is one transaction; grants take the next fencing token from a
-/// counter stored in the same transaction, so tokens increase across restarts. `now` is the
-/// wall-clock time written into records and events.
+/// counter that never goes back, so tokens increase across restarts.
+///
+/// Time is the store's own: whether a lock's time is up, and the times written into records and
+/// events, come from one clock that every server on the database shares (the database's clock
+/// on PostgreSQL; the process's clock for the embedded SQLite file, which one process owns).
+/// A lock is lapsed once that clock reaches its `expires_at`.
 public protocol LockStore: Sendable {
-    /// Grants `resource` to `owner` when it is free or its holder `isLapsed` (the holder is then
-    /// marked expired), renews it when `owner` holds it, and otherwise reports the holder.
-    func acquireLock(
-        resource: String, owner: String, ttl: Int, priority: Int, now: Date, isLapsed: @escaping LockLapsed
-    ) async throws -> LockAcquisition
+    /// Grants `resource` to `owner` when it is free or its holder's time is up (the holder is
+    /// then marked expired), renews it when `owner` holds it, and otherwise reports the holder.
+    func acquireLock(resource: String, owner: String, ttl: Int, priority: Int) async throws -> LockAcquisition
 
     /// Releases `resource` held by `owner` (anyone's with `force`) and, when `successor` is
     /// given, grants it to the successor in the same transaction (one commit per hand-off). A
     /// lapsed lock of another owner counts as not held.
-    func releaseLock(
-        resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed,
-        successor: LockSuccessor?
-    ) async throws -> LockReleaseOutcome
+    func releaseLock(resource: String, owner: String?, force: Bool, successor: LockSuccessor?) async throws
+        -> LockReleaseOutcome
 
-    /// Marks the held lock `lockID` of `resource` expired; returns it with its `lock.expired`
-    /// event, or `nil` when that lock is no longer held.
-    func expireLock(resource: String, lockID: String, now: Date) async throws -> (LockRecord, [EventRecord])?
+    /// Marks the held lock `lockID` of `resource` expired when its time is up.
+    func expireLock(resource: String, lockID: String) async throws -> LockExpiry
+
+    /// The earliest `expires_at` of a held lock, `nil` when none is held.
+    func nextLockExpiry() async throws -> Date?
 
     /// Held locks, and with `expiredSince` also locks that expired after it; by resource.
     func listLocks(resource: String?, owner: String?, expiredSince: Date?) async throws -> [LockRecord]

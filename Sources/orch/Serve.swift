@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import OrchServer
+import OrchStore
 
 /// `orch serve`: runs the server until SIGINT or SIGTERM.
 ///
@@ -63,7 +64,16 @@ struct Serve: AsyncParsableCommand {
             return
         }
         LoggingSetup.bootstrap(level: configuration.logLevel)
-        let app = try await buildApplication(configuration)
+        let store: any Store
+        do {
+            store = try await openStore(configuration.databaseURL, poolSize: configuration.databasePool)
+        } catch {
+            // One line saying what is wrong with the database (never its password), exit 69
+            // (EX_UNAVAILABLE).
+            FileHandle.standardError.write(Data("orch: \(error)\n".utf8))
+            throw ExitCode(69)
+        }
+        let app = try await buildApplication(configuration, store: store)
         try await app.runService()
     }
 }

@@ -2,12 +2,13 @@ import Foundation
 import OrchCore
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
 
-/// Lock expiry is decided on the monotonic clock: the wall clock jumping (NTP, an operator)
-/// neither ends a lock early nor keeps it late.
+/// Lock expiry is decided by the store's clock alone (the database's on PostgreSQL), so every
+/// server on one database agrees when a lock's time is up, whatever its own clock says.
 @Suite struct LockClockTests {
     final class Skew: @unchecked Sendable {
         private let lock = NSLock()
@@ -18,41 +19,45 @@ import Testing
         }
     }
 
-    @Test func wallClockJumpsDoNotMoveExpiry() async throws {
-        let store = try SQLiteStore(location: .sqliteMemory)
+    /// The SQLite store's clock jumping an hour ends a lock that runs past it, and jumping back
+    /// keeps a lock whose time has not come by that clock: the clock that decides is the store's.
+    @Test func theStoresClockDecidesWhenALockLapses() async throws {
         let skew = Skew()
-        let manager = LockManager(
-            store: store, bus: EventBus(store: store, lastSequence: 0), wallClock: { Date().addingTimeInterval(skew.value) })
-
-        _ = try await manager.acquire(AcquireLockRequest(resource: "long", owner: "a", ttl: 60))
-        skew.value = 3600  // the wall clock jumps an hour ahead
+        let store = try SQLiteStore(location: .sqliteMemory, clock: { Date().addingTimeInterval(skew.value) })
+        let manager = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0))
+        let held = try await manager.acquire(AcquireLockRequest(resource: "long", owner: "a", ttl: 60))
+        #expect(try await manager.expireDue() == held.expiresAt)
+        skew.value = -3600
         await #expect(throws: OrchError.self) {
             _ = try await manager.acquire(AcquireLockRequest(resource: "long", owner: "b", ttl: 5))
         }
-        _ = try await manager.expireDue()
-        #expect(try await store.listLocks(resource: "long", owner: nil, expiredSince: nil).map(\.owner) == ["a"])
-
-        skew.value = -3600  // and an hour back
-        _ = try await manager.acquire(AcquireLockRequest(resource: "short", owner: "a", ttl: 1))
-        try await Task.sleep(for: .milliseconds(1100))
-        _ = try await manager.expireDue()
-        #expect(try await store.listLocks(resource: "short", owner: nil, expiredSince: nil).isEmpty)
+        skew.value = 3600
+        let taken = try await manager.acquire(AcquireLockRequest(resource: "long", owner: "b", ttl: 5))
+        #expect(taken.owner == "b" && taken.fencingToken > held.fencingToken)
     }
 
-    @Test func restartRebuildsDeadlinesFromStoredExpiry() async throws {
-        let store = try SQLiteStore(location: .sqliteMemory)
-        let first = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0))
-        _ = try await first.acquire(AcquireLockRequest(resource: "kept", owner: "a", ttl: 60))
-        _ = try await first.acquire(AcquireLockRequest(resource: "brief", owner: "a", ttl: 1))
+    /// A server started on a database with held locks expires them when their time is up and
+    /// hands each to its waiter (no state of the earlier server is needed).
+    @Test(arguments: TestBackend.all) func aNewManagerExpiresLocksStoredByAnEarlierOne(backend: TestBackend) async throws {
+        try await backend.withDatabase { database in
+            let store = try await database.open()
+            let first = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0))
+            _ = try await first.acquire(AcquireLockRequest(resource: "kept", owner: "a", ttl: 60))
+            _ = try await first.acquire(AcquireLockRequest(resource: "brief", owner: "a", ttl: 1))
 
-        let second = LockManager(store: store, bus: EventBus(store: store, lastSequence: try await store.lastEventSequence()))
-        try await second.restore()
-        await #expect(throws: OrchError.self) {
-            _ = try await second.acquire(AcquireLockRequest(resource: "kept", owner: "b", ttl: 5))
+            let second = LockManager(store: store, bus: EventBus(store: store, lastSequence: try await store.lastEventSequence()))
+            await #expect(throws: OrchError.self) {
+                _ = try await second.acquire(AcquireLockRequest(resource: "kept", owner: "b", ttl: 5))
+            }
+            async let waiter = second.acquire(AcquireLockRequest(resource: "brief", owner: "b", ttl: 30, timeout: 10))
+            try await Task.sleep(for: .milliseconds(1200))
+            let next = try await second.expireDue()
+            #expect(next != nil)
+            let granted = try await waiter
+            #expect(granted.owner == "b")
+            let held = try await store.listLocks(resource: nil, owner: nil, expiredSince: nil)
+            #expect(held.map(\.resource) == ["brief", "kept"] && held.map(\.owner) == ["b", "a"])
+            try await store.close()
         }
-        try await Task.sleep(for: .milliseconds(1100))
-        let next = try await second.expireDue()
-        #expect(next != nil)
-        #expect(try await store.listLocks(resource: nil, owner: nil, expiredSince: nil).map(\.resource) == ["kept"])
     }
 }

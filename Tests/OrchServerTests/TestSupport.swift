@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -30,25 +31,50 @@ enum TestServer {
         return configuration
     }
 
-    /// Runs `body` against an application on `store` (a fresh in-memory one by default).
+    /// Runs `body` against an application on `store`, by default a fresh database of
+    /// `backend` (or the one `configuration` names, when it names one other than the default
+    /// in-memory SQLite).
     static func withApp(
-        _ configuration: ServerConfiguration = configuration(), store: (any Store)? = nil,
+        _ configuration: ServerConfiguration = configuration(), backend: TestBackend = .sqlite, store: (any Store)? = nil,
         _ body: @escaping @Sendable (APIClient) async throws -> Void
     ) async throws {
-        try await withServer(configuration, store: store) { api, _ in try await body(api) }
+        try await withServer(configuration, backend: backend, store: store) { api, _ in try await body(api) }
     }
 
-    /// As ``withApp(_:store:_:)``, also handing over the server's parts.
+    /// As ``withApp(_:backend:store:_:)``, also handing over the server's parts.
     static func withServer(
-        _ configuration: ServerConfiguration = configuration(), store: (any Store)? = nil,
+        _ configuration: ServerConfiguration = configuration(), backend: TestBackend = .sqlite, store: (any Store)? = nil,
         testing: TestingSetup = .router, logger: Logger = Logger(label: "orch"),
         _ body: @escaping @Sendable (APIClient, OrchServerParts) async throws -> Void
     ) async throws {
-        let store = try store ?? openStore(configuration.databaseURL)
-        let parts = try await buildServer(configuration, store: store, logger: logger)
-        try await parts.application.test(testing) { client in
-            try await body(APIClient(client: client), parts)
+        if let store {
+            try await run(configuration, store: store, testing: testing, logger: logger, body)
+        } else if configuration.databaseURL != .sqliteMemory {
+            let store = try await openStore(configuration.databaseURL)
+            try await run(configuration, store: store, testing: testing, logger: logger, body)
+        } else {
+            try await backend.withDatabase { database in
+                var configuration = configuration
+                configuration.databaseURL = database.url
+                try await run(configuration, store: try await database.open(), testing: testing, logger: logger, body)
+            }
         }
+    }
+
+    private static func run(
+        _ configuration: ServerConfiguration, store: any Store, testing: TestingSetup, logger: Logger,
+        _ body: @escaping @Sendable (APIClient, OrchServerParts) async throws -> Void
+    ) async throws {
+        let parts = try await buildServer(configuration, store: store, logger: logger)
+        do {
+            try await parts.application.test(testing) { client in
+                try await body(APIClient(client: client), parts)
+            }
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        try? await store.close()
     }
 }
 

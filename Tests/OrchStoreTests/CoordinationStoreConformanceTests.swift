@@ -9,41 +9,35 @@ import Testing
 @Suite struct CoordinationStoreConformanceTests {
     static let backends = StoreBackend.all
     static let start = Date(timeIntervalSince1970: 1_800_000_000)
-    static let notLapsed: LockLapsed = { _ in false }
 
     // MARK: Locks
 
     @Test(arguments: backends)
     func locksGrantRenewRefuseReleaseAndHandOverWithRisingFencingTokens(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in
-            guard case .granted(let first, let events) = try await store.acquireLock(
-                resource: "r", owner: "a", ttl: 30, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+            guard case .granted(let first, let events) = try await store.acquireLock(resource: "r", owner: "a", ttl: 30, priority: 1)
             else {
                 Issue.record("a free lock is granted")
                 return
             }
             #expect(events.map(\.type) == [.lockAcquired])
-            guard case .renewed(let renewed) = try await store.acquireLock(
-                resource: "r", owner: "a", ttl: 60, priority: 1, now: Self.start.addingTimeInterval(5), isLapsed: Self.notLapsed)
+            #expect(first.expiresAt == first.acquiredAt.addingTimeInterval(30))
+            guard case .renewed(let renewed) = try await store.acquireLock(resource: "r", owner: "a", ttl: 60, priority: 1)
             else {
                 Issue.record("the holder renews")
                 return
             }
             #expect(renewed.lockID == first.lockID && renewed.fencingToken == first.fencingToken)
-            #expect(renewed.expiresAt == Self.start.addingTimeInterval(65))
-            guard case .heldByOther(let holder) = try await store.acquireLock(
-                resource: "r", owner: "b", ttl: 30, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+            #expect(renewed.expiresAt >= first.acquiredAt.addingTimeInterval(60) && renewed.ttl == 60)
+            guard case .heldByOther(let holder) = try await store.acquireLock(resource: "r", owner: "b", ttl: 30, priority: 1)
             else {
                 Issue.record("another owner is refused")
                 return
             }
-            #expect(holder.owner == "a")
-            #expect(try await store.releaseLock(
-                resource: "r", owner: "b", force: false, now: Self.start, isLapsed: Self.notLapsed, successor: nil)
-                == .heldByOther(holder))
+            #expect(holder.owner == "a" && holder.expiresAt == renewed.expiresAt)
+            #expect(try await store.releaseLock(resource: "r", owner: "b", force: false, successor: nil) == .heldByOther(holder))
             guard case .released(_, let released, let successor?) = try await store.releaseLock(
-                resource: "r", owner: "a", force: false, now: Self.start.addingTimeInterval(6), isLapsed: Self.notLapsed,
-                successor: LockSuccessor(owner: "b", ttl: 10, priority: 5))
+                resource: "r", owner: "a", force: false, successor: LockSuccessor(owner: "b", ttl: 10, priority: 5))
             else {
                 Issue.record("the release hands over to the successor")
                 return
@@ -52,54 +46,91 @@ import Testing
             #expect(successor.owner == "b" && successor.fencingToken > first.fencingToken)
             #expect(try await store.listLocks(resource: "r", owner: nil, expiredSince: nil).map(\.owner) == ["b"])
             #expect(try await store.countHeldLocks() == 1)
-            #expect(try await store.releaseLock(
-                resource: "none", owner: "a", force: false, now: Self.start, isLapsed: Self.notLapsed, successor: nil)
-                == .notHeld)
+            #expect(try await store.nextLockExpiry() == successor.expiresAt)
+            #expect(try await store.releaseLock(resource: "none", owner: "a", force: false, successor: nil) == .notHeld)
+            // An admin's forced release of someone else's lock says so in its event.
+            guard case .released(_, let forced, nil) = try await store.releaseLock(
+                resource: "r", owner: "admin", force: true, successor: nil)
+            else {
+                Issue.record("a forced release releases")
+                return
+            }
+            #expect(forced.first?.data["forced"] == .bool(true))
+            #expect(try await store.nextLockExpiry() == nil)
         }
     }
 
+    /// A lock lapses when the store's clock passes its `expires_at` (real time: the PostgreSQL
+    /// store's clock is the database server's).
     @Test(arguments: backends)
-    func aLapsedLockIsExpiredAndGrantedAnew(backend: StoreBackend) async throws {
+    func aLapsedLockIsExpiredByTheStoresClockAndGrantedAnew(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in
-            guard case .granted(let first, _) = try await store.acquireLock(
-                resource: "r", owner: "a", ttl: 1, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
+            guard case .granted(let first, _) = try await store.acquireLock(resource: "r", owner: "a", ttl: 1, priority: 1)
             else {
                 Issue.record("granted")
                 return
             }
-            guard case .granted(let second, let events) = try await store.acquireLock(
-                resource: "r", owner: "b", ttl: 30, priority: 1, now: Self.start.addingTimeInterval(2), isLapsed: { _ in true })
+            // Not lapsed yet: refused, and not expired.
+            #expect(try await store.expireLock(resource: "r", lockID: first.lockID) == .held(until: first.expiresAt))
+            guard case .heldByOther = try await store.acquireLock(resource: "r", owner: "b", ttl: 30, priority: 1) else {
+                Issue.record("a live lock is not taken over")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(1150))
+            // Lapsed: its owner's release no longer counts, another owner takes it over.
+            #expect(try await store.releaseLock(resource: "r", owner: "b", force: false, successor: nil) == .notHeld)
+            guard case .granted(let second, let events) = try await store.acquireLock(resource: "r", owner: "b", ttl: 1, priority: 1)
             else {
                 Issue.record("a lapsed lock is taken over")
                 return
             }
             #expect(events.map(\.type) == [.lockExpired, .lockAcquired])
-            #expect(second.fencingToken > first.fencingToken)
-            let expiredToo = try await store.listLocks(resource: "r", owner: nil, expiredSince: Self.start)
+            #expect(second.fencingToken > first.fencingToken && second.acquiredAt >= first.expiresAt)
+            let expiredToo = try await store.listLocks(resource: "r", owner: nil, expiredSince: first.acquiredAt)
             #expect(Set(expiredToo.map(\.state)) == [.held, .expired])
-            // Expiring the current holder by id; a stale id expires nothing.
-            #expect(try await store.expireLock(resource: "r", lockID: first.lockID, now: Self.start) == nil)
-            let expired = try #require(try await store.expireLock(resource: "r", lockID: second.lockID, now: Self.start))
-            #expect(expired.0.state == .expired && expired.1.map(\.type) == [.lockExpired])
+            // Expiring by id: a stale id expires nothing; the holder is expired once its time is up.
+            #expect(try await store.expireLock(resource: "r", lockID: first.lockID) == .gone)
+            try await Task.sleep(for: .milliseconds(1150))
+            guard case .expired(let expired, let expiredEvents) = try await store.expireLock(resource: "r", lockID: second.lockID)
+            else {
+                Issue.record("a lapsed holder is expired")
+                return
+            }
+            #expect(expired.state == .expired && expiredEvents.map(\.type) == [.lockExpired])
             #expect(try await store.countHeldLocks() == 0)
+            #expect(try await store.expireLock(resource: "r", lockID: second.lockID) == .gone)
         }
     }
 
     @Test(arguments: backends)
     func concurrentAcquirersOfOneResourceGetOneGrant(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in
-            let grants = try await withThrowingTaskGroup(of: Int.self) { group in
+            let grants = try await withThrowingTaskGroup(of: Int64?.self) { group in
                 for owner in 0..<30 {
                     group.addTask {
-                        let outcome = try await store.acquireLock(
-                            resource: "hot", owner: "o\(owner)", ttl: 30, priority: 1, now: Self.start, isLapsed: Self.notLapsed)
-                        if case .granted = outcome { return 1 }
-                        return 0
+                        let outcome = try await store.acquireLock(resource: "hot", owner: "o\(owner)", ttl: 30, priority: 1)
+                        if case .granted(let lock, _) = outcome { return lock.fencingToken }
+                        return nil
                     }
                 }
-                return try await group.reduce(0, +)
+                return try await group.reduce(into: [Int64]()) { if let token = $1 { $0.append(token) } }
             }
-            #expect(grants == 1)
+            #expect(grants.count == 1)
+            // Distinct resources at once: each granted, every fencing token different.
+            let tokens = try await withThrowingTaskGroup(of: Int64?.self) { group in
+                for resource in 0..<20 {
+                    group.addTask {
+                        if case .granted(let lock, _) = try await store.acquireLock(
+                            resource: "res-\(resource)", owner: "o", ttl: 30, priority: 1)
+                        {
+                            return lock.fencingToken
+                        }
+                        return nil
+                    }
+                }
+                return try await group.reduce(into: [Int64]()) { if let token = $1 { $0.append(token) } }
+            }
+            #expect(tokens.count == 20 && Set(tokens + grants).count == 21)
         }
     }
 

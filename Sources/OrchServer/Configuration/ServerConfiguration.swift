@@ -14,6 +14,8 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 8000
     /// Where data lives. Default `sqlite://orch.sqlite` (`ORCH_DATABASE_URL`).
     public var databaseURL: DatabaseURL = .sqliteFile(path: "orch.sqlite")
+    /// The most connections the PostgreSQL pool opens. Default 20 (`ORCH_DATABASE_POOL`).
+    public var databasePool: Int = 20
     /// HS256 key for access tokens; when `nil`, one is generated once and kept in the database
     /// (`ORCH_JWT_SECRET`).
     public var jwtSecret: String?
@@ -144,6 +146,11 @@ extension ServerConfiguration {
                 }
                 configuration.databaseURL = url
             }, show: { $0.databaseURL.description }),
+        Setting(
+            flag: "database-pool", variable: "ORCH_DATABASE_POOL", isSecret: false,
+            help: "Most PostgreSQL connections the server opens.",
+            apply: { $0.databasePool = try integer($1, "ORCH_DATABASE_POOL", in: 1...1000) },
+            show: { String($0.databasePool) }),
         Setting(
             flag: "jwt-secret", variable: "ORCH_JWT_SECRET", isSecret: true,
             help: "HS256 key (at least 32 bytes); generated and stored in the database when unset.",

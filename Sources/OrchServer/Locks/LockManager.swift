@@ -8,9 +8,8 @@ import Synchronization
 ///
 /// Every change to one resource runs inside that resource's gate (``KeyedGates``), and the store
 /// transaction inside it is the authority on who holds the lock. When a lock's time is up is
-/// decided on the server's monotonic clock (a wall-clock jump neither ends a lock early nor
-/// keeps it late): each grant or renewal sets a monotonic deadline of now + TTL, and after a
-/// restart the deadlines are rebuilt from the stored `expires_at`. A release or an expiry hands
+/// decided by the store's clock (``OrchStore/LockStore``), the one clock every server on the
+/// database shares, so this server's own clock has no say. A release or an expiry hands
 /// the lock to the first waiter (highest priority, then earliest) inside the same gate, so no
 /// newcomer can slip in between, and the new holder's `acquired_at` is never before the old
 /// holder's release.
@@ -113,69 +112,30 @@ final class LockManager: Sendable {
     let bus: EventBus
     /// Records how long each grant took (``OrchMetrics/recordLockWait(_:)``).
     let metrics: OrchMetrics?
-    /// Wall-clock time for records and events (replaceable in tests).
-    let wallClock: @Sendable () -> Date
     private let gates = KeyedGates()
     private let queues = Mutex<(waiters: [String: [Waiter]], arrivals: UInt64)>(([:], 0))
-    /// Monotonic deadline of each held lock, by resource.
-    private let deadlines = Mutex<[String: (lockID: String, deadline: ContinuousClock.Instant)]>([:])
 
-    init(
-        store: any Store, bus: EventBus, metrics: OrchMetrics? = nil, wallClock: @escaping @Sendable () -> Date = { Date() }
-    ) {
+    init(store: any Store, bus: EventBus, metrics: OrchMetrics? = nil) {
         self.store = store
         self.bus = bus
         self.metrics = metrics
-        self.wallClock = wallClock
     }
 
-    /// Rebuilds the deadlines of the stored locks (at start): what was left of each lock's TTL
-    /// by the wall clock then runs on the monotonic clock from now.
-    func restore() async throws {
-        let now = wallClock()
-        let mono = ContinuousClock.now
-        let held = try await store.listLocks(resource: nil, owner: nil, expiredSince: nil)
-        deadlines.withLock { deadlines in
-            for lock in held {
-                let left = max(0, lock.expiresAt.timeIntervalSince(now))
-                deadlines[lock.resource] = (lock.lockID, mono + .milliseconds(Int64(left * 1000)))
-            }
-        }
-    }
+    /// The shortest pause between expiry passes that found nothing due (when this server's
+    /// clock runs ahead of the store's, a due lock is not lapsed yet by the store's clock).
+    static let expiryRetry: TimeInterval = 0.1
 
-    /// Whether `lock`'s time is up on the monotonic clock (by its `expires_at` for a lock this
-    /// server has no deadline for).
-    private var isLapsed: LockLapsed {
-        { [self] lock in
-            let deadline = deadlines.withLock { deadlines in
-                deadlines[lock.resource].flatMap { $0.lockID == lock.lockID ? $0.deadline : nil }
-            }
-            if let deadline { return deadline <= .now }
-            return lock.expiresAt <= wallClock()
+    /// Expires every held lock whose time is up (by the store's clock) and hands each to its
+    /// next waiter; returns when to look again, `nil` when no lock is held.
+    func expireDue() async throws -> Date? {
+        let now = Date()
+        guard let first = try await store.nextLockExpiry() else { return nil }
+        guard first <= now else { return first }
+        for lock in try await store.listLocks(resource: nil, owner: nil, expiredSince: nil) where lock.expiresAt <= now {
+            try await expire(resource: lock.resource, lockID: lock.lockID)
         }
-    }
-
-    private func setDeadline(_ lock: LockRecord) {
-        let deadline = ContinuousClock.now + .seconds(lock.ttl)
-        deadlines.withLock { $0[lock.resource] = (lock.lockID, deadline) }
-    }
-
-    private func clearDeadline(_ lock: LockRecord) {
-        deadlines.withLock { deadlines in
-            if deadlines[lock.resource]?.lockID == lock.lockID { deadlines[lock.resource] = nil }
-        }
-    }
-
-    /// Expires every lock whose deadline passed; returns the next deadline, if any.
-    func expireDue() async throws -> ContinuousClock.Instant? {
-        let now = ContinuousClock.now
-        let due = deadlines.withLock { deadlines in
-            deadlines.filter { $0.value.deadline <= now }.map { (resource: $0.key, lockID: $0.value.lockID) }
-        }
-        for (resource, lockID) in due {
-            try await expire(resource: resource, lockID: lockID)
-        }
-        return deadlines.withLock { $0.values.map(\.deadline).min() }
+        guard let next = try await store.nextLockExpiry() else { return nil }
+        return max(next, Date().addingTimeInterval(Self.expiryRetry))
     }
 
     /// Acquires or renews `request.resource` for `request.owner`, waiting up to
@@ -198,15 +158,12 @@ final class LockManager: Sendable {
     ) async throws -> LockRecord {
         let step: AcquireStep = try await gates.withGate(request.resource) {
             switch try await store.acquireLock(
-                resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority,
-                now: wallClock(), isLapsed: isLapsed)
+                resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority)
             {
             case .granted(let lock, let events):
-                setDeadline(lock)
                 bus.publish(events)
                 return .immediate(lock)
             case .renewed(let lock):
-                setDeadline(lock)
                 return .immediate(lock)
             case .heldByOther(let holder):
                 guard request.timeout > 0 else {
@@ -259,13 +216,12 @@ final class LockManager: Sendable {
     /// not held, 403 when someone else holds it.
     func release(resource: String, owner: String?, force: Bool) async throws -> (lock: LockRecord, releasedAt: Date) {
         try await gates.withGate(resource) {
-            let now = wallClock()
             // The first waiter takes the lock in the release's own transaction.
             let successor = nextClaimedWaiter(resource)
             let outcome: LockReleaseOutcome
             do {
                 outcome = try await store.releaseLock(
-                    resource: resource, owner: owner, force: force, now: now, isLapsed: isLapsed,
+                    resource: resource, owner: owner, force: force,
                     successor: successor.map { LockSuccessor(owner: $0.owner, ttl: $0.ttl, priority: $0.priority) })
             } catch {
                 if let successor { giveBack(successor) }
@@ -274,13 +230,10 @@ final class LockManager: Sendable {
             if case .released = outcome {} else if let successor { giveBack(successor) }
             switch outcome {
             case .released(let lock, let events, let successorLock):
-                clearDeadline(lock)
                 bus.publish(events)
-                if let successor, let successorLock {
-                    setDeadline(successorLock)
-                    successor.resolve(.granted(successorLock))
-                }
-                return (lock, now)
+                if let successor, let successorLock { successor.resolve(.granted(successorLock)) }
+                // The release's time is its event's (the store's clock).
+                return (lock, events.first?.timestamp ?? Date())
             case .notHeld:
                 throw OrchError.notFound("Resource \(resource) is not locked", details: ["resource": .string(resource)])
             case .heldByOther(let holder):
@@ -295,9 +248,7 @@ final class LockManager: Sendable {
     /// next waiter.
     func expire(resource: String, lockID: String) async throws {
         try await gates.withGate(resource) {
-            guard let (lock, events) = try await store.expireLock(resource: resource, lockID: lockID, now: wallClock())
-            else { return }
-            clearDeadline(lock)
+            guard case .expired(_, let events) = try await store.expireLock(resource: resource, lockID: lockID) else { return }
             bus.publish(events)
             await handOff(resource)
         }
@@ -349,16 +300,13 @@ final class LockManager: Sendable {
         while let waiter = nextClaimedWaiter(resource) {
             do {
                 switch try await store.acquireLock(
-                    resource: resource, owner: waiter.owner, ttl: waiter.ttl, priority: waiter.priority, now: wallClock(),
-                    isLapsed: isLapsed)
+                    resource: resource, owner: waiter.owner, ttl: waiter.ttl, priority: waiter.priority)
                 {
                 case .granted(let lock, let events):
-                    setDeadline(lock)
                     bus.publish(events)
                     waiter.resolve(.granted(lock))
                     return
                 case .renewed(let lock):
-                    setDeadline(lock)
                     waiter.resolve(.granted(lock))
                     return
                 case .heldByOther:

@@ -4,16 +4,12 @@ import OrchCore
 import OrchModels
 
 extension SQLiteStore {
-    /// Expired locks are listed for an hour, then deleted.
-    static let expiredLockRetention: TimeInterval = 3600
-
-    public func acquireLock(
-        resource: String, owner: String, ttl: Int, priority: Int, now: Date, isLapsed: @escaping LockLapsed
-    ) async throws -> LockAcquisition {
-        try await write { db in
+    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int) async throws -> LockAcquisition {
+        try await write { [clock] db in
+            let now = clock().stored
             var events: [EventRecord] = []
             if var holder = try Self.heldLock(db, resource: resource) {
-                if !isLapsed(holder) {
+                if holder.expiresAt > now {
                     guard holder.owner == owner else { return .heldByOther(holder) }
                     holder = LockLifecycle.renew(holder, ttl: ttl, now: now)
                     try db.execute(
@@ -51,12 +47,12 @@ extension SQLiteStore {
         return (lock, try Self.insertEvents([acquired], taskID: nil, coreID: nil, db))
     }
 
-    public func releaseLock(
-        resource: String, owner: String?, force: Bool, now: Date, isLapsed: @escaping LockLapsed,
-        successor: LockSuccessor?
-    ) async throws -> LockReleaseOutcome {
-        try await write { db in
-            guard let holder = try Self.heldLock(db, resource: resource), !isLapsed(holder) || force || holder.owner == owner
+    public func releaseLock(resource: String, owner: String?, force: Bool, successor: LockSuccessor?) async throws
+        -> LockReleaseOutcome
+    {
+        try await write { [clock] db in
+            let now = clock().stored
+            guard let holder = try Self.heldLock(db, resource: resource), holder.expiresAt > now || force || holder.owner == owner
             else { return .notHeld }
             guard force || holder.owner == owner else { return .heldByOther(holder) }
             try db.cachedStatement(sql: "DELETE FROM locks WHERE lock_id = ?").execute(arguments: [holder.lockID])
@@ -70,10 +66,19 @@ extension SQLiteStore {
         }
     }
 
-    public func expireLock(resource: String, lockID: String, now: Date) async throws -> (LockRecord, [EventRecord])? {
-        try await write { db in
-            guard let holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return nil }
-            return try Self.markExpired(holder, now: now, db)
+    public func expireLock(resource: String, lockID: String) async throws -> LockExpiry {
+        try await write { [clock] db in
+            let now = clock().stored
+            guard let holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return .gone }
+            guard holder.expiresAt <= now else { return .held(until: holder.expiresAt) }
+            let (lock, events) = try Self.markExpired(holder, now: now, db)
+            return .expired(lock, events)
+        }
+    }
+
+    public func nextLockExpiry() async throws -> Date? {
+        try await read { db in
+            try Int64.fetchOne(db, sql: "SELECT min(expires_at) FROM locks WHERE state = 'held'").map(Date.init(millis:))
         }
     }
 
@@ -115,7 +120,7 @@ extension SQLiteStore {
             sql: "UPDATE locks SET state = ? WHERE lock_id = ?", arguments: [expired.state.rawValue, lock.lockID])
         try db.execute(
             sql: "DELETE FROM locks WHERE state = 'expired' AND expires_at < ?",
-            arguments: [now.addingTimeInterval(-expiredLockRetention).millis])
+            arguments: [now.addingTimeInterval(-LockLifecycle.expiredRetention).millis])
         return (expired, try insertEvents([event], taskID: nil, coreID: nil, db))
     }
 

@@ -26,6 +26,9 @@ public final class SQLiteStore: Store {
     private let fault = StorageFaultState()
     /// The database file and its WAL as opened, to notice them being deleted or replaced.
     private let files: DatabaseFiles?
+    /// The store's clock (``LockStore``): whether a lock's time is up, and the times of lock
+    /// records and events. The process's clock: one process owns the file.
+    let clock: @Sendable () -> Date
 
     /// Opens (creating when needed) the database at `location` and applies pending migrations.
     ///
@@ -33,7 +36,11 @@ public final class SQLiteStore: Store {
     ///   - location: `.sqliteFile(path:)` or `.sqliteMemory`.
     ///   - busyTimeout: how long a connection waits for another process's lock before failing;
     ///     default 5 seconds.
-    public init(location: DatabaseURL, busyTimeout: TimeInterval = 5) throws {
+    ///   - clock: the store's clock (replaceable in tests).
+    public init(location: DatabaseURL, busyTimeout: TimeInterval = 5, clock: @escaping @Sendable () -> Date = { Date() })
+        throws
+    {
+        self.clock = clock
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true

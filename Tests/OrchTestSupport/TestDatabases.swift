@@ -1,0 +1,165 @@
+import Foundation
+import Logging
+import OrchStore
+import PostgresNIO
+
+/// The backends every store and server test runs against.
+public enum TestBackend: String, Sendable, CaseIterable, CustomStringConvertible {
+    case sqlite
+    case postgres
+
+    public static let all = allCases
+
+    public var description: String { rawValue }
+
+    /// A fresh, empty database for one test: an in-memory SQLite database, or a new PostgreSQL
+    /// database with the schema applied. ``TestDatabase/drop()`` removes it afterwards.
+    public func freshDatabase() async throws -> TestDatabase {
+        switch self {
+        case .sqlite: return TestDatabase(url: .sqliteMemory, name: nil)
+        case .postgres: return try await TestPostgres.shared.freshDatabase()
+        }
+    }
+
+    /// Runs `body` with a fresh database of this backend, dropped afterwards.
+    public func withDatabase<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
+        let database = try await freshDatabase()
+        do {
+            let result = try await body(database)
+            await database.drop()
+            return result
+        } catch {
+            await database.drop()
+            throw error
+        }
+    }
+}
+
+/// One test's database.
+public struct TestDatabase: Sendable {
+    public let url: DatabaseURL
+    /// The PostgreSQL database's name, `nil` for SQLite.
+    let name: String?
+
+    /// Opens a store on it (a small connection pool on PostgreSQL).
+    public func open() async throws -> any Store {
+        switch url {
+        case .sqliteFile, .sqliteMemory: return try SQLiteStore(location: url)
+        case .postgres(let postgres): return try await PostgresStore.open(postgres, poolSize: 6)
+        }
+    }
+
+    /// The URL as `ORCH_DATABASE_URL` takes it (with the password: for the server processes tests start).
+    public var environmentValue: String {
+        switch url {
+        case .sqliteFile(let path): return "sqlite://\(path)"
+        case .sqliteMemory: return "sqlite::memory:"
+        case .postgres(let postgres): return postgres.connectionString
+        }
+    }
+
+    public func drop() async {
+        guard let name else { return }
+        await TestPostgres.shared.drop(name)
+    }
+}
+
+/// The throwaway PostgreSQL server that `scripts/test.sh` starts, named by
+/// `ORCH_TEST_POSTGRES_URL` (a superuser on its `postgres` database). Without it the
+/// PostgreSQL tests fail, saying so: they are never skipped.
+public actor TestPostgres {
+    struct SetupError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    public static let shared = TestPostgres()
+
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String {
+            "ORCH_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a PostgreSQL server"
+        }
+    }
+
+    private var client: PostgresClient?
+    private var runner: Task<Void, Never>?
+    /// Made once: the actor is reentrant, so concurrent first callers share this task.
+    private var template: Task<String, any Error>?
+    private var admin: PostgresURL?
+
+    /// The server's admin URL.
+    public func adminURL() throws -> PostgresURL {
+        if let admin { return admin }
+        guard let text = ProcessInfo.processInfo.environment["ORCH_TEST_POSTGRES_URL"], !text.isEmpty else { throw Missing() }
+        var url = try PostgresURL(parsing: text)
+        url.tlsMode = .disable
+        admin = url
+        return url
+    }
+
+    private func adminClient() throws -> PostgresClient {
+        if let client { return client }
+        let url = try adminURL()
+        var configuration = PostgresClient.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: .disable)
+        configuration.options.maximumConnections = 4
+        let client = PostgresClient(configuration: configuration)
+        runner = Task { await client.run() }
+        self.client = client
+        return client
+    }
+
+    /// A database made from a template that has every migration applied (made once per test run).
+    func freshDatabase() async throws -> TestDatabase {
+        let client = try adminClient()
+        let template = try await templateName(client)
+        let name = "orch_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
+        try await createDatabase(name, template: template, client)
+        var url = try adminURL()
+        url.database = name
+        return TestDatabase(url: .postgres(url), name: name)
+    }
+
+    private func templateName(_ client: PostgresClient) async throws -> String {
+        if let template { return try await template.value }
+        let url = try adminURL()
+        let making = Task { try await Self.makeTemplate(client, admin: url) }
+        template = making
+        return try await making.value
+    }
+
+    private static func makeTemplate(_ client: PostgresClient, admin: PostgresURL) async throws -> String {
+        let name = "orch_template_\(ProcessInfo.processInfo.processIdentifier)"
+        try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        var url = admin
+        url.database = name
+        do {
+            let store = try await PostgresStore.open(url, poolSize: 1)
+            try await store.close()
+        } catch {
+            throw SetupError(description: "creating the template database: \(String(reflecting: error))")
+        }
+        return name
+    }
+
+    private func createDatabase(_ name: String, template: String, _ client: PostgresClient) async throws {
+        // CREATE DATABASE refuses while another one is being copied from the same template
+        // ("source database is being accessed by other users"): a few tries.
+        var attempt = 0
+        while true {
+            do {
+                try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"))
+                return
+            } catch {
+                attempt += 1
+                if attempt >= 20 { throw error }
+                try await Task.sleep(for: .milliseconds(50 * attempt))
+            }
+        }
+    }
+
+    func drop(_ name: String) async {
+        guard let client else { return }
+        _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+    }
+}
