@@ -30,6 +30,14 @@ python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --qu
 python3 -c 'import openapi_spec_validator, schemathesis, httpx' 2>/dev/null \
   || python3 -m pip install --quiet openapi-spec-validator schemathesis httpx
 
+# A throwaway PostgreSQL server for the PostgreSQL half of the suites (installed when missing),
+# stopped again however the tests end.
+pg_dir=$(mktemp -d "${TMPDIR:-/tmp}/orch-test-pg.XXXXXX")
+trap 'scripts/postgres.sh stop "$pg_dir/cluster"; rm -rf "$pg_dir"' EXIT
+ORCH_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir/cluster")
+export ORCH_TEST_POSTGRES_URL
+echo "test.sh: PostgreSQL $(cat "$pg_dir/cluster/port") on 127.0.0.1 for the tests"
+
 start=$(date +%s)
 swift build --build-tests
 echo "test.sh: build took $(( $(date +%s) - start ))s"

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -14,8 +15,9 @@ import Testing
         try await api.send(.post, "/auth/tokens", token: token, body: CreateAPITokenRequest(name: name, role: role, expiresIn: expiresIn))
     }
 
-    @Test func createUseListRevoke() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func createUseListRevoke(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let response = try await Self.create(api, token: admin, name: "ci-runner", role: .operator, expiresIn: 86_400)
             #expect(response.status == .created, "\(response.text)")
@@ -54,8 +56,9 @@ import Testing
         }
     }
 
-    @Test func rolesCannotBeRaisedAndTokensCannotMintTokens() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func rolesCannotBeRaisedAndTokensCannotMintTokens(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (_, viewer) = try await api.createUser("token_viewer", role: .viewer, adminToken: admin)
             let (_, other) = try await api.createUser("token_other", role: .operator, adminToken: admin)
@@ -83,8 +86,9 @@ import Testing
         }
     }
 
-    @Test func expiredTokensAndDemotedOwnersAreRefused() async throws {
-        try await TestServer.withServer { api, parts in
+    @Test(arguments: TestBackend.all)
+    func expiredTokensAndDemotedOwnersAreRefused(backend: TestBackend) async throws {
+        try await TestServer.withServer(backend: backend) { api, parts in
             let admin = try await api.adminToken()
             let secret = APITokens.generate()
             try await parts.store.createAPIToken(
@@ -106,8 +110,9 @@ import Testing
         }
     }
 
-    @Test func apiTokensAreRateLimitedAsTheirRole() async throws {
-        try await TestServer.withApp(RateLimitTests.configuration(["viewer": 3, "admin": 100, "anonymous": 1000])) { api in
+    @Test(arguments: TestBackend.all)
+    func apiTokensAreRateLimitedAsTheirRole(backend: TestBackend) async throws {
+        try await TestServer.withApp(RateLimitTests.configuration(["viewer": 3, "admin": 100, "anonymous": 1000]), backend: backend) { api in
             let admin = try await api.adminToken()
             let machine = try await Self.create(api, token: admin, role: .viewer).decode(CreatedAPIToken.self).token
             for _ in 0..<3 {
@@ -124,8 +129,9 @@ import Testing
         }
     }
 
-    @Test func revokingClosesTheTokensStreams() async throws {
-        try await EventStreamTests.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func revokingClosesTheTokensStreams(backend: TestBackend) async throws {
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let admin = try await api.adminToken()
             let created = try await Self.create(api, token: admin, role: .viewer).decode(CreatedAPIToken.self)
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(created.token)")])

@@ -3,13 +3,15 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
 
 @Suite struct AuthTests {
-    @Test func loginAnswersTheReferenceBodyAndSetsLastLogin() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func loginAnswersTheReferenceBodyAndSetsLastLogin(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let response = try await api.send(.post, "/auth/login", body: LoginRequest(username: "admin", password: TestServer.adminPassword))
             #expect(response.status == .ok)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
@@ -28,8 +30,9 @@ import Testing
         }
     }
 
-    @Test func tokenCarriesPinnedAlgorithmAndStandardClaims() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func tokenCarriesPinnedAlgorithmAndStandardClaims(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let parts = token.split(separator: ".").map(String.init)
             #expect(parts.count == 3)
@@ -48,8 +51,9 @@ import Testing
         }
     }
 
-    @Test func wrongPasswordAndUnknownUserGetTheSameAnswer() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func wrongPasswordAndUnknownUserGetTheSameAnswer(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let wrongPassword = try await api.send(.post, "/auth/login", body: LoginRequest(username: "admin", password: "not-the-password"))
             let unknownUser = try await api.send(.post, "/auth/login", body: LoginRequest(username: "nobody", password: "not-the-password"))
             #expect(wrongPassword.status == .unauthorized)
@@ -61,8 +65,9 @@ import Testing
         }
     }
 
-    @Test func deactivatedUserCannotLogInAndTheirTokenStopsWorking() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func deactivatedUserCannotLogInAndTheirTokenStopsWorking(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (user, token) = try await api.createUser("temp_user", role: .operator, adminToken: admin)
             #expect(try await api.request(.get, "/auth/me", token: token).status == .ok)
@@ -86,8 +91,9 @@ import Testing
         #expect(Authenticator.bearerToken(header) == token)
     }
 
-    @Test func missingOrNonBearerCredentialsAreAuthenticationRequired() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func missingOrNonBearerCredentialsAreAuthenticationRequired(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             for headers: HTTPFields in [[:], [.authorization: "Basic YWRtaW46eA=="], [.authorization: "Bearer "]] {
                 let response = try await api.request(.get, "/auth/me", headers: headers)
                 #expect(response.status == .unauthorized)
@@ -99,11 +105,14 @@ import Testing
 
     @Test(arguments: ForgedToken.allCases)
     func forgedTokensAreInvalid(kind: ForgedToken) async throws {
-        try await TestServer.withApp { api in
-            let genuine = try await api.adminToken()
-            let response = try await api.request(.get, "/auth/me", token: kind.make(from: genuine))
-            #expect(response.status == .unauthorized)
-            #expect(try response.error.code == "INVALID_TOKEN")
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let genuine = try await api.adminToken()
+                let response = try await api.request(.get, "/auth/me", token: kind.make(from: genuine))
+                #expect(response.status == .unauthorized)
+                #expect(try response.error.code == "INVALID_TOKEN")
+            }
         }
     }
 }
@@ -159,8 +168,9 @@ enum ForgedToken: String, CaseIterable, Sendable {
 @Suite struct LoginThrottleServerTests {
     /// Failures for one username are slowed, then refused with 429 (also with the right
     /// password, until the lockout passes); another user is unaffected; the lockout is short.
-    @Test func repeatedFailuresAreSlowedThenRefused() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func repeatedFailuresAreSlowedThenRefused(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             _ = try await api.createUser("target", role: .viewer, adminToken: admin)
             var statuses: [Int] = []

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import OrchCore
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -36,11 +37,12 @@ import Testing
         return events
     }
 
-    @Test func callbackIsSignedRetriedAfterA500AndDelivered() async throws {
+    @Test(arguments: TestBackend.all)
+    func callbackIsSignedRetriedAfterA500AndDelivered(backend: TestBackend) async throws {
         let receiver = CallbackReceiver(statuses: [500, 200])
         try await receiver.start()
         defer { receiver.stop() }
-        try await TestServer.withServer(Self.configuration()) { api, parts in
+        try await TestServer.withServer(Self.configuration(), backend: backend) { api, parts in
             let token = try await api.adminToken()
             let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(receiver.port)/hook")
             _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .completed, result: ["rows": 2, "ratio": 0.5, "name": "é"]))
@@ -70,14 +72,15 @@ import Testing
         }
     }
 
-    @Test func a410StopsAndTheScheduleEnds() async throws {
+    @Test(arguments: TestBackend.all)
+    func a410StopsAndTheScheduleEnds(backend: TestBackend) async throws {
         let gone = CallbackReceiver(statuses: [410])
         try await gone.start()
         defer { gone.stop() }
         let failing = CallbackReceiver(statuses: [503])
         try await failing.start()
         defer { failing.stop() }
-        try await TestServer.withServer(Self.configuration(retries: [1, 1])) { api, parts in
+        try await TestServer.withServer(Self.configuration(retries: [1, 1]), backend: backend) { api, parts in
             let token = try await api.adminToken()
             let first = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(gone.port)/hook")
             let second = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(failing.port)/hook")
@@ -98,54 +101,58 @@ import Testing
     }
 
     /// A delivery that could not be made before a restart is made after it.
-    @Test func pendingDeliveryResumesAfterARestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-cb-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let configuration = Self.configuration(
-            database: .sqliteFile(path: directory.appendingPathComponent("c.sqlite").path), retries: [1, 1, 1, 1])
-        let receiver = CallbackReceiver(statuses: [200])
-        try await receiver.start()
-        let port = receiver.port
-        receiver.stop()
-        try await Task.sleep(for: .milliseconds(200))
-        let taskID = OrderLog()
-        try await TestServer.withApp(configuration) { api in
-            let token = try await api.adminToken()
-            let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(port)/hook")
-            taskID.append(id)
-            _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .cancelled))
-            let failed = try await Self.events(api, token, id, until: ["webhook.failed"])
-            #expect(failed.first?.data["status_code"] == .null)
-        }
-        // The receiver comes back on the same port; the server restarts.
-        let back = CallbackReceiver(statuses: [200])
-        try await back.startOn(port: port)
-        defer { back.stop() }
-        try await TestServer.withApp(configuration) { api in
-            let token = try await api.adminToken()
-            let id = try #require(taskID.values.first)
-            let events = try await Self.events(api, token, id, until: ["webhook.failed", "webhook.delivered"])
-            #expect(events.map(\.eventType) == ["webhook.failed", "webhook.delivered"])
-            #expect(await back.waitFor(1))
+    @Test(arguments: TestBackend.all)
+    func pendingDeliveryResumesAfterARestart(backend: TestBackend) async throws {
+        try await TestServer.withDurableDatabase(backend) { database in
+            let configuration = Self.configuration(
+                database: database, retries: [1, 1, 1, 1])
+            let receiver = CallbackReceiver(statuses: [200])
+            try await receiver.start()
+            let port = receiver.port
+            receiver.stop()
+            try await Task.sleep(for: .milliseconds(200))
+            let taskID = OrderLog()
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let token = try await api.adminToken()
+                let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(port)/hook")
+                taskID.append(id)
+                _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .cancelled))
+                let failed = try await Self.events(api, token, id, until: ["webhook.failed"])
+                #expect(failed.first?.data["status_code"] == .null)
+            }
+            // The receiver comes back on the same port; the server restarts.
+            let back = CallbackReceiver(statuses: [200])
+            try await back.startOn(port: port)
+            defer { back.stop() }
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let token = try await api.adminToken()
+                let id = try #require(taskID.values.first)
+                let events = try await Self.events(api, token, id, until: ["webhook.failed", "webhook.delivered"])
+                #expect(events.map(\.eventType) == ["webhook.failed", "webhook.delivered"])
+                #expect(await back.waitFor(1))
+            }
         }
     }
 
     @Test(arguments: ["ftp://example.com/x", "not a url", "/relative", "http://"])
     func nonHTTPCallbackURLIsRefusedAtDispatch(url: String) async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
-            let token = try await api.adminToken()
-            let response = try await api.send(
-                .post, "/dispatch", token: token, body: DispatchRequest(coreID: "cb", metadata: ["callback_url": .string(url)]))
-            #expect(response.status == .badRequest)
-            #expect(try response.error.details["field"] == "metadata.callback_url")
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(Self.configuration(), backend: backend) { api in
+                let token = try await api.adminToken()
+                let response = try await api.send(
+                    .post, "/dispatch", token: token, body: DispatchRequest(coreID: "cb", metadata: ["callback_url": .string(url)]))
+                #expect(response.status == .badRequest)
+                #expect(try response.error.details["field"] == "metadata.callback_url")
+            }
         }
     }
 
-    @Test func allowedHostsRestrictCallbacks() async throws {
+    @Test(arguments: TestBackend.all)
+    func allowedHostsRestrictCallbacks(backend: TestBackend) async throws {
         var configuration = Self.configuration()
         configuration.callbackAllowedHosts = ["hooks.example.com", "*.internal.example"]
-        try await TestServer.withApp(configuration) { api in
+        try await TestServer.withApp(configuration, backend: backend) { api in
             let token = try await api.adminToken()
             for (url, allowed) in [
                 ("https://hooks.example.com/a", true), ("http://a.internal.example/b", true),

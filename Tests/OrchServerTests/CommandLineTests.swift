@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdTesting
 import OrchClient
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -34,10 +35,11 @@ import Testing
         #expect(result.output.contains("USAGE: orch \(command)"))
     }
 
-    @Test func loginStoresTheTokenPrivatelyAndOtherCommandsUseIt() async throws {
+    @Test(arguments: TestBackend.all)
+    func loginStoresTheTokenPrivatelyAndOtherCommandsUseIt(backend: TestBackend) async throws {
         let home = try Self.temporaryHome()
         defer { try? FileManager.default.removeItem(at: home) }
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let url = "http://127.0.0.1:\(port)"
             let login = try await Self.orch(
                 ["login", "--url", url, "--username", "admin"], home: home,
@@ -73,10 +75,11 @@ import Testing
     }
 
     /// `dispatch --wait` follows the task: exit 0 when it completes, 1 when it fails.
-    @Test func dispatchWaitExitCodes() async throws {
+    @Test(arguments: TestBackend.all)
+    func dispatchWaitExitCodes(backend: TestBackend) async throws {
         let home = try Self.temporaryHome()
         defer { try? FileManager.default.removeItem(at: home) }
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let url = "http://127.0.0.1:\(port)"
             for (core, outcome, expected) in [("wait-ok", TaskStatus.completed, Int32(0)), ("wait-fail", .failed, 1)] {

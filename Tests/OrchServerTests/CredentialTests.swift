@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -10,8 +11,9 @@ import Testing
 /// change, API tokens of a deactivated or demoted owner, tokens from the future, unknown critical
 /// headers; and failed logins lock out only the (username, address) pair.
 @Suite struct CredentialTests {
-    @Test func passwordResetEndsEveryExistingSession() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func passwordResetEndsEveryExistingSession(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (user, old) = try await api.createUser("resetme", role: .operator, adminToken: admin)
             #expect(try await api.request(.get, "/auth/me", token: old).status == .ok)
@@ -29,8 +31,9 @@ import Testing
         }
     }
 
-    @Test func deactivationRevokesJWTsAndAPITokensForGood() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func deactivationRevokesJWTsAndAPITokensForGood(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (user, jwt) = try await api.createUser("leaver", role: .operator, adminToken: admin)
             let apiToken = try await api.request(.post, "/auth/tokens", token: jwt, json: #"{"name":"ci"}"#)
@@ -52,8 +55,9 @@ import Testing
         }
     }
 
-    @Test func aDemotedAdminsAdminTokenStaysRevokedAfterRepromotion() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func aDemotedAdminsAdminTokenStaysRevokedAfterRepromotion(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (user, jwt) = try await api.createUser("deputy", role: .admin, adminToken: admin)
             let adminScoped = try await api.request(.post, "/auth/tokens", token: jwt, json: #"{"name":"ops","role":"admin"}"#)
@@ -71,8 +75,9 @@ import Testing
         }
     }
 
-    @Test func aRoleChangeEndsSessionsAndTheNewLoginCarriesTheNewRole() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func aRoleChangeEndsSessionsAndTheNewLoginCarriesTheNewRole(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (user, old) = try await api.createUser("promoted", role: .viewer, adminToken: admin)
             #expect(try await api.request(.get, "/users", token: old).status == .forbidden)
@@ -101,8 +106,9 @@ import Testing
         return input + "." + signature
     }
 
-    @Test func tokensFromTheFutureOrWithUnknownCriticalHeadersAreRefused() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func tokensFromTheFutureOrWithUnknownCriticalHeadersAreRefused(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let me = try await api.request(.get, "/auth/me", token: admin).decode(User.self)
             let now = Int(Date().timeIntervalSince1970)
@@ -131,10 +137,11 @@ import Testing
 
     /// Behind a trusted proxy, failed logins lock the username out from the guessing client's
     /// address only; its owner logs in from another address.
-    @Test func failedLoginsLockOutOnlyTheUsernameAndAddressPair() async throws {
+    @Test(arguments: TestBackend.all)
+    func failedLoginsLockOutOnlyTheUsernameAndAddressPair(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.trustedProxies = try #require(AddressPatterns(parsing: "127.0.0.1,::1"))
-        try await TestServer.withServer(configuration, testing: .live) { api, _ in
+        try await TestServer.withServer(configuration, backend: backend, testing: .live) { api, _ in
             let wrong = #"{"username":"admin","password":"wrong-password"}"#
             var statuses: [Int] = []
             for _ in 0..<9 {

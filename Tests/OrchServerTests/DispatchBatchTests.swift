@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -9,8 +10,9 @@ import Testing
 @Suite struct DispatchBatchTests {
     static func batch(_ tasks: [String]) -> String { #"{"tasks":[\#(tasks.joined(separator: ","))]}"# }
 
-    @Test func eachTaskIsAnsweredAsDispatchWouldInOrder() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func eachTaskIsAnsweredAsDispatchWouldInOrder(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let first = try await api.request(.post, "/dispatch", token: token, json: #"{"coreId":"a","priority":3}"#)
             #expect(first.status == .accepted)
@@ -51,21 +53,25 @@ import Testing
     /// nothing of the batch is stored.
     @Test(arguments: TaskTests.invalidDispatches)
     func oneInvalidTaskRefusesTheWholeBatch(body: String, code: String, field: String) async throws {
-        try await TestServer.withApp { api in
-            let token = try await api.adminToken()
-            let response = try await api.request(
-                .post, "/dispatch/batch", token: token, json: Self.batch([#"{"coreId":"ok"}"#, #"{"coreId":"ok2"}"#, body]))
-            #expect(response.status == .badRequest)
-            let error = try response.error
-            #expect(error.code == code)
-            #expect(error.details["field"] == .string("tasks[2].\(field)"))
-            #expect(error.message.contains("tasks[2].\(field)"))
-            #expect(try await api.request(.get, "/tasks", token: token).decode(TaskList.self).totalTasks == 0)
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let token = try await api.adminToken()
+                let response = try await api.request(
+                    .post, "/dispatch/batch", token: token, json: Self.batch([#"{"coreId":"ok"}"#, #"{"coreId":"ok2"}"#, body]))
+                #expect(response.status == .badRequest)
+                let error = try response.error
+                #expect(error.code == code)
+                #expect(error.details["field"] == .string("tasks[2].\(field)"))
+                #expect(error.message.contains("tasks[2].\(field)"))
+                #expect(try await api.request(.get, "/tasks", token: token).decode(TaskList.self).totalTasks == 0)
+            }
         }
     }
 
-    @Test func sizeRoleAndHeaderRules() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func sizeRoleAndHeaderRules(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let empty = try await api.request(.post, "/dispatch/batch", token: token, json: #"{"tasks":[]}"#)
             #expect(empty.status == .badRequest)

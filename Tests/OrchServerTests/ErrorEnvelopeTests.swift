@@ -4,13 +4,15 @@ import HTTPTypes
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
 
 @Suite struct ErrorEnvelopeTests {
-    @Test func unknownRouteIsNotFoundInTheEnvelope() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func unknownRouteIsNotFoundInTheEnvelope(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let response = try await api.request(.get, "/no/such/route")
             #expect(response.status == .notFound)
             let error = try response.error
@@ -21,8 +23,9 @@ import Testing
         }
     }
 
-    @Test func wrongMethodIsMethodNotAllowedWithAllow() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func wrongMethodIsMethodNotAllowedWithAllow(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let response = try await api.request(.delete, "/health")
             #expect(response.status == .methodNotAllowed)
             #expect(response.headers[.allow] == "GET, HEAD")
@@ -35,15 +38,19 @@ import Testing
 
     @Test(arguments: ["{bad json", "[1,2]", "\"text\"", ""])
     func malformedBodyIsValidationError(body: String) async throws {
-        try await TestServer.withApp { api in
-            let response = try await api.request(.post, "/auth/login", json: body)
-            #expect(response.status == .badRequest)
-            #expect(try response.error.code == "VALIDATION_ERROR")
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let response = try await api.request(.post, "/auth/login", json: body)
+                #expect(response.status == .badRequest)
+                #expect(try response.error.code == "VALIDATION_ERROR")
+            }
         }
     }
 
-    @Test func missingFieldIsMissingParameterNamingIt() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func missingFieldIsMissingParameterNamingIt(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let response = try await api.request(.post, "/auth/login", json: #"{"username":"admin"}"#)
             #expect(response.status == .badRequest)
             let error = try response.error
@@ -52,8 +59,9 @@ import Testing
         }
     }
 
-    @Test func wrongTypeIsInvalidParameterNamingIt() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func wrongTypeIsInvalidParameterNamingIt(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let response = try await api.request(.post, "/auth/login", json: #"{"username":"admin","password":["x"]}"#)
             #expect(response.status == .badRequest)
             let error = try response.error
@@ -62,8 +70,9 @@ import Testing
         }
     }
 
-    @Test func bodyOverOneMebibyteIsPayloadTooLarge() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func bodyOverOneMebibyteIsPayloadTooLarge(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let padding = String(repeating: "x", count: (1 << 20) + 1)
             let response = try await api.request(
@@ -75,8 +84,9 @@ import Testing
         }
     }
 
-    @Test func callersRequestIDIsEchoedAndUnsafeOnesReplaced() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func callersRequestIDIsEchoedAndUnsafeOnesReplaced(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let given = try await api.request(.get, "/nowhere", headers: [.xRequestID: "trace-42.a:b_c"])
             #expect(given.headers[.xRequestID] == "trace-42.a:b_c")
             #expect(try given.error.requestID == "trace-42.a:b_c")
@@ -93,24 +103,30 @@ import Testing
 
     /// A storage failure (here: the users table dropped behind the server's back) becomes a
     /// bare 500 with nothing internal in it.
-    @Test func unexpectedFailureIsInternalErrorWithoutInternals() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("broken.sqlite").path
-        try await TestServer.withApp(TestServer.configuration(database: .sqliteFile(path: path))) { api in
-            let admin = try await api.adminToken()
-            let saboteur = try DatabaseQueue(path: path)
-            try await saboteur.write { db in try db.execute(sql: "DROP TABLE users") }
-            try saboteur.close()
-            let response = try await api.request(.get, "/users", token: admin)
-            #expect(response.status == .internalServerError)
-            let error = try response.error
-            #expect(error.code == "INTERNAL_ERROR")
-            #expect(error.message == "Internal server error")
-            #expect(error.details.isEmpty)
-            for leak in ["SQL", "GRDB", "sqlite", "no such table"] {
-                #expect(!response.text.contains(leak))
+    @Test(arguments: TestBackend.all)
+    func unexpectedFailureIsInternalErrorWithoutInternals(backend: TestBackend) async throws {
+        try await TestServer.withDurableDatabase(backend) { database in
+            try await TestServer.withApp(TestServer.configuration(database: database), backend: backend) { api in
+                let admin = try await api.adminToken()
+                switch database {
+                case .sqliteFile(let path):
+                    let saboteur = try DatabaseQueue(path: path)
+                    try await saboteur.write { db in try db.execute(sql: "DROP TABLE users") }
+                    try saboteur.close()
+                case .postgres(let url):
+                    try await TestPostgres.shared.execute("DROP TABLE users CASCADE", in: url.database)
+                case .sqliteMemory:
+                    Issue.record("a durable database was asked for")
+                }
+                let response = try await api.request(.get, "/users", token: admin)
+                #expect(response.status == .internalServerError)
+                let error = try response.error
+                #expect(error.code == "INTERNAL_ERROR")
+                #expect(error.message == "Internal server error")
+                #expect(error.details.isEmpty)
+                for leak in ["SQL", "GRDB", "sqlite", "no such table", "PostgreSQL", "relation", "42P01"] {
+                    #expect(!response.text.contains(leak))
+                }
             }
         }
     }

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import OrchCore
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -12,10 +13,10 @@ import Testing
 @Suite struct EventStreamTests {
     /// Runs `body` against a live server (real socket) with its port and parts.
     static func withLiveServer(
-        _ configuration: ServerConfiguration = TestServer.configuration(), store: (any Store)? = nil,
-        _ body: @escaping @Sendable (APIClient, Int, OrchServerParts) async throws -> Void
+        _ configuration: ServerConfiguration = TestServer.configuration(), backend: TestBackend = .sqlite,
+        store: (any Store)? = nil, _ body: @escaping @Sendable (APIClient, Int, OrchServerParts) async throws -> Void
     ) async throws {
-        try await TestServer.withServer(configuration, store: store, testing: .live) { api, parts in
+        try await TestServer.withServer(configuration, backend: backend, store: store, testing: .live) { api, parts in
             try await body(api, try #require(api.client.port), parts)
         }
     }
@@ -24,8 +25,9 @@ import Testing
         try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: core)).decode(DispatchResponse.self).taskID
     }
 
-    @Test func headersFrameFormatAndADispatchSeenLive() async throws {
-        try await Self.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func headersFrameFormatAndADispatchSeenLive(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             #expect(stream.status == 200)
@@ -48,8 +50,9 @@ import Testing
         }
     }
 
-    @Test func filtersByTypePrefixTaskAndCore() async throws {
-        try await Self.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func filtersByTypePrefixTaskAndCore(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let auth = [("Authorization", "Bearer \(token)")]
             let watched = try await Self.dispatch(api, token, core: "alpha")
@@ -76,8 +79,9 @@ import Testing
         }
     }
 
-    @Test func accessTokenQueryWorksOnThisRouteOnly() async throws {
-        try await Self.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func accessTokenQueryWorksOnThisRouteOnly(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, query: "access_token=\(token)")
             #expect(stream.status == 200)
@@ -91,8 +95,9 @@ import Testing
         }
     }
 
-    @Test func missingTokenAndDeactivatedUserAreRefused() async throws {
-        try await Self.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func missingTokenAndDeactivatedUserAreRefused(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, _ in
             let admin = try await api.adminToken()
             let none = try await SSEConnection.open(port: port)
             #expect(none.status == 401)
@@ -106,10 +111,11 @@ import Testing
         }
     }
 
-    @Test func streamClosesWhenItsTokenExpires() async throws {
+    @Test(arguments: TestBackend.all)
+    func streamClosesWhenItsTokenExpires(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.tokenTTL = 4
-        try await Self.withLiveServer(configuration) { api, port, _ in
+        try await Self.withLiveServer(configuration, backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             #expect(stream.status == 200)
@@ -117,10 +123,11 @@ import Testing
         }
     }
 
-    @Test func heartbeatComesAtTheConfiguredIntervalWithoutAnID() async throws {
+    @Test(arguments: TestBackend.all)
+    func heartbeatComesAtTheConfiguredIntervalWithoutAnID(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.sseHeartbeat = 1
-        try await Self.withLiveServer(configuration) { api, port, _ in
+        try await Self.withLiveServer(configuration, backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             #expect(await stream.waitUntil(timeout: .seconds(5)) { $0.filter { $0.eventType == "heartbeat" }.count >= 2 })
@@ -130,8 +137,9 @@ import Testing
         }
     }
 
-    @Test func systemAlertsReachTheStream() async throws {
-        try await Self.withLiveServer { api, port, parts in
+    @Test(arguments: TestBackend.all)
+    func systemAlertsReachTheStream(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, parts in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, query: "filter=system.alert", headers: [("Authorization", "Bearer \(token)")])
             try await parts.alerts.raise(.warning, "High CPU usage detected")
@@ -149,8 +157,9 @@ import Testing
 
     /// Disconnect, let events happen, resume with Last-Event-ID: exactly the missed ones arrive,
     /// then the stream goes on live.
-    @Test func resumeAfterADisconnectYieldsExactlyTheMissedEvents() async throws {
-        try await Self.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func resumeAfterADisconnectYieldsExactlyTheMissedEvents(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let auth = ("Authorization", "Bearer \(token)")
             let first = try await SSEConnection.open(port: port, headers: [auth])
@@ -178,12 +187,12 @@ import Testing
 
     /// Events are written without pause while a client resumes from an old id: what it
     /// receives is every sequence number after that id exactly once, in order.
-    @Test func resumeRacingWithLiveWritesHasNoGapAndNoDuplicate() async throws {
-        let store = try SQLiteStore(location: .sqliteMemory)
-        try await Self.withLiveServer(store: store) { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func resumeRacingWithLiveWritesHasNoGapAndNoDuplicate(backend: TestBackend) async throws {
+        try await Self.withLiveServer(backend: backend) { api, port, parts in
             let token = try await api.adminToken()
             for _ in 0..<50 { _ = try await Self.dispatch(api, token) }
-            let resumeFrom = try await store.lastEventSequence() - 30
+            let resumeFrom = try await parts.store.lastEventSequence() - 30
             let writers = Task {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<4 {
@@ -196,7 +205,7 @@ import Testing
             let stream = try await SSEConnection.open(
                 port: port, headers: [("Authorization", "Bearer \(token)"), ("Last-Event-ID", String(resumeFrom))])
             try await writers.value
-            let last = try await store.lastEventSequence()
+            let last = try await parts.store.lastEventSequence()
             #expect(await stream.waitUntil { $0.last?.id == String(last) })
             let ids = stream.events.compactMap { $0.id.flatMap { Int64($0) } }
             #expect(ids == Array((resumeFrom + 1)...last))
@@ -205,33 +214,33 @@ import Testing
     }
 
     /// After a restart nothing is in memory: the replay comes from the store.
-    @Test func resumeAfterARestartReplaysFromTheStore() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-sse-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let configuration = TestServer.configuration(database: .sqliteFile(path: directory.appendingPathComponent("s.sqlite").path))
-        try await Self.withLiveServer(configuration) { api, _, _ in
-            let token = try await api.adminToken()
-            for core in ["a", "b", "a", "b"] { _ = try await Self.dispatch(api, token, core: core) }
-        }
-        try await Self.withLiveServer(configuration) { api, port, _ in
-            let token = try await api.adminToken()
-            let stream = try await SSEConnection.open(
-                port: port, query: "core_id=a", headers: [("Authorization", "Bearer \(token)"), ("Last-Event-ID", "0")])
-            #expect(await stream.waitUntil { $0.filter { $0.id != nil }.count == 2 })
-            try await Task.sleep(for: .milliseconds(200))
-            #expect(stream.events.map(\.id) == ["1", "3"])
-            stream.close()
+    @Test(arguments: TestBackend.all)
+    func resumeAfterARestartReplaysFromTheStore(backend: TestBackend) async throws {
+        try await TestServer.withDurableDatabase(backend) { database in
+            let configuration = TestServer.configuration(database: database)
+            try await Self.withLiveServer(configuration, backend: backend) { api, _, _ in
+                let token = try await api.adminToken()
+                for core in ["a", "b", "a", "b"] { _ = try await Self.dispatch(api, token, core: core) }
+            }
+            try await Self.withLiveServer(configuration, backend: backend) { api, port, _ in
+                let token = try await api.adminToken()
+                let stream = try await SSEConnection.open(
+                    port: port, query: "core_id=a", headers: [("Authorization", "Bearer \(token)"), ("Last-Event-ID", "0")])
+                #expect(await stream.waitUntil { $0.filter { $0.id != nil }.count == 2 })
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(stream.events.map(\.id) == ["1", "3"])
+                stream.close()
+            }
         }
     }
 
     /// A client that stops reading is cut once its buffer is full; another stream keeps
     /// receiving everything.
-    @Test func stalledSubscriberIsDroppedWhileAnotherKeepsReceiving() async throws {
+    @Test(arguments: TestBackend.all)
+    func stalledSubscriberIsDroppedWhileAnotherKeepsReceiving(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.sseBufferSize = 256
-        let store = try SQLiteStore(location: .sqliteMemory)
-        try await Self.withLiveServer(configuration, store: store) { api, port, parts in
+        try await Self.withLiveServer(configuration, backend: backend) { api, port, parts in
             let token = try await api.adminToken()
             let healthy = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             let stalled = try StalledSocket(port: port, path: "/sse/events", token: token)
@@ -244,7 +253,7 @@ import Testing
                 let drafts = (0..<50).map { index in
                     EventDraft(type: .systemAlert, timestamp: Date(), data: ["message": .string(String(repeating: "x", count: 4096)), "n": .int(Int64(batch * 50 + index))])
                 }
-                parts.bus.publish(try await store.appendEvents(drafts, taskID: nil, coreID: nil))
+                parts.bus.publish(try await parts.store.appendEvents(drafts, taskID: nil, coreID: nil))
                 try await Task.sleep(for: .milliseconds(5))
             }
             #expect(await waitFor { parts.bus.subscriptionCount == 1 }, "the stalled stream is dropped")

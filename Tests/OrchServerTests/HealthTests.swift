@@ -2,13 +2,15 @@ import Foundation
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
 
 @Suite struct HealthTests {
-    @Test func healthIsPublicAndAnswersTheReferenceShape() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func healthIsPublicAndAnswersTheReferenceShape(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             _ = try await api.request(.get, "/nowhere")
             let response = try await api.request(.get, "/health")
             #expect(response.status == .ok)
@@ -24,17 +26,20 @@ import Testing
         }
     }
 
-    @Test func healthIs503WhenTheDatabaseIsUnavailable() async throws {
-        let store = try SQLiteStore(location: .sqliteMemory)
-        try await TestServer.withApp(store: store) { api in
-            #expect(try await api.request(.get, "/health").status == .ok)
-            try await store.close()
-            let response = try await api.request(.get, "/health")
-            #expect(response.status == .serviceUnavailable)
-            let report = try response.decode(HealthReport.self)
-            #expect(report.status == .unhealthy)
-            #expect(report.components["database"] == .unhealthy)
-            #expect(report.components["security"] == .healthy)
+    @Test(arguments: TestBackend.all)
+    func healthIs503WhenTheDatabaseIsUnavailable(backend: TestBackend) async throws {
+        try await backend.withDatabase { database in
+            let store = try await database.open()
+            try await TestServer.withApp(backend: backend, store: store) { api in
+                #expect(try await api.request(.get, "/health").status == .ok)
+                try await store.close()
+                let response = try await api.request(.get, "/health")
+                #expect(response.status == .serviceUnavailable)
+                let report = try response.decode(HealthReport.self)
+                #expect(report.status == .unhealthy)
+                #expect(report.components["database"] == .unhealthy)
+                #expect(report.components["security"] == .healthy)
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -14,31 +15,38 @@ import Testing
         (#"{"coreId":"a","metadata":{"list":[1,2,]}}"#, "after_key", "list"),
     ])
     func trailingCommasAndDuplicateKeysAreRefusedNamingTheKey(body: String, detail: String, key: String) async throws {
-        try await TestServer.withApp { api in
-            let token = try await api.adminToken()
-            let response = try await api.request(.post, "/dispatch", token: token, json: body)
-            #expect(response.status == .badRequest)
-            let error = try response.error
-            #expect(error.code == "VALIDATION_ERROR")
-            #expect(error.details[detail] == .string(key), "\(error)")
-            #expect(error.message.contains("'\(key)'"))
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let token = try await api.adminToken()
+                let response = try await api.request(.post, "/dispatch", token: token, json: body)
+                #expect(response.status == .badRequest)
+                let error = try response.error
+                #expect(error.code == "VALIDATION_ERROR")
+                #expect(error.details[detail] == .string(key), "\(error)")
+                #expect(error.message.contains("'\(key)'"))
+            }
         }
     }
 
     @Test(arguments: ["null", "[]", #""coreId""#, "42", "true"])
     func aBodyThatIsNotAnObjectIsAValidationError(body: String) async throws {
-        try await TestServer.withApp { api in
-            let token = try await api.adminToken()
-            for path in ["/dispatch", "/locks", "/auth/login"] {
-                let response = try await api.request(.post, path, token: token, json: body)
-                #expect(response.status == .badRequest)
-                #expect(try response.error.code == "VALIDATION_ERROR", "\(path) \(body): \(response.text)")
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let token = try await api.adminToken()
+                for path in ["/dispatch", "/locks", "/auth/login"] {
+                    let response = try await api.request(.post, path, token: token, json: body)
+                    #expect(response.status == .badRequest)
+                    #expect(try response.error.code == "VALIDATION_ERROR", "\(path) \(body): \(response.text)")
+                }
             }
         }
     }
 
-    @Test func lengthsCountCodePointsNotCharacters() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func lengthsCountCodePointsNotCharacters(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             // One grapheme, 300,001 code points, 600 KB.
             let accents = "e" + String(repeating: "\u{301}", count: 300_000)
@@ -58,8 +66,9 @@ import Testing
         }
     }
 
-    @Test func identifiersInEitherNormalFormAreOne() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func identifiersInEitherNormalFormAreOne(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let nfc = "caf\u{E9}"
             let nfd = "cafe\u{301}"

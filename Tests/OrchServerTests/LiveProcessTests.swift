@@ -2,16 +2,27 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import OrchModels
+import OrchTestSupport
 import Testing
 
 /// Tests against a real `orch serve` process over a real socket.
 @Suite(.serialized) struct LiveProcessTests {
     static let adminPassword = "live-admin-password"
 
-    func temporaryDatabase() throws -> (directory: URL, url: String) {
+    /// A database for a server process (a SQLite file, or a fresh PostgreSQL database) and a
+    /// folder for its files, both removed after `body`.
+    static func withDatabase(
+        _ backend: TestBackend, _ body: (_ database: (directory: URL, url: String)) async throws -> Void
+    ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-live-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return (directory, "sqlite://\(directory.appendingPathComponent("live.sqlite").path)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        switch backend {
+        case .sqlite:
+            try await body((directory, "sqlite://\(directory.appendingPathComponent("live.sqlite").path)"))
+        case .postgres:
+            try await backend.withDatabase { database in try await body((directory, database.environmentValue)) }
+        }
     }
 
     func login(_ client: HTTPClient, _ server: ServerProcess) async throws -> String {
@@ -22,99 +33,99 @@ import Testing
     }
 
     /// Every user acknowledged with 201 before `kill -9` is there after a restart.
-    @Test func killNineRightAfterCreatedLosesNothing() async throws {
-        let database = try temporaryDatabase()
-        defer { try? FileManager.default.removeItem(at: database.directory) }
-        let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
-        let client = HTTPClient.shared
+    @Test(arguments: TestBackend.all) func killNineRightAfterCreatedLosesNothing(backend: TestBackend) async throws {
+        try await Self.withDatabase(backend) { database in
+            let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
+            let client = HTTPClient.shared
 
-        let server = try ServerProcess(environment: environment)
-        let token = try await login(client, server)
-        let acknowledged = try await withThrowingTaskGroup(of: String?.self) { group in
-            for index in 0..<24 {
-                group.addTask {
-                    let response = try await client.json(
-                        .POST, "\(server.baseURL)/users", token: token,
-                        body: #"{"username":"durable\#(index)","email":"durable\#(index)@example.com","password":"password-\#(index)","role":"viewer"}"#)
-                    guard response.status == 201 else { return nil }
-                    return try Timestamp.makeDecoder().decode(User.self, from: response.body).userID
+            let server = try ServerProcess(environment: environment)
+            let token = try await login(client, server)
+            let acknowledged = try await withThrowingTaskGroup(of: String?.self) { group in
+                for index in 0..<24 {
+                    group.addTask {
+                        let response = try await client.json(
+                            .POST, "\(server.baseURL)/users", token: token,
+                            body: #"{"username":"durable\#(index)","email":"durable\#(index)@example.com","password":"password-\#(index)","role":"viewer"}"#)
+                        guard response.status == 201 else { return nil }
+                        return try Timestamp.makeDecoder().decode(User.self, from: response.body).userID
+                    }
                 }
+                return try await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
             }
-            return try await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
-        }
-        server.stop(signal: SIGKILL)
-        #expect(acknowledged.count == 24)
+            server.stop(signal: SIGKILL)
+            #expect(acknowledged.count == 24)
 
-        let restarted = try ServerProcess(environment: environment)
-        let newToken = try await login(client, restarted)
-        let list = try await client.json(.GET, "\(restarted.baseURL)/users?limit=500", token: newToken)
-        let users = try Timestamp.makeDecoder().decode(UserList.self, from: list.body)
-        #expect(Set(acknowledged).isSubset(of: Set(users.users.map(\.userID))))
-        restarted.stop(signal: SIGTERM)
+            let restarted = try ServerProcess(environment: environment)
+            let newToken = try await login(client, restarted)
+            let list = try await client.json(.GET, "\(restarted.baseURL)/users?limit=500", token: newToken)
+            let users = try Timestamp.makeDecoder().decode(UserList.self, from: list.body)
+            #expect(Set(acknowledged).isSubset(of: Set(users.users.map(\.userID))))
+            restarted.stop(signal: SIGTERM)
+        }
     }
 
-    @Test(arguments: [SIGTERM, SIGINT])
-    func signalShutsDownGracefullyWithExitZero(signal: Int32) async throws {
-        let database = try temporaryDatabase()
-        defer { try? FileManager.default.removeItem(at: database.directory) }
-        let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
-        let client = HTTPClient.shared
-        #expect(try await client.json(.GET, "\(server.baseURL)/health").status == 200)
-        #expect(server.stop(signal: signal) == 0)
+    @Test(arguments: TestBackend.all, [SIGTERM, SIGINT])
+    func signalShutsDownGracefullyWithExitZero(backend: TestBackend, signal: Int32) async throws {
+        try await Self.withDatabase(backend) { database in
+            let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+            let client = HTTPClient.shared
+            #expect(try await client.json(.GET, "\(server.baseURL)/health").status == 200)
+            #expect(server.stop(signal: signal) == 0)
+        }
     }
 
     /// The request log line is buffered (written in batches) and still reaches standard error
     /// when the server stops.
-    @Test func requestLogLinesAreWrittenByShutdown() async throws {
-        let database = try temporaryDatabase()
-        defer { try? FileManager.default.removeItem(at: database.directory) }
-        let log = database.directory.appendingPathComponent("stderr.log")
-        let server = try ServerProcess(
-            environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword, "ORCH_LOG_LEVEL": "info"],
-            standardErrorFile: log)
-        var request = HTTPClientRequest(url: "\(server.baseURL)/health")
-        request.headers.add(name: "X-Request-ID", value: "log-check-7")
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
-        #expect(response.status.code == 200)
-        #expect(server.stop(signal: SIGTERM) == 0)
-        let text = try String(contentsOf: log, encoding: .utf8)
-        let line = text.split(separator: "\n").first { $0.contains("request_id=log-check-7") }
-        #expect(line?.contains(" info ") == true && line?.contains("route=/health") == true, "\(text)")
+    @Test(arguments: TestBackend.all) func requestLogLinesAreWrittenByShutdown(backend: TestBackend) async throws {
+        try await Self.withDatabase(backend) { database in
+            let log = database.directory.appendingPathComponent("stderr.log")
+            let server = try ServerProcess(
+                environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword, "ORCH_LOG_LEVEL": "info"],
+                standardErrorFile: log)
+            var request = HTTPClientRequest(url: "\(server.baseURL)/health")
+            request.headers.add(name: "X-Request-ID", value: "log-check-7")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            #expect(response.status.code == 200)
+            #expect(server.stop(signal: SIGTERM) == 0)
+            let text = try String(contentsOf: log, encoding: .utf8)
+            let line = text.split(separator: "\n").first { $0.contains("request_id=log-check-7") }
+            #expect(line?.contains(" info ") == true && line?.contains("route=/health") == true, "\(text)")
+        }
     }
 
     /// Open event streams end cleanly on SIGTERM instead of holding the shutdown up.
-    @Test func shutdownClosesOpenEventStreams() async throws {
-        let database = try temporaryDatabase()
-        defer { try? FileManager.default.removeItem(at: database.directory) }
-        let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
-        let token = try await login(HTTPClient.shared, server)
-        let streams = try await withThrowingTaskGroup(of: SSEConnection.self) { group in
-            for _ in 0..<3 {
-                group.addTask { try await SSEConnection.open(port: server.port, headers: [("Authorization", "Bearer \(token)")]) }
+    @Test(arguments: TestBackend.all) func shutdownClosesOpenEventStreams(backend: TestBackend) async throws {
+        try await Self.withDatabase(backend) { database in
+            let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+            let token = try await login(HTTPClient.shared, server)
+            let streams = try await withThrowingTaskGroup(of: SSEConnection.self) { group in
+                for _ in 0..<3 {
+                    group.addTask { try await SSEConnection.open(port: server.port, headers: [("Authorization", "Bearer \(token)")]) }
+                }
+                return try await group.reduce(into: [SSEConnection]()) { $0.append($1) }
             }
-            return try await group.reduce(into: [SSEConnection]()) { $0.append($1) }
+            for stream in streams { #expect(await stream.waitUntil { !$0.isEmpty }) }
+            #expect(server.stop(signal: SIGTERM) == 0)
+            for stream in streams { #expect(await stream.waitForEnd(timeout: .seconds(5))) }
         }
-        for stream in streams { #expect(await stream.waitUntil { !$0.isEmpty }) }
-        #expect(server.stop(signal: SIGTERM) == 0)
-        for stream in streams { #expect(await stream.waitForEnd(timeout: .seconds(5))) }
     }
 
-    @Test func firstStartWithoutPasswordPrintsAGeneratedOneOnce() async throws {
-        let database = try temporaryDatabase()
-        defer { try? FileManager.default.removeItem(at: database.directory) }
-        let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_USERNAME": "root_admin"]
-        let server = try ServerProcess(environment: environment)
-        let line = try #require(server.outputText.split(separator: "\n").first { $0.contains("generated password") })
-        let password = String(line.split(separator: " ").last ?? "")
-        #expect(password.count == 24)
-        let client = HTTPClient.shared
-        let login = try await client.json(
-            .POST, "\(server.baseURL)/auth/login", body: #"{"username":"root_admin","password":"\#(password)"}"#)
-        #expect(login.status == 200)
-        server.stop(signal: SIGTERM)
+    @Test(arguments: TestBackend.all) func firstStartWithoutPasswordPrintsAGeneratedOneOnce(backend: TestBackend) async throws {
+        try await Self.withDatabase(backend) { database in
+            let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_USERNAME": "root_admin"]
+            let server = try ServerProcess(environment: environment)
+            let line = try #require(server.outputText.split(separator: "\n").first { $0.contains("generated password") })
+            let password = String(line.split(separator: " ").last ?? "")
+            #expect(password.count == 24)
+            let client = HTTPClient.shared
+            let login = try await client.json(
+                .POST, "\(server.baseURL)/auth/login", body: #"{"username":"root_admin","password":"\#(password)"}"#)
+            #expect(login.status == 200)
+            server.stop(signal: SIGTERM)
 
-        let again = try ServerProcess(environment: environment)
-        #expect(!again.outputText.contains("generated password"))
-        again.stop(signal: SIGTERM)
+            let again = try ServerProcess(environment: environment)
+            #expect(!again.outputText.contains("generated password"))
+            again.stop(signal: SIGTERM)
+        }
     }
 }

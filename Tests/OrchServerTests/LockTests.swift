@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -28,8 +29,9 @@ import Testing
         return false
     }
 
-    @Test func freeLockIsGrantedWithAFencingTokenAndRenewedBySameOwner() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func freeLockIsGrantedWithAFencingTokenAndRenewedBySameOwner(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let first = try await Self.acquire(api, token, "critical-resource", owner: "worker-789", ttl: 1800, priority: 3)
             #expect(first.status == .ok)
@@ -47,8 +49,9 @@ import Testing
         }
     }
 
-    @Test func heldLockIs409WithTheHoldersExpiry() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func heldLockIs409WithTheHoldersExpiry(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let grant = try await Self.acquire(api, token, "r", owner: "a").decode(LockGrant.self)
             let refused = try await Self.acquire(api, token, "r", owner: "b")
@@ -73,17 +76,21 @@ import Testing
         (#"{"resource":"r","owner":"o","ttl":1.5}"#, "INVALID_PARAMETER", "ttl"),
     ])
     func invalidAcquireNamesTheField(body: String, code: String, field: String) async throws {
-        try await TestServer.withApp { api in
-            let token = try await api.adminToken()
-            let response = try await api.request(.post, "/locks", token: token, json: body)
-            #expect(response.status == .badRequest)
-            #expect(try response.error.code == code)
-            #expect(try response.error.details["field"] == .string(field))
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let token = try await api.adminToken()
+                let response = try await api.request(.post, "/locks", token: token, json: body)
+                #expect(response.status == .badRequest)
+                #expect(try response.error.code == code)
+                #expect(try response.error.details["field"] == .string(field))
+            }
         }
     }
 
-    @Test func waiterIsGrantedOnReleaseWithoutOverlap() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func waiterIsGrantedOnReleaseWithoutOverlap(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await Self.acquire(api, token, "handoff", owner: "first")
             async let waiting = Self.acquire(api, token, "handoff", owner: "second", timeout: 10)
@@ -104,8 +111,9 @@ import Testing
 
     /// A refused release (wrong owner, or nothing held) leaves the first waiter first in line:
     /// the grant it was lined up for in the release's transaction did not happen.
-    @Test func refusedReleaseKeepsTheWaiterInLine() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func refusedReleaseKeepsTheWaiterInLine(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await Self.acquire(api, token, "kept", owner: "first")
             async let waiting = Self.acquire(api, token, "kept", owner: "second", timeout: 10)
@@ -123,8 +131,9 @@ import Testing
         }
     }
 
-    @Test func waiterIsGrantedAtExpiry() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func waiterIsGrantedAtExpiry(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let first = try await Self.acquire(api, token, "expiring", owner: "first", ttl: 1).decode(LockGrant.self)
             // Granted (not 408): the expiry handed the lock over well before the 10 s timeout.
@@ -139,8 +148,9 @@ import Testing
         }
     }
 
-    @Test func waitersAreServedByPriorityThenArrival() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func waitersAreServedByPriorityThenArrival(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await Self.acquire(api, token, "busy", owner: "holder")
             let order = OrderLog()
@@ -162,8 +172,9 @@ import Testing
         }
     }
 
-    @Test func waitThatRunsOutIs408CloseToTheAskedTime() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func waitThatRunsOutIs408CloseToTheAskedTime(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await Self.acquire(api, token, "stuck", owner: "holder", ttl: 60)
             let started = ContinuousClock.now
@@ -171,14 +182,17 @@ import Testing
             let elapsed = ContinuousClock.now - started
             #expect(response.status == .requestTimeout)
             #expect(try response.error.code == "TIMEOUT")
-            #expect(elapsed >= .seconds(2) && elapsed < .seconds(3))
+            // Not before the asked time; the upper bound only says it was not left waiting for good
+            // (a loaded machine can add a second or two).
+            #expect(elapsed >= .seconds(2) && elapsed < .seconds(6))
             let list = try await api.request(.get, "/locks", token: token).decode(LockList.self)
             #expect(list.queueStatus.totalWaiting == 0)
         }
     }
 
-    @Test func releaseErrorsAndForce() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func releaseErrorsAndForce(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (_, operatorToken) = try await api.createUser("lock_op", role: .operator, adminToken: admin)
             _ = try await Self.acquire(api, operatorToken, "guarded", owner: "a")
@@ -199,8 +213,9 @@ import Testing
         }
     }
 
-    @Test func listFiltersAndShowsRemainingTTL() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func listFiltersAndShowsRemainingTTL(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await Self.acquire(api, token, "database-migration", owner: "worker-123", ttl: 3600, priority: 5)
             _ = try await Self.acquire(api, token, "file-processing", owner: "worker-456", ttl: 1800, priority: 2)
@@ -216,8 +231,9 @@ import Testing
     }
 
     /// 100 acquirers queue on one resource; each holds it briefly. No two grants overlap.
-    @Test func concurrentAcquirersNeverHoldTogether() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func concurrentAcquirersNeverHoldTogether(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let intervals = OrderLog()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -246,32 +262,33 @@ import Testing
     }
 
     /// Held locks and the fencing counter survive a restart.
-    @Test func locksAndFencingTokensSurviveARestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-locks-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let configuration = TestServer.configuration(database: .sqliteFile(path: directory.appendingPathComponent("l.sqlite").path))
-        let before = OrderLog()
-        try await TestServer.withApp(configuration) { api in
-            let token = try await api.adminToken()
-            let grant = try await Self.acquire(api, token, "durable", owner: "keeper", ttl: 600).decode(LockGrant.self)
-            before.append("\(grant.fencingToken ?? 0)|\(grant.lockID ?? "")|\(Timestamp.format(grant.expiresAt))")
-        }
-        try await TestServer.withApp(configuration) { api in
-            let token = try await api.adminToken()
-            let parts = try #require(before.values.first).split(separator: "|").map(String.init)
-            let list = try await api.request(.get, "/locks", token: token).decode(LockList.self)
-            #expect(list.locks.map(\.lockID) == [parts[1]])
-            #expect(list.locks.first.map { Timestamp.format($0.expiresAt) } == parts[2])
-            #expect(try await Self.acquire(api, token, "durable", owner: "thief").status == .conflict)
-            let next = try await Self.acquire(api, token, "fresh", owner: "keeper").decode(LockGrant.self)
-            #expect((next.fencingToken ?? 0) > Int64(parts[0])!)
+    @Test(arguments: TestBackend.all)
+    func locksAndFencingTokensSurviveARestart(backend: TestBackend) async throws {
+        try await TestServer.withDurableDatabase(backend) { database in
+            let configuration = TestServer.configuration(database: database)
+            let before = OrderLog()
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let token = try await api.adminToken()
+                let grant = try await Self.acquire(api, token, "durable", owner: "keeper", ttl: 600).decode(LockGrant.self)
+                before.append("\(grant.fencingToken ?? 0)|\(grant.lockID ?? "")|\(Timestamp.format(grant.expiresAt))")
+            }
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let token = try await api.adminToken()
+                let parts = try #require(before.values.first).split(separator: "|").map(String.init)
+                let list = try await api.request(.get, "/locks", token: token).decode(LockList.self)
+                #expect(list.locks.map(\.lockID) == [parts[1]])
+                #expect(list.locks.first.map { Timestamp.format($0.expiresAt) } == parts[2])
+                #expect(try await Self.acquire(api, token, "durable", owner: "thief").status == .conflict)
+                let next = try await Self.acquire(api, token, "fresh", owner: "keeper").decode(LockGrant.self)
+                #expect((next.fencingToken ?? 0) > Int64(parts[0])!)
+            }
         }
     }
 
     /// A waiting client that hangs up leaves the queue at once, over a real socket.
-    @Test func waiterThatDisconnectsLeavesTheQueue() async throws {
-        try await EventStreamTests.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func waiterThatDisconnectsLeavesTheQueue(backend: TestBackend) async throws {
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             _ = try await Self.acquire(api, token, "held", owner: "holder", ttl: 60)
             let body = #"{"resource":"held","owner":"leaver","ttl":30,"timeout":60}"#
@@ -293,8 +310,9 @@ import Testing
         }
     }
 
-    @Test func lockEventsReachTheStream() async throws {
-        try await EventStreamTests.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func lockEventsReachTheStream(backend: TestBackend) async throws {
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, query: "filter=lock.*", headers: [("Authorization", "Bearer \(token)")])
             _ = try await Self.acquire(api, token, "watched", owner: "w", ttl: 1)

@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -27,8 +28,9 @@ import Testing
         return id
     }
 
-    @Test func needsAViewerAndAnswersTextFormat004() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func needsAViewerAndAnswersTextFormat004(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (_, viewer) = try await api.createUser("metrics_viewer", role: .viewer, adminToken: admin)
             #expect(try await api.request(.get, "/metrics").status == .unauthorized)
@@ -39,8 +41,9 @@ import Testing
     }
 
     /// The reference's four metrics with its names and labels; `endpoint` is always a template.
-    @Test func referenceSeriesWithTemplatedEndpointsAndConsistentHistograms() async throws {
-        try await TestServer.withApp(WebhookTests.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func referenceSeriesWithTemplatedEndpointsAndConsistentHistograms(backend: TestBackend) async throws {
+        try await TestServer.withApp(WebhookTests.configuration(), backend: backend) { api in
             let token = try await api.adminToken()
             let id = try await Self.runTask(api, token: token, core: "WORK_AI_01", duration: 3)
             _ = try await Self.runTask(api, token: token, core: "WORK_AI_01", duration: 0.4)
@@ -100,8 +103,9 @@ import Testing
         }
     }
 
-    @Test func stateGaugesAndProcessMetrics() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func stateGaugesAndProcessMetrics(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             for core in ["depth_a", "depth_a", "depth_b"] {
                 #expect(try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: core)).status == .accepted)
@@ -133,8 +137,9 @@ import Testing
         }
     }
 
-    @Test func openStreamsAreCounted() async throws {
-        try await EventStreamTests.withLiveServer { api, port, _ in
+    @Test(arguments: TestBackend.all)
+    func openStreamsAreCounted(backend: TestBackend) async throws {
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             #expect(try await Self.scrape(api, token: token).exposition.value("orch_sse_connections_active") == 1)
@@ -150,8 +155,9 @@ import Testing
 
     /// `promtool check metrics` (Prometheus's own linter) and Python's `prometheus_client`
     /// parser accept the exposition. The test command installs both.
-    @Test func promtoolAndPrometheusClientAcceptTheExposition() async throws {
-        try await TestServer.withApp(WebhookTests.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func promtoolAndPrometheusClientAcceptTheExposition(backend: TestBackend) async throws {
+        try await TestServer.withApp(WebhookTests.configuration(), backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await Self.runTask(api, token: token, core: "lint_core", duration: 1.5)
             _ = try await api.send(

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -9,8 +10,9 @@ import Testing
 /// The served document describes exactly the routes the router has, with their access rules.
 /// (scripts/contract.sh checks it further with openapi-spec-validator and schemathesis.)
 @Suite struct OpenAPITests {
-    @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() async throws {
-        try await TestServer.withServer { api, server in
+    @Test(arguments: TestBackend.all)
+    func everyRouteIsDocumentedAndEveryDocumentedRouteExists(backend: TestBackend) async throws {
+        try await TestServer.withServer(backend: backend) { api, server in
             let response = try await api.request(.get, "/openapi.json")
             #expect(response.status == .ok)
             let document = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
@@ -55,8 +57,9 @@ import Testing
 /// Path parameters arrive percent-encoded from clients that encode reserved characters
 /// (schemathesis found `/cores/a%3Ab/claim` refused): they are decoded before use.
 @Suite struct PathParameterTests {
-    @Test func percentEncodedPathParametersAreDecoded() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func percentEncodedPathParametersAreDecoded(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let dispatched = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "ns:core.1"))
             #expect(dispatched.status == .accepted)

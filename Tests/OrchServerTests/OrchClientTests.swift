@@ -4,6 +4,7 @@ import HummingbirdTesting
 import OrchClient
 import OrchModels
 import Synchronization
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -11,18 +12,19 @@ import Testing
 /// The Swift client library against a live server over real sockets.
 @Suite struct OrchClientLibraryTests {
     static func withClient(
-        _ configuration: ServerConfiguration = TestServer.configuration(),
+        _ configuration: ServerConfiguration = TestServer.configuration(), backend: TestBackend = .sqlite,
         _ body: @escaping @Sendable (OrchClient, OrchServerParts, APIClient) async throws -> Void
     ) async throws {
-        try await EventStreamTests.withLiveServer(configuration) { api, port, parts in
+        try await EventStreamTests.withLiveServer(configuration, backend: backend) { api, port, parts in
             let client = OrchClient(baseURL: "http://127.0.0.1:\(port)/")
             try await client.login(username: "admin", password: TestServer.adminPassword)
             try await body(client, parts, api)
         }
     }
 
-    @Test func everyCallAgainstALiveServer() async throws {
-        try await Self.withClient { client, _, _ in
+    @Test(arguments: TestBackend.all)
+    func everyCallAgainstALiveServer(backend: TestBackend) async throws {
+        try await Self.withClient(backend: backend) { client, _, _ in
             #expect(try await client.me().username == "admin")
             #expect(try await client.health().status == .healthy)
             #expect(try await client.metricsText().contains("orch_http_requests_total"))
@@ -63,8 +65,9 @@ import Testing
         }
     }
 
-    @Test func errorsCarryTheEnvelope() async throws {
-        try await Self.withClient { client, _, _ in
+    @Test(arguments: TestBackend.all)
+    func errorsCarryTheEnvelope(backend: TestBackend) async throws {
+        try await Self.withClient(backend: backend) { client, _, _ in
             do {
                 _ = try await client.task(id: "task-missing")
                 Issue.record("expected an error")
@@ -84,10 +87,11 @@ import Testing
         }
     }
 
-    @Test func rateLimitedCallsExposeRetryAfter() async throws {
+    @Test(arguments: TestBackend.all)
+    func rateLimitedCallsExposeRetryAfter(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.rateLimits = ServerConfiguration.defaultRateLimits.merging(["admin": 3, "anonymous": 1000]) { $1 }
-        try await Self.withClient(configuration) { client, _, _ in
+        try await Self.withClient(configuration, backend: backend) { client, _, _ in
             var refused: OrchClientError?
             for _ in 0..<10 where refused == nil {
                 do { _ = try await client.tasks() } catch let error as OrchClientError { refused = error }
@@ -100,8 +104,9 @@ import Testing
 
     /// Events written while the stream is cut from the server's side arrive after the client
     /// reconnects with Last-Event-ID: every event once, in order.
-    @Test func eventStreamSurvivesDisconnectsWithoutLossOrDuplicates() async throws {
-        try await Self.withClient { client, parts, _ in
+    @Test(arguments: TestBackend.all)
+    func eventStreamSurvivesDisconnectsWithoutLossOrDuplicates(backend: TestBackend) async throws {
+        try await Self.withClient(backend: backend) { client, parts, _ in
             let seen = Mutex<[TaskEvent]>([])
             let reader = Task {
                 for try await event in client.events(filter: "task.created", reconnectDelay: .milliseconds(100)) {
@@ -142,8 +147,9 @@ import Testing
         }
     }
 
-    @Test func withLockReleasesOnThrowAndRenewsPastTheTTL() async throws {
-        try await Self.withClient { client, _, _ in
+    @Test(arguments: TestBackend.all)
+    func withLockReleasesOnThrowAndRenewsPastTheTTL(backend: TestBackend) async throws {
+        try await Self.withClient(backend: backend) { client, _, _ in
             struct Boom: Error {}
             await #expect(throws: Boom.self) {
                 try await client.withLock(resource: "wl", owner: "me", ttl: 5) { _ in throw Boom() }

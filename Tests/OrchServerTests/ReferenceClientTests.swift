@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -20,9 +21,10 @@ import Testing
             .replacingOccurrences(of: referenceToken, with: token)
     }
 
-    @Test func pythonClientAndUsageExample() async throws {
+    @Test(arguments: TestBackend.all)
+    func pythonClientAndUsageExample(backend: TestBackend) async throws {
         let code = try #require(try ReferenceDocument.codeBlocks("python", containing: "class ORCHClient").first)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let script = try Self.personalise(code, port: port, token: token)
             let run = try await ScriptRunner.run(["python3", "-c", script])
@@ -44,9 +46,10 @@ import Testing
     /// with the `headers` option the reference passes) and holds other requests until an open
     /// stream is connected, as a browser's would be by the time the page goes on. Nothing of the
     /// reference's code is changed.
-    @Test func javascriptClientAndUsageExample() async throws {
+    @Test(arguments: TestBackend.all)
+    func javascriptClientAndUsageExample(backend: TestBackend) async throws {
         let code = try #require(try ReferenceDocument.codeBlocks("javascript", containing: "class ORCHClient").first)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-js-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -132,14 +135,15 @@ import Testing
     /// The reference's signing recipe, with its own example request as the payload (naming a
     /// real task), signs a webhook that the server accepts and applies. The body is sent with
     /// other spacing than the signed form, as clients do.
-    @Test func webhookSigningRecipe() async throws {
+    @Test(arguments: TestBackend.all)
+    func webhookSigningRecipe(backend: TestBackend) async throws {
         let recipe = try #require(try ReferenceDocument.codeBlocks("python", containing: "payload_str = json.dumps").first)
         let example = try #require(
             try ReferenceDocument.codeBlocks("json", containing: "\"event\": \"task.completed\"").first)
         #expect(recipe.contains("payload = {...}") && recipe.contains("webhook_secret = \"your-webhook-secret\""))
         var configuration = WebhookTests.configuration(secrets: ["whsec-reference-run"])
         configuration.rateLimits = ServerConfiguration.defaultRateLimits.mapValues { _ in 0 }
-        try await EventStreamTests.withLiveServer(configuration) { api, port, _ in
+        try await EventStreamTests.withLiveServer(configuration, backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let id = try await EventStreamTests.dispatch(api, token, core: "WORK_AI_01")
             let exampleTaskID = try #require(example.firstMatch(of: /task-[0-9a-f-]+/)).output

@@ -1,5 +1,6 @@
 import Foundation
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -25,7 +26,8 @@ import Testing
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    @Test func referenceFlaskHandlerVerifiesAndHandlesCallbacks() async throws {
+    @Test(arguments: TestBackend.all)
+    func referenceFlaskHandlerVerifiesAndHandlesCallbacks(backend: TestBackend) async throws {
         let handler = try #require(try ReferenceDocument.codeBlocks("python", containing: "from flask import").first)
         #expect(handler.contains("WEBHOOK_SECRET = \"your-webhook-secret\""))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-flask-\(UUID().uuidString)")
@@ -67,7 +69,7 @@ import Testing
 
         var configuration = CallbackTests.configuration(retries: [1])
         configuration.webhookSecrets = ["your-webhook-secret"]
-        try await TestServer.withApp(configuration) { api in
+        try await TestServer.withApp(configuration, backend: backend) { api in
             let token = try await api.adminToken()
             let url = "http://127.0.0.1:\(port)/webhook"
             let completed = try await CallbackTests.dispatch(api, token, callback: url)

@@ -3,6 +3,7 @@ import HTTPTypes
 import Logging
 import OrchModels
 import Synchronization
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -44,11 +45,12 @@ final class CapturedLogs: Sendable {
 }
 
 @Suite struct RequestLogTests {
-    @Test func oneStructuredLinePerRequestAtInfo() async throws {
+    @Test(arguments: TestBackend.all)
+    func oneStructuredLinePerRequestAtInfo(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.logLevel = .info
         let logs = CapturedLogs()
-        try await TestServer.withServer(configuration, logger: logs.logger) { api, _ in
+        try await TestServer.withServer(configuration, backend: backend, logger: logs.logger) { api, _ in
             let token = try await api.adminToken()
             let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "logged"))
                 .decode(DispatchResponse.self).taskID

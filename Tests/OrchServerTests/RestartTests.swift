@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -9,27 +10,27 @@ import Testing
 @Suite struct RestartTests {
     /// Without ORCH_JWT_SECRET the generated secret is stored, so a token survives a restart,
     /// and so do the users.
-    @Test func restartOnTheSameFileKeepsUsersAndTheGeneratedSecret() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        var configuration = TestServer.configuration(database: .sqliteFile(path: directory.appendingPathComponent("r.sqlite").path))
-        configuration.jwtSecret = nil
+    @Test(arguments: TestBackend.all)
+    func restartOnTheSameFileKeepsUsersAndTheGeneratedSecret(backend: TestBackend) async throws {
+        try await TestServer.withDurableDatabase(backend) { database in
+            var configuration = TestServer.configuration(database: database)
+            configuration.jwtSecret = nil
 
-        let firstRun = TokenBox()
-        try await TestServer.withApp(configuration) { api in
-            let admin = try await api.adminToken()
-            let (_, token) = try await api.createUser("survivor", role: .operator, adminToken: admin)
-            firstRun.set(token)
-        }
-        configuration.adminPassword = "a-different-password"
-        try await TestServer.withApp(configuration) { api in
-            let token = try #require(firstRun.get())
-            let me = try await api.request(.get, "/auth/me", token: token)
-            #expect(me.status == .ok)
-            #expect(try me.decode(User.self).username == "survivor")
-            // The first admin is not re-created or changed by a restart.
-            _ = try await api.login("admin", TestServer.adminPassword)
+            let firstRun = TokenBox()
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let admin = try await api.adminToken()
+                let (_, token) = try await api.createUser("survivor", role: .operator, adminToken: admin)
+                firstRun.set(token)
+            }
+            configuration.adminPassword = "a-different-password"
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let token = try #require(firstRun.get())
+                let me = try await api.request(.get, "/auth/me", token: token)
+                #expect(me.status == .ok)
+                #expect(try me.decode(User.self).username == "survivor")
+                // The first admin is not re-created or changed by a restart.
+                _ = try await api.login("admin", TestServer.adminPassword)
+            }
         }
     }
 }

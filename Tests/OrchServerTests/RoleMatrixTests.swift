@@ -4,6 +4,7 @@ import HummingbirdTesting
 import Logging
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -11,8 +12,9 @@ import Testing
 /// Every route the server has, called with no token and with each role: the route table is the
 /// source, so a new route is covered without touching this test.
 @Suite struct RoleMatrixTests {
-    @Test func everyRouteEnforcesItsAccessRule() async throws {
-        try await TestServer.withServer { api, server in
+    @Test(arguments: TestBackend.all)
+    func everyRouteEnforcesItsAccessRule(backend: TestBackend) async throws {
+        try await TestServer.withServer(backend: backend) { api, server in
             let routes = server.routes.routes
             #expect(routes.count >= 7)
             /// Calls a route; a stream that is let in is closed from the server's side at once.

@@ -42,6 +42,7 @@ final class ServerProcess: @unchecked Sendable {
             process.arguments = ["serve", "--port", "0"] + arguments
         }
         var env = ProcessInfo.processInfo.environment
+        env["ORCH_DATABASE_POOL"] = "4"
         env.merge(environment) { _, new in new }
         process.environment = env
         process.standardOutput = output

@@ -2,6 +2,7 @@ import Foundation
 import OrchCore
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -24,16 +25,16 @@ import Testing
 
     /// With a 64 KiB byte bound, a stalled stream of 60 KB events is cut long before its
     /// 1024-event bound, and while it held it nothing counted above the bound.
-    @Test func aStalledStreamIsCutByItsByteBound() async throws {
+    @Test(arguments: TestBackend.all)
+    func aStalledStreamIsCutByItsByteBound(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.sseBufferBytes = 64 << 10
-        let store = try SQLiteStore(location: .sqliteMemory)
-        try await EventStreamTests.withLiveServer(configuration, store: store) { api, port, parts in
+        try await EventStreamTests.withLiveServer(configuration, backend: backend) { api, port, parts in
             let token = try await api.adminToken()
             let stalled = try StalledSocket(port: port, path: "/sse/events", token: token)
             #expect(await waitFor { parts.bus.subscriptionCount == 1 })
             // 300 events of 60 KB: 18 MB, more than the kernel's socket buffers take.
-            try await Self.publish(parts, store: store, count: 300, size: 60_000)
+            try await Self.publish(parts, store: parts.store, count: 300, size: 60_000)
             #expect(await waitFor { parts.bus.subscriptionCount == 0 }, "the stalled stream is cut")
             #expect(parts.bus.memory.held == 0)
             #expect(stalled.readsToEndOfStream(), "the server closed the stalled connection")
@@ -42,14 +43,14 @@ import Testing
 
     /// Beyond `ORCH_SSE_MEMORY` in all, the streams furthest behind are cut first; a stream that
     /// reads keeps everything.
-    @Test func allStreamsTogetherStayWithinTheMemoryBound() async throws {
+    @Test(arguments: TestBackend.all)
+    func allStreamsTogetherStayWithinTheMemoryBound(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         // Only the bound on all streams together applies here.
         configuration.sseMemory = 8 << 20
         configuration.sseBufferBytes = 512 << 20
         configuration.sseBufferSize = 1_000_000
-        let store = try SQLiteStore(location: .sqliteMemory)
-        try await EventStreamTests.withLiveServer(configuration, store: store) { api, port, parts in
+        try await EventStreamTests.withLiveServer(configuration, backend: backend) { api, port, parts in
             let token = try await api.adminToken()
             let reader = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
             let stalled = try (0..<12).map { _ in try StalledSocket(port: port, path: "/sse/events", token: token) }
@@ -64,7 +65,7 @@ import Testing
                 return peak
             }
             // Paced so that the reading stream keeps up: it is never the one furthest behind.
-            try await Self.publish(parts, store: store, count: total, size: 60_000, pause: .milliseconds(40))
+            try await Self.publish(parts, store: parts.store, count: total, size: 60_000, pause: .milliseconds(40))
             #expect(await waitFor { parts.bus.subscriptionCount == 1 }, "every stalled stream is cut")
             monitor.cancel()
             // The limit, plus at most one frame offered before the check that cut a stream.

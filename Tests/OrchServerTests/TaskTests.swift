@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -10,8 +11,9 @@ import Testing
     /// The reference's Python SDK usage example, as the same calls in the same order: dispatch
     /// with priority 2 and metadata, update to running with progress 50 and a message, read
     /// the events.
-    @Test func referencePythonSDKUsageExample() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func referencePythonSDKUsageExample(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let dispatch = try await api.request(
                 .post, "/dispatch", token: token,
@@ -40,8 +42,9 @@ import Testing
         }
     }
 
-    @Test func dispatchAcceptsCoreIDSpellingAndAppliesDefaults() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func dispatchAcceptsCoreIDSpellingAndAppliesDefaults(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let response = try await api.request(.post, "/dispatch", token: token, json: #"{"core_id":"alt.core:1"}"#)
             #expect(response.status == .accepted)
@@ -77,19 +80,23 @@ import Testing
 
     @Test(arguments: invalidDispatches)
     func dispatchValidationNamesTheField(body: String, code: String, field: String) async throws {
-        try await TestServer.withApp { api in
-            let token = try await api.adminToken()
-            let response = try await api.request(.post, "/dispatch", token: token, json: body)
-            #expect(response.status == .badRequest)
-            let error = try response.error
-            #expect(error.code == code)
-            #expect(error.details["field"] == .string(field))
-            #expect(try await api.request(.get, "/tasks", token: token).decode(TaskList.self).totalTasks == 0)
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let token = try await api.adminToken()
+                let response = try await api.request(.post, "/dispatch", token: token, json: body)
+                #expect(response.status == .badRequest)
+                let error = try response.error
+                #expect(error.code == code)
+                #expect(error.details["field"] == .string(field))
+                #expect(try await api.request(.get, "/tasks", token: token).decode(TaskList.self).totalTasks == 0)
+            }
         }
     }
 
-    @Test func queuePositionFollowsClaimOrder() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func queuePositionFollowsClaimOrder(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             var positions: [Int] = []
             for priority in [1, 1, 5, 1, 10, 5] {
@@ -103,8 +110,9 @@ import Testing
         }
     }
 
-    @Test func estimatedStartUsesRecentDurationsAndWorkers() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func estimatedStartUsesRecentDurationsAndWorkers(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let first = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "est")).decode(DispatchResponse.self)
             #expect(abs(first.estimatedStart.timeIntervalSince(first.createdAt)) < 1)
@@ -114,8 +122,9 @@ import Testing
         }
     }
 
-    @Test func claimOrderIsPriorityThenFIFO() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func claimOrderIsPriorityThenFIFO(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             var ids: [Int: String] = [:]
             for (index, priority) in [1, 3, 1, 3, 2].enumerated() {
@@ -136,8 +145,9 @@ import Testing
         }
     }
 
-    @Test func claimReturnsLeaseAndStartsTheTask() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func claimReturnsLeaseAndStartsTheTask(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             for _ in 0..<3 { _ = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "batch")) }
             let response = try await api.send(.post, "/cores/batch/claim", token: token, body: ClaimRequest(workerID: "w9", lease: 45, maxTasks: 2))
@@ -165,17 +175,21 @@ import Testing
         (#"{"worker_id":"w","max_tasks":101}"#, "INVALID_PARAMETER", "max_tasks"),
     ])
     func claimValidationNamesTheField(body: String, code: String, field: String) async throws {
-        try await TestServer.withApp { api in
-            let token = try await api.adminToken()
-            let response = try await api.request(.post, "/cores/c/claim", token: token, json: body)
-            #expect(response.status == .badRequest)
-            #expect(try response.error.code == code)
-            #expect(try response.error.details["field"] == .string(field))
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let token = try await api.adminToken()
+                let response = try await api.request(.post, "/cores/c/claim", token: token, json: body)
+                #expect(response.status == .badRequest)
+                #expect(try response.error.code == code)
+                #expect(try response.error.details["field"] == .string(field))
+            }
         }
     }
 
-    @Test func waitingClaimIsWokenByADispatchAtOnce() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func waitingClaimIsWokenByADispatchAtOnce(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             // Without a wake-up the claim would answer 204 at the end of its wait.
             async let claim = api.send(.post, "/cores/wake/claim", token: token, body: ClaimRequest(workerID: "sleepy", wait: 20))
@@ -187,8 +201,9 @@ import Testing
         }
     }
 
-    @Test func waitingClaimWithNothingAnswers204AfterItsWait() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func waitingClaimWithNothingAnswers204AfterItsWait(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let started = ContinuousClock.now
             let response = try await api.send(.post, "/cores/quiet/claim", token: token, body: ClaimRequest(workerID: "w", wait: 1))
@@ -197,8 +212,9 @@ import Testing
         }
     }
 
-    @Test func fiftyConcurrentClaimersOnFiveHundredTasksGetEachTaskOnce() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func fiftyConcurrentClaimersOnFiveHundredTasksGetEachTaskOnce(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<500 {
@@ -227,14 +243,16 @@ import Testing
         }
     }
 
-    @Test func heartbeatKeepsALeaseAlivePastItsOriginalExpiry() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func heartbeatKeepsALeaseAlivePastItsOriginalExpiry(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "hb"))
-            let claimed = try await api.send(.post, "/cores/hb/claim", token: token, body: ClaimRequest(workerID: "w", lease: 1))
+            let claimed = try await api.send(.post, "/cores/hb/claim", token: token, body: ClaimRequest(workerID: "w", lease: 2))
                 .decode(ClaimResponse.self).tasks[0]
+            // Four beats 0.8 s apart outlive the 2 s lease, with room for a loaded machine.
             for _ in 0..<4 {
-                try await Task.sleep(for: .milliseconds(500))
+                try await Task.sleep(for: .milliseconds(800))
                 let beat = try await api.send(
                     .post, "/jobs/\(claimed.task.taskID)/heartbeat", token: token,
                     body: HeartbeatRequest(workerID: "w", leaseToken: claimed.leaseToken))
@@ -243,7 +261,7 @@ import Testing
                 #expect(body.status == .running && !body.cancelRequested)
                 #expect(body.leaseExpiresAt > Date())
             }
-            // Two seconds after an original one-second lease, the task is still the worker's.
+            // Over three seconds after an original two-second lease, the task is still the worker's.
             let task = try await api.request(.get, "/tasks/\(claimed.task.taskID)", token: token).decode(OrchTask.self)
             #expect(task.status == .running && task.attempts == 1)
             let done = try await api.send(
@@ -257,8 +275,9 @@ import Testing
         }
     }
 
-    @Test func lapsedLeaseRequeuesWhileAttemptsRemainThenFails() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func lapsedLeaseRequeuesWhileAttemptsRemainThenFails(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "lapse", maxAttempts: 2))
                 .decode(DispatchResponse.self).taskID
@@ -283,8 +302,9 @@ import Testing
         }
     }
 
-    @Test func runningPastTimeoutFailsWithReasonTimeout() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func runningPastTimeoutFailsWithReasonTimeout(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "slow", timeout: 1))
                 .decode(DispatchResponse.self).taskID
@@ -296,8 +316,9 @@ import Testing
         }
     }
 
-    @Test func cancellingARunningTaskTellsItsWorker() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func cancellingARunningTaskTellsItsWorker(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             _ = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "cancel"))
             let claimed = try await api.send(.post, "/cores/cancel/claim", token: token, body: ClaimRequest(workerID: "w"))
@@ -316,8 +337,9 @@ import Testing
         }
     }
 
-    @Test func stayTaskReturnsToTheQueueUntilCancelled() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func stayTaskReturnsToTheQueueUntilCancelled(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "resident", stay: true))
                 .decode(DispatchResponse.self).taskID
@@ -345,8 +367,9 @@ import Testing
         }
     }
 
-    @Test func idempotencyKeyRepeatsTheOriginalOrConflicts() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func idempotencyKeyRepeatsTheOriginalOrConflicts(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let body = #"{"coreId":"idem","priority":4,"metadata":{"a":1}}"#
             let first = try await api.request(.post, "/dispatch", token: token, json: body, headers: [.idempotencyKey: "key-1"])
@@ -367,8 +390,9 @@ import Testing
         }
     }
 
-    @Test func listTasksFiltersSortsAndPages() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func listTasksFiltersSortsAndPages(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             for (core, priority) in [("a", 1), ("a", 5), ("b", 3), ("a", 3)] {
                 _ = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: core, priority: priority))
@@ -398,8 +422,9 @@ import Testing
         }
     }
 
-    @Test func eventsPaginateAndFilter() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func eventsPaginateAndFilter(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let token = try await api.adminToken()
             let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "ev")).decode(DispatchResponse.self).taskID
             for progress in stride(from: 10, through: 60, by: 10) {

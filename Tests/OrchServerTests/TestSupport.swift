@@ -61,6 +61,20 @@ enum TestServer {
         }
     }
 
+    /// Runs `body` with a database that outlives one server (for restart tests): a SQLite file
+    /// in a temporary folder, or a fresh PostgreSQL database; removed afterwards.
+    static func withDurableDatabase(_ backend: TestBackend, _ body: (DatabaseURL) async throws -> Void) async throws {
+        switch backend {
+        case .sqlite:
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try await body(.sqliteFile(path: directory.appendingPathComponent("orch.sqlite").path))
+        case .postgres:
+            try await backend.withDatabase { database in try await body(database.url) }
+        }
+    }
+
     private static func run(
         _ configuration: ServerConfiguration, store: any Store, testing: TestingSetup, logger: Logger,
         _ body: @escaping @Sendable (APIClient, OrchServerParts) async throws -> Void

@@ -2,13 +2,15 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
 
 @Suite struct UserTests {
-    @Test func createUserAnswers201WithTheReferenceFields() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func createUserAnswers201WithTheReferenceFields(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let response = try await api.request(
                 .post, "/users", token: admin,
@@ -42,20 +44,24 @@ import Testing
         (#"{"username":null,"email":"a@example.com","password":"password1","role":"viewer"}"#, "MISSING_PARAMETER", "username"),
     ])
     func invalidUserIsRefusedNamingTheField(body: String, code: String, field: String) async throws {
-        try await TestServer.withApp { api in
-            let admin = try await api.adminToken()
-            let response = try await api.request(.post, "/users", token: admin, json: body)
-            #expect(response.status == .badRequest)
-            let error = try response.error
-            #expect(error.code == code)
-            #expect(error.details["field"] == .string(field))
-            let list = try await api.request(.get, "/users", token: admin).decode(UserList.self)
-            #expect(list.totalUsers == 1)
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let admin = try await api.adminToken()
+                let response = try await api.request(.post, "/users", token: admin, json: body)
+                #expect(response.status == .badRequest)
+                let error = try response.error
+                #expect(error.code == code)
+                #expect(error.details["field"] == .string(field))
+                let list = try await api.request(.get, "/users", token: admin).decode(UserList.self)
+                #expect(list.totalUsers == 1)
+            }
         }
     }
 
-    @Test func duplicateUsernameOrEmailIsConflict() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func duplicateUsernameOrEmailIsConflict(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             _ = try await api.createUser("dupe", role: .viewer, adminToken: admin)
             let sameName = try await api.send(
@@ -72,8 +78,9 @@ import Testing
         }
     }
 
-    @Test func listFiltersAndPaginates() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func listFiltersAndPaginates(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             for index in 0..<3 { _ = try await api.createUser("viewer\(index)", role: .viewer, adminToken: admin) }
             let (op, _) = try await api.createUser("operator1", role: .operator, adminToken: admin)
@@ -99,17 +106,21 @@ import Testing
 
     @Test(arguments: ["role=root", "is_active=maybe", "limit=0", "limit=501", "limit=abc", "offset=-1"])
     func badListParametersAreInvalid(query: String) async throws {
-        try await TestServer.withApp { api in
-            let admin = try await api.adminToken()
-            let response = try await api.request(.get, "/users?\(query)", token: admin)
-            #expect(response.status == .badRequest)
-            #expect(try response.error.code == "INVALID_PARAMETER")
-            #expect(try response.error.details["field"] == .string(String(query.prefix { $0 != "=" })))
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(backend: backend) { api in
+                let admin = try await api.adminToken()
+                let response = try await api.request(.get, "/users?\(query)", token: admin)
+                #expect(response.status == .badRequest)
+                #expect(try response.error.code == "INVALID_PARAMETER")
+                #expect(try response.error.details["field"] == .string(String(query.prefix { $0 != "=" })))
+            }
         }
     }
 
-    @Test func patchChangesEmailRolePasswordAndValidates() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func patchChangesEmailRolePasswordAndValidates(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let (user, _) = try await api.createUser("patchme", role: .viewer, adminToken: admin)
             let response = try await api.request(
@@ -134,8 +145,9 @@ import Testing
         }
     }
 
-    @Test func lastActiveAdminCannotBeDemotedOrDeactivated() async throws {
-        try await TestServer.withApp { api in
+    @Test(arguments: TestBackend.all)
+    func lastActiveAdminCannotBeDemotedOrDeactivated(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
             let admin = try await api.adminToken()
             let me = try await api.request(.get, "/auth/me", token: admin).decode(User.self)
             for body in [#"{"is_active":false}"#, #"{"role":"operator"}"#] {

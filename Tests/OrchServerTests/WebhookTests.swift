@@ -4,6 +4,7 @@ import HTTPTypes
 import HummingbirdTesting
 import OrchModels
 import OrchStore
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -35,8 +36,9 @@ import Testing
         return "t=\(timestamp),v1=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
-    @Test func signatureOverRawBytesIsAccepted() async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func signatureOverRawBytesIsAccepted(backend: TestBackend) async throws {
+        try await TestServer.withApp(Self.configuration(), backend: backend) { api in
             let body = #"{"event": "custom.ping", "data": {"x": 1}}"#
             let response = try await Self.post(api, body, signature: Self.signature(body))
             #expect(response.status == .ok)
@@ -49,8 +51,9 @@ import Testing
     /// A client following the reference signs `json.dumps(payload, sort_keys=True,
     /// separators=(',', ':'))` but sends the body with other spacing, key order, non-ASCII text
     /// and floats.
-    @Test func signatureOverPythonStyleReserialisationIsAccepted() async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func signatureOverPythonStyleReserialisationIsAccepted(backend: TestBackend) async throws {
+        try await TestServer.withApp(Self.configuration(), backend: backend) { api in
             let sent = """
                 {
                   "event": "custom.report",
@@ -67,8 +70,9 @@ import Testing
         }
     }
 
-    @Test func wrongSecretIsRefusedAndTheSecondSecretWorks() async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func wrongSecretIsRefusedAndTheSecondSecretWorks(backend: TestBackend) async throws {
+        try await TestServer.withApp(Self.configuration(), backend: backend) { api in
             let body = #"{"event":"custom.ping"}"#
             let wrong = try await Self.post(api, body, signature: Self.signature(body, secret: "not-ours"))
             #expect(wrong.status == .unauthorized)
@@ -86,9 +90,12 @@ import Testing
 
     @Test(arguments: [nil, "", "v1=abcd", "t=abc,v1=00", "t=123", "t=123,v1=zz", "t=123,v1=abcd"])
     func missingOrMalformedHeaderIs401(header: String?) async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
-            let response = try await Self.post(api, #"{"event":"x"}"#, signature: header)
-            #expect(response.status == .unauthorized)
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(Self.configuration(), backend: backend) { api in
+                let response = try await Self.post(api, #"{"event":"x"}"#, signature: header)
+                #expect(response.status == .unauthorized)
+            }
         }
     }
 
@@ -96,16 +103,20 @@ import Testing
     /// its clock a moment after the signature is made), and far past it.
     @Test(arguments: [-303, 303, -86_400])
     func timestampOutsideToleranceIs408(offset: Int64) async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
-            let body = #"{"event":"x"}"#
-            let response = try await Self.post(api, body, signature: Self.signature(body, at: Int64(Date().timeIntervalSince1970) + offset))
-            #expect(response.status == .requestTimeout)
-            #expect(try response.error.code == "TIMEOUT")
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(Self.configuration(), backend: backend) { api in
+                let body = #"{"event":"x"}"#
+                let response = try await Self.post(api, body, signature: Self.signature(body, at: Int64(Date().timeIntervalSince1970) + offset))
+                #expect(response.status == .requestTimeout)
+                #expect(try response.error.code == "TIMEOUT")
+            }
         }
     }
 
-    @Test func noSecretsConfiguredIs503() async throws {
-        try await TestServer.withApp(Self.configuration(secrets: [])) { api in
+    @Test(arguments: TestBackend.all)
+    func noSecretsConfiguredIs503(backend: TestBackend) async throws {
+        try await TestServer.withApp(Self.configuration(secrets: []), backend: backend) { api in
             let response = try await Self.post(api, #"{"event":"x"}"#, signature: Self.signature(#"{"event":"x"}"#))
             #expect(response.status == .serviceUnavailable)
             #expect(try response.error.code == "SERVICE_UNAVAILABLE")
@@ -115,15 +126,19 @@ import Testing
 
     @Test(arguments: [("not json", "VALIDATION_ERROR"), ("[1,2]", "VALIDATION_ERROR"), (#"{"data":{}}"#, "MISSING_PARAMETER")])
     func badPayloadIs400(body: String, code: String) async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
-            let response = try await Self.post(api, body, signature: Self.signature(body))
-            #expect(response.status == .badRequest)
-            #expect(try response.error.code == code)
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(Self.configuration(), backend: backend) { api in
+                let response = try await Self.post(api, body, signature: Self.signature(body))
+                #expect(response.status == .badRequest)
+                #expect(try response.error.code == code)
+            }
         }
     }
 
-    @Test func bodyOverOneMebibyteIs413() async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func bodyOverOneMebibyteIs413(backend: TestBackend) async throws {
+        try await TestServer.withApp(Self.configuration(), backend: backend) { api in
             let body = #"{"event":"x","pad":""# + String(repeating: "p", count: 1 << 20) + #""}"#
             let response = try await Self.post(api, body, signature: Self.signature(body))
             #expect(response.status == .contentTooLarge)
@@ -132,28 +147,28 @@ import Testing
 
     /// A replay gets the first answer (same webhook_id) and is not processed again, even after a
     /// restart.
-    @Test func replayGetsTheFirstAnswerAcrossARestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-wh-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let configuration = Self.configuration(database: .sqliteFile(path: directory.appendingPathComponent("w.sqlite").path))
-        let first = OrderLog()
-        let body = #"{"event":"custom.once","data":{"n":1}}"#
-        let signature = Self.signature(body)
-        try await TestServer.withApp(configuration) { api in
-            let one = try await Self.post(api, body, signature: signature)
-            let two = try await Self.post(api, body, signature: signature)
-            #expect(one.status == .ok && two.status == .ok)
-            #expect(one.text == two.text)
-            first.append(one.text)
-        }
-        try await TestServer.withApp(configuration) { api in
-            let three = try await Self.post(api, body, signature: signature)
-            #expect(three.text == first.values.first)
-            let store = try SQLiteStore(location: configuration.databaseURL)
-            let received = try await store.events(after: 0, through: .max, matching: .init(types: ["webhook.received"]), limit: 100)
-            #expect(received.count == 1)
-            try await store.close()
+    @Test(arguments: TestBackend.all)
+    func replayGetsTheFirstAnswerAcrossARestart(backend: TestBackend) async throws {
+        try await TestServer.withDurableDatabase(backend) { database in
+            let configuration = Self.configuration(database: database)
+            let first = OrderLog()
+            let body = #"{"event":"custom.once","data":{"n":1}}"#
+            let signature = Self.signature(body)
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let one = try await Self.post(api, body, signature: signature)
+                let two = try await Self.post(api, body, signature: signature)
+                #expect(one.status == .ok && two.status == .ok)
+                #expect(one.text == two.text)
+                first.append(one.text)
+            }
+            try await TestServer.withApp(configuration, backend: backend) { api in
+                let three = try await Self.post(api, body, signature: signature)
+                #expect(three.text == first.values.first)
+                let store = try await openStore(configuration.databaseURL)
+                let received = try await store.events(after: 0, through: .max, matching: .init(types: ["webhook.received"]), limit: 100)
+                #expect(received.count == 1)
+                try await store.close()
+            }
         }
     }
 
@@ -165,34 +180,38 @@ import Testing
         ("task.cancelled", #"{}"#, TaskStatus.cancelled),
     ])
     func taskEventsUpdateTheTaskAsAStatusUpdateWould(event: String, data: String, status: TaskStatus) async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
-            let token = try await api.adminToken()
-            let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "WORK_AI_01")).decode(DispatchResponse.self).taskID
-            let body = #"{"event":"\#(event)","task_id":"\#(id)","core_id":"WORK_AI_01","status":"success","timestamp":1642248600,"data":\#(data)}"#
-            let response = try await Self.post(api, body, signature: Self.signature(body))
-            #expect(response.status == .ok)
-            #expect(try response.decode(WebhookReceipt.self).taskUpdated == true)
-            let task = try await api.request(.get, "/tasks/\(id)", token: token).decode(OrchTask.self)
-            #expect(task.status == status)
-            let events = try await api.request(.get, "/jobs/\(id)/events", token: token).decode(TaskEventList.self).events.map(\.eventType)
-            #expect(events.contains(event))
-            #expect(events.last == "webhook.received")
-            switch event {
-            case "task.started": #expect(task.workerID == "ext-1")
-            case "task.progress": #expect(task.progress == 40)
-            case "task.completed":
-                #expect(task.duration == 123.45)
-                #expect(task.result == ["processed_items": 1000])
-            case "task.failed":
-                #expect(task.duration == 2.5)
-                #expect(task.error == "disk full")
-            default: break
+        // Input checks, on every backend.
+        for backend in TestBackend.all {
+            try await TestServer.withApp(Self.configuration(), backend: backend) { api in
+                let token = try await api.adminToken()
+                let id = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "WORK_AI_01")).decode(DispatchResponse.self).taskID
+                let body = #"{"event":"\#(event)","task_id":"\#(id)","core_id":"WORK_AI_01","status":"success","timestamp":1642248600,"data":\#(data)}"#
+                let response = try await Self.post(api, body, signature: Self.signature(body))
+                #expect(response.status == .ok)
+                #expect(try response.decode(WebhookReceipt.self).taskUpdated == true)
+                let task = try await api.request(.get, "/tasks/\(id)", token: token).decode(OrchTask.self)
+                #expect(task.status == status)
+                let events = try await api.request(.get, "/jobs/\(id)/events", token: token).decode(TaskEventList.self).events.map(\.eventType)
+                #expect(events.contains(event))
+                #expect(events.last == "webhook.received")
+                switch event {
+                case "task.started": #expect(task.workerID == "ext-1")
+                case "task.progress": #expect(task.progress == 40)
+                case "task.completed":
+                    #expect(task.duration == 123.45)
+                    #expect(task.result == ["processed_items": 1000])
+                case "task.failed":
+                    #expect(task.duration == 2.5)
+                    #expect(task.error == "disk full")
+                default: break
+                }
             }
         }
     }
 
-    @Test func unknownTaskIsRecordedNotAnError() async throws {
-        try await TestServer.withApp(Self.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func unknownTaskIsRecordedNotAnError(backend: TestBackend) async throws {
+        try await TestServer.withApp(Self.configuration(), backend: backend) { api in
             let body = #"{"event":"task.completed","task_id":"task-unknown","data":{}}"#
             let response = try await Self.post(api, body, signature: Self.signature(body))
             #expect(response.status == .ok)
@@ -206,8 +225,9 @@ import Testing
     /// Five distinct signed progress webhooks, each delivered four times at once: each is
     /// applied once (five progress events, one receipt each), and every copy gets its first
     /// copy's answer.
-    @Test func concurrentCopiesOfOneDeliveryAreAppliedOnce() async throws {
-        try await TestServer.withApp(WebhookTests.configuration()) { api in
+    @Test(arguments: TestBackend.all)
+    func concurrentCopiesOfOneDeliveryAreAppliedOnce(backend: TestBackend) async throws {
+        try await TestServer.withApp(WebhookTests.configuration(), backend: backend) { api in
             let token = try await api.adminToken()
             let taskID = try await api.send(.post, "/dispatch", token: token, body: DispatchRequest(coreID: "hooks"))
                 .decode(DispatchResponse.self).taskID

@@ -1,6 +1,7 @@
 import Foundation
 import HummingbirdTesting
 import OrchModels
+import OrchTestSupport
 import Testing
 
 @testable import OrchServer
@@ -76,7 +77,8 @@ import Testing
         ).decode(DispatchResponse.self).taskID
     }
 
-    @Test func scriptCompletesWithProgressAndAJSONResult() async throws {
+    @Test(arguments: TestBackend.all)
+    func scriptCompletesWithProgressAndAJSONResult(backend: TestBackend) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let script = try Self.script(
@@ -85,7 +87,7 @@ import Testing
             echo "working on $ORCH_TASK_ID (attempt $ORCH_ATTEMPT, core $ORCH_CORE_ID)"
             echo "{\\"task\\": \\"$ORCH_TASK_ID\\", \\"meta\\": $ORCH_TASK_METADATA}"
             """, in: directory)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let worker = try WorkerProcess(core: "sh-ok", port: port, token: token, script: script)
             let id = try await Self.dispatch(api, token, core: "sh-ok", metadata: ["batch": "b-7"])
@@ -101,11 +103,12 @@ import Testing
         }
     }
 
-    @Test func failingScriptFailsWithItsExitCodeAndStderr() async throws {
+    @Test(arguments: TestBackend.all)
+    func failingScriptFailsWithItsExitCodeAndStderr(backend: TestBackend) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let script = try Self.script("echo 'disk full' >&2\nexit 3", in: directory)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let worker = try WorkerProcess(core: "sh-fail", port: port, token: token, script: script)
             let id = try await Self.dispatch(api, token, core: "sh-fail")
@@ -117,12 +120,13 @@ import Testing
         }
     }
 
-    @Test func scriptPastItsTimeoutIsKilledAndTheTaskFails() async throws {
+    @Test(arguments: TestBackend.all)
+    func scriptPastItsTimeoutIsKilledAndTheTaskFails(backend: TestBackend) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = directory.appendingPathComponent("terminated")
         let script = try Self.script("trap 'echo term > \(marker.path); exit 143' TERM\nsleep 60 &\nwait $!", in: directory)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let worker = try WorkerProcess(core: "sh-slow", port: port, token: token, script: script)
             let id = try await Self.dispatch(api, token, core: "sh-slow", timeout: 1)
@@ -136,13 +140,14 @@ import Testing
         }
     }
 
-    @Test func cancellingARunningTaskStopsItsProgram() async throws {
+    @Test(arguments: TestBackend.all)
+    func cancellingARunningTaskStopsItsProgram(backend: TestBackend) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let marker = directory.appendingPathComponent("terminated")
         let script = try Self.script(
             "trap 'echo term > \(marker.path); exit 143' TERM\necho 'progress: 10 started'\nsleep 60 &\nwait $!", in: directory)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let worker = try WorkerProcess(core: "sh-cancel", port: port, token: token, script: script)
             let id = try await Self.dispatch(api, token, core: "sh-cancel")
@@ -157,13 +162,14 @@ import Testing
         }
     }
 
-    @Test func twentyTasksThroughFourSlotsEachRunOnce() async throws {
+    @Test(arguments: TestBackend.all)
+    func twentyTasksThroughFourSlotsEachRunOnce(backend: TestBackend) async throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let ledger = directory.appendingPathComponent("ledger")
         let script = try Self.script(
             "echo \"$ORCH_TASK_ID\" >> \(ledger.path)\nsleep 0.2\necho '{\"ok\": true}'", in: directory)
-        try await EventStreamTests.withLiveServer { api, port, _ in
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let worker = try WorkerProcess(core: "sh-many", port: port, token: token, script: script, extra: ["--concurrency", "4"])
             var ids: [String] = []

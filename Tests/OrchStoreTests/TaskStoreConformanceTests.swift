@@ -115,7 +115,7 @@ import Testing
             for index in 0..<200 { try await Self.insert(store, Self.dispatch(at: Double(index))) }
             let now = Self.start.addingTimeInterval(1000)
             let ids = try await withThrowingTaskGroup(of: [String].self) { group in
-                for worker in 0..<20 {
+                for worker in 0..<50 {
                     group.addTask {
                         var mine: [String] = []
                         while true {

@@ -45,7 +45,7 @@ public struct TestDatabase: Sendable {
     public func open() async throws -> any Store {
         switch url {
         case .sqliteFile, .sqliteMemory: return try SQLiteStore(location: url)
-        case .postgres(let postgres): return try await PostgresStore.open(postgres, poolSize: 6)
+        case .postgres(let postgres): return try await PostgresStore.open(postgres, poolSize: 4)
         }
     }
 
@@ -56,6 +56,12 @@ public struct TestDatabase: Sendable {
         case .sqliteMemory: return "sqlite::memory:"
         case .postgres(let postgres): return postgres.connectionString
         }
+    }
+
+    /// Runs one SQL statement in the PostgreSQL database behind the server's back (to break it on purpose).
+    public func executeBehindTheServersBack(_ sql: String) async throws {
+        guard let name else { return }
+        try await TestPostgres.shared.execute(sql, in: name)
     }
 
     public func drop() async {
@@ -80,6 +86,11 @@ public actor TestPostgres {
         }
     }
 
+    /// How many test databases may be in use at once: the tests run in parallel, and without a
+    /// bound their connections (and the server's work) would swamp a two-core machine.
+    static let concurrentDatabases = 6
+    private var inUse = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
     private var client: PostgresClient?
     private var runner: Task<Void, Never>?
     /// Made once: the actor is reentrant, so concurrent first callers share this task.
@@ -110,6 +121,29 @@ public actor TestPostgres {
 
     /// A database made from a template that has every migration applied (made once per test run).
     func freshDatabase() async throws -> TestDatabase {
+        if inUse >= Self.concurrentDatabases {
+            await withCheckedContinuation { waiters.append($0) }
+        } else {
+            inUse += 1
+        }
+        do {
+            return try await makeDatabase()
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    /// Hands the caller's slot to the next waiter, or frees it.
+    private func release() {
+        if waiters.isEmpty {
+            inUse -= 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+
+    private func makeDatabase() async throws -> TestDatabase {
         let client = try adminClient()
         let template = try await templateName(client)
         let name = "orch_t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(20)
@@ -158,7 +192,19 @@ public actor TestPostgres {
         }
     }
 
+    /// Runs one SQL statement in `database` of the test server.
+    public func execute(_ sql: String, in database: String) async throws {
+        var url = try adminURL()
+        url.database = database
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(host: url.host, port: url.port, username: url.user, password: url.password, database: database, tls: .disable),
+            id: 1, logger: Logger(label: "orch.test"))
+        defer { Task { try? await connection.close() } }
+        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "orch.test")).collect()
+    }
+
     func drop(_ name: String) async {
+        defer { release() }
         guard let client else { return }
         _ = try? await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
     }

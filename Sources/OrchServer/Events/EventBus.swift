@@ -80,29 +80,32 @@ public final class EventBus: Sendable {
             if state.recent.count > recentCapacity { state.recent.removeFirst(state.recent.count - recentCapacity) }
             // Each event's frame is encoded once, for the first stream that carries it, and shared.
             var frames: [SharedFrame?] = Array(repeating: nil, count: released.count)
-            var closed: [UUID] = []
-            for (id, subscription) in state.subscriptions {
+            for (id, subscription) in Array(state.subscriptions) {
                 for (index, event) in released.enumerated() where subscription.filter.matches(event) {
+                    // A stream cut meanwhile (below) gets nothing more.
+                    guard state.subscriptions[id] != nil else { break }
                     if frames[index] == nil { frames[index] = SharedFrame(EventStreamController.frame(event)) }
                     if !subscription.offer(frame: frames[index]!) {
-                        closed.append(id)
+                        state.subscriptions.removeValue(forKey: id)
                         break
                     }
-                }
-            }
-            for id in closed { state.subscriptions.removeValue(forKey: id) }
-            // All streams together hold too much: cut the ones furthest behind first.
-            if memory.isOverLimit {
-                let slowest = state.subscriptions.values.sorted { $0.bufferedBytes > $1.bufferedBytes }
-                for subscription in slowest where memory.isOverLimit {
-                    subscription.cut()
-                    state.subscriptions.removeValue(forKey: subscription.id)
+                    // All streams together hold too much: cut the ones furthest behind first.
+                    if memory.isOverLimit { cutSlowest(&state) }
                 }
             }
         }
         let needsGapCheck = !state.pending.isEmpty && !state.gapCheckScheduled
         if needsGapCheck { state.gapCheckScheduled = true }
         return (released, released.isEmpty ? [] : Array(state.listeners.values), needsGapCheck)
+    }
+
+    /// Cuts the subscriptions holding the most until the streams are within their memory bound.
+    private func cutSlowest(_ state: inout State) {
+        let slowest = state.subscriptions.values.sorted { $0.bufferedBytes > $1.bufferedBytes }
+        for subscription in slowest where memory.isOverLimit {
+            subscription.cut()
+            state.subscriptions.removeValue(forKey: subscription.id)
+        }
     }
 
     private func startGapCheck() {

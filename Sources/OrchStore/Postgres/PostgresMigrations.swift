@@ -70,7 +70,7 @@ enum PostgresMigrations {
 
         -- Milliseconds since 1970, as the store sends times in batches of rows, to a timestamp.
         CREATE FUNCTION orch_ms(ms bigint) RETURNS timestamptz
-        LANGUAGE sql IMMUTABLE AS $$ SELECT to_timestamp(ms / 1000.0) $$;
+        LANGUAGE sql IMMUTABLE AS $$ SELECT timestamptz 'epoch' + ms * interval '1 millisecond' $$;
 
         CREATE TABLE users (
             id text PRIMARY KEY,

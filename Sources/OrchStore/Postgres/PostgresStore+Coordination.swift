@@ -26,7 +26,7 @@ extension PostgresStore {
             {
                 return WebhookRecording(answer: stored, isReplay: true, events: [])
             }
-            try await transaction.execute("DELETE FROM webhook_receipts WHERE received_at < \(forgetBefore.stored)")
+            try await transaction.execute("DELETE FROM webhook_receipts WHERE received_at < \(forgetBefore.sqlTime)")
             var outcome = WebhookTaskOutcome.none
             var events: [EventRecord] = []
             var coreID = coreID
@@ -47,7 +47,7 @@ extension PostgresStore {
             let received = try await Self.insertEvents([event(outcome)], taskID: taskID, coreID: coreID, transaction)[0]
             let text = try answer(received, outcome)
             try await transaction.execute(
-                "INSERT INTO webhook_receipts (key, answer, received_at) VALUES (\(key), \(text), \(receivedAt.stored))")
+                "INSERT INTO webhook_receipts (key, answer, received_at) VALUES (\(key), \(text), \(receivedAt.sqlTime))")
             return WebhookRecording(answer: text, isReplay: false, events: events + [received])
         }
     }
@@ -61,9 +61,9 @@ extension PostgresStore {
     public func takeDueCallbacks(now: Date, leaseUntil: Date, limit: Int) async throws -> [CallbackDelivery] {
         try await rows(
             """
-            UPDATE callback_deliveries SET next_attempt_at = \(leaseUntil.stored)
+            UPDATE callback_deliveries SET next_attempt_at = \(leaseUntil.sqlTime)
             WHERE id IN (
-                SELECT id FROM callback_deliveries WHERE state = 'pending' AND next_attempt_at <= \(now.stored)
+                SELECT id FROM callback_deliveries WHERE state = 'pending' AND next_attempt_at <= \(now.sqlTime)
                 ORDER BY next_attempt_at LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED)
             RETURNING id, task_id, core_id, url, body, attempts, created_at
@@ -88,7 +88,7 @@ extension PostgresStore {
             try await transaction.execute(
                 """
                 UPDATE callback_deliveries SET attempts = attempts + 1, state = \(state),
-                    next_attempt_at = coalesce(\(next?.stored), next_attempt_at)
+                    next_attempt_at = coalesce(\(next?.sqlTime), next_attempt_at)
                 WHERE id = \(delivery.id)
                 """)
             return try await Self.insertEvents([event], taskID: delivery.taskID, coreID: delivery.coreID, transaction)[0]
@@ -108,7 +108,7 @@ extension PostgresStore {
                 """
                 INSERT INTO callback_deliveries (id, task_id, core_id, url, body, next_attempt_at, state, created_at)
                 VALUES (\(Identifier.make("callback")), \(task.id), \(task.coreID), \(url),
-                    \(ByteBuffer(bytes: Callback.body(for: event, task: task))), \(event.timestamp.stored), 'pending', \(event.timestamp.stored))
+                    \(ByteBuffer(bytes: Callback.body(for: event, task: task))), \(event.timestamp.sqlTime), 'pending', \(event.timestamp.sqlTime))
                 """)
         }
     }
@@ -125,7 +125,7 @@ extension PostgresStore {
             """
             INSERT INTO api_tokens (id, user_id, name, role, digest, prefix, created_at, expires_at)
             VALUES (\(token.id), \(token.userID), \(token.name), \(token.role.rawValue), \(token.digest), \(token.prefix),
-                \(token.createdAt.stored), \(token.expiresAt?.stored))
+                \(token.createdAt.sqlTime), \(token.expiresAt?.sqlTime))
             """)
     }
 
@@ -150,14 +150,14 @@ extension PostgresStore {
     public func revokeAPIToken(id: String, at date: Date) async throws -> APITokenRecord? {
         try await transaction { transaction in
             try await transaction.execute(
-                "UPDATE api_tokens SET revoked_at = \(date.stored) WHERE id = \(id) AND revoked_at IS NULL")
+                "UPDATE api_tokens SET revoked_at = \(date.sqlTime) WHERE id = \(id) AND revoked_at IS NULL")
             return try await transaction.row("SELECT \(unescaped: Self.apiTokenColumns) FROM api_tokens WHERE id = \(id)")
                 .map(Self.apiTokenRecord)
         }
     }
 
     public func touchAPIToken(id: String, at date: Date) async throws {
-        _ = try await rows("UPDATE api_tokens SET last_used_at = \(date.stored) WHERE id = \(id)")
+        _ = try await rows("UPDATE api_tokens SET last_used_at = \(date.sqlTime) WHERE id = \(id)")
     }
 
     static func apiTokenRecord(_ row: PostgresRandomAccessRow) throws -> APITokenRecord {

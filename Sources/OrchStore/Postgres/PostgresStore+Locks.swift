@@ -18,7 +18,7 @@ extension PostgresStore {
                     holder = LockLifecycle.renew(holder, ttl: ttl, now: now)
                     try await transaction.execute(
                         """
-                        UPDATE locks SET expires_at = \(holder.expiresAt.stored), ttl = \(Int64(ttl))
+                        UPDATE locks SET expires_at = \(holder.expiresAt.sqlTime), ttl = \(Int64(ttl))
                         WHERE lock_id = \(holder.lockID)
                         """)
                     return .renewed(holder)
@@ -67,7 +67,7 @@ extension PostgresStore {
     public func listLocks(resource: String?, owner: String?, expiredSince: Date?) async throws -> [LockRecord] {
         var filter = PostgresFilter()
         if let expiredSince {
-            filter.condition("(state = 'held' OR expires_at >= $?)", [expiredSince.stored])
+            filter.condition("(state = 'held' OR expires_at >= $?)", [expiredSince.sqlTime])
         } else {
             filter.condition("state = 'held'")
         }
@@ -109,8 +109,8 @@ extension PostgresStore {
         try await transaction.execute(
             """
             INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
-            VALUES (\(lock.lockID), \(resource), \(owner), \(Int64(priority)), \(Int64(ttl)), \(token), \(now.stored),
-                \(lock.expiresAt.stored), 'held')
+            VALUES (\(lock.lockID), \(resource), \(owner), \(Int64(priority)), \(Int64(ttl)), \(token), \(now.sqlTime),
+                \(lock.expiresAt.sqlTime), 'held')
             """)
         return (lock, try await insertEvents([acquired], taskID: nil, coreID: nil, transaction))
     }
@@ -124,7 +124,7 @@ extension PostgresStore {
         try await transaction.execute(
             """
             DELETE FROM locks WHERE state = 'expired'
-            AND expires_at < \(now.addingTimeInterval(-LockLifecycle.expiredRetention).stored)
+            AND expires_at < \(now.addingTimeInterval(-LockLifecycle.expiredRetention).sqlTime)
             """)
         return (expired, try await insertEvents([event], taskID: nil, coreID: nil, transaction))
     }

@@ -1,6 +1,7 @@
 import Foundation
 import OrchCore
 import OrchModels
+import NIOCore
 import PostgresNIO
 
 /// How tasks and events travel to PostgreSQL: any number of rows as one `jsonb` array, unpacked
@@ -222,4 +223,24 @@ extension PostgresStore {
 struct StoredDataError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// A time bound to a statement exactly to the millisecond, as the store keeps times
+/// (postgres-nio's own `Date` encoding truncates a double and can land a microsecond short,
+/// which makes `timestamp > $1` take the very event the bound came from).
+struct StoredTime: PostgresNonThrowingEncodable {
+    var millis: Int64
+
+    static var psqlType: PostgresDataType { .timestamptz }
+    static var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        // Microseconds since 2000-01-01, PostgreSQL's epoch.
+        byteBuffer.writeInteger((millis - 946_684_800_000) * 1000)
+    }
+}
+
+extension Date {
+    /// The time as a statement parameter (see ``StoredTime``).
+    var sqlTime: StoredTime { StoredTime(millis: millis) }
 }

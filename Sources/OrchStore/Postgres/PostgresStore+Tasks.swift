@@ -19,8 +19,8 @@ extension PostgresStore {
         binds.append(Self.eventRows(events))
         binds.append(task.coreID)
         binds.append(Int64(task.priority))
-        binds.append(task.readyAt.stored)
-        binds.append(activeSince.stored)
+        binds.append(task.readyAt.sqlTime)
+        binds.append(activeSince.sqlTime)
         var claim = ""
         var guarded = ""
         if let idempotency {
@@ -28,8 +28,8 @@ extension PostgresStore {
             binds.append(idempotency.key)
             binds.append(idempotency.fingerprint)
             binds.append(task.id)
-            binds.append(task.createdAt.stored)
-            binds.append(idempotency.validAfter.stored)
+            binds.append(task.createdAt.sqlTime)
+            binds.append(idempotency.validAfter.sqlTime)
             // An expired key is taken over; a live one is left alone (and nothing is inserted).
             claim = """
                 claimed AS (
@@ -155,7 +155,7 @@ extension PostgresStore {
         var filter = PostgresFilter()
         filter.equal("task_id", taskID)
         filter.equal("type", query.eventType)
-        if let since = query.since { filter.condition("timestamp > $?", [since.stored]) }
+        if let since = query.since { filter.condition("timestamp > $?", [since.sqlTime]) }
         var page = filter.query("SELECT \(Self.eventColumns) FROM events", suffix: " ORDER BY seq")
         page.limit(query.limit, offset: query.offset)
         let total = filter.query("SELECT count(*) AS n FROM events", suffix: "")
@@ -184,13 +184,13 @@ extension PostgresStore {
         try await transaction { transaction in
             try await transaction.execute(
                 """
-                INSERT INTO workers (worker_id, core_id, last_seen) VALUES (\(workerID), \(coreID), \(now.stored))
+                INSERT INTO workers (worker_id, core_id, last_seen) VALUES (\(workerID), \(coreID), \(now.sqlTime))
                 ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen
                 """)
             let tasks = try await transaction.rows(
                 """
                 SELECT \(unescaped: Self.taskColumns) FROM tasks
-                WHERE core_id = \(coreID) AND status = 'queued' AND ready_at <= \(now.stored)
+                WHERE core_id = \(coreID) AND status = 'queued' AND ready_at <= \(now.sqlTime)
                 ORDER BY priority DESC, ready_at, seq LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED
                 """
@@ -206,7 +206,7 @@ extension PostgresStore {
             let tasks = try await transaction.rows(
                 """
                 SELECT \(unescaped: Self.taskColumns) FROM tasks
-                WHERE status = 'running' AND (lease_expires_at <= \(now.stored) OR timeout_at <= \(now.stored))
+                WHERE status = 'running' AND (lease_expires_at <= \(now.sqlTime) OR timeout_at <= \(now.sqlTime))
                 LIMIT \(Int64(limit))
                 FOR UPDATE SKIP LOCKED
                 """
@@ -229,7 +229,7 @@ extension PostgresStore {
         try await row(
             """
             SELECT min(ready_at) AS next FROM tasks
-            WHERE core_id = \(coreID) AND status = 'queued' AND ready_at > \(now.stored)
+            WHERE core_id = \(coreID) AND status = 'queued' AND ready_at > \(now.sqlTime)
             """
         )?.optionalDate("next")
     }
@@ -301,7 +301,7 @@ extension PostgresStore {
 
     static func coreLoad(coreID: String, since: Date, _ transaction: PostgresTransaction) async throws -> CoreLoad {
         var binds = bindings(coreID)
-        binds.append(since.stored)
+        binds.append(since.sqlTime)
         let row = try await transaction.row(PostgresQuery(unsafeSQL: "SELECT \(loadColumns("$1", "$2"))", binds: binds))
         guard let row else { return CoreLoad(averageDuration: nil, activeWorkers: 0) }
         return try coreLoad(row)
@@ -362,7 +362,7 @@ extension PostgresStore {
                     """
                     SELECT count(*) AS n FROM tasks
                     WHERE core_id = \(task.coreID) AND status = 'queued' AND priority = \(Int64(task.priority))
-                    AND ready_at > \(readyAt.stored)
+                    AND ready_at > \(readyAt.sqlTime)
                     """)
                 readyLater[task.coreID, default: [:]][task.priority] = try row?.int("n") ?? 0
             }

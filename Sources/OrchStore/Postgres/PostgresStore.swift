@@ -261,7 +261,7 @@ public final class PostgresStore: Store {
             for role in changes.revokedAPITokenRoles.sorted(by: { $0.rawValue < $1.rawValue }) {
                 try await transaction.execute(
                     """
-                    UPDATE api_tokens SET revoked_at = \(changes.now.stored)
+                    UPDATE api_tokens SET revoked_at = \(changes.now.sqlTime)
                     WHERE user_id = \(id) AND role = \(role.rawValue) AND revoked_at IS NULL
                     """)
             }
@@ -271,7 +271,7 @@ public final class PostgresStore: Store {
 
     public func recordLogin(userID: String, at date: Date) async throws {
         defer { users.invalidate(userID) }
-        _ = try await rows("UPDATE users SET last_login = \(date.stored) WHERE id = \(userID)")
+        _ = try await rows("UPDATE users SET last_login = \(date.sqlTime) WHERE id = \(userID)")
     }
 
     // MARK: Rows
@@ -285,7 +285,7 @@ public final class PostgresStore: Store {
                 """
                 INSERT INTO users (id, username, email, role, password_hash, created_at, last_login, is_active, metadata)
                 VALUES (\(user.id), \(user.username), \(user.email), \(user.role.rawValue), \(user.passwordHash),
-                    \(user.createdAt.stored), \(user.lastLogin?.stored), \(user.isActive),
+                    \(user.createdAt.sqlTime), \(user.lastLogin?.sqlTime), \(user.isActive),
                     \(JSONValue.jsonText(user.metadata))::jsonb)
                 """)
         } catch let error where PostgresFault.isUniqueViolation(error) {
