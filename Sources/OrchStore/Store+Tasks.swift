@@ -191,4 +191,22 @@ public protocol EventStore: Sendable {
 
     /// The highest sequence stored, 0 when there are no events.
     func lastEventSequence() async throws -> Int64
+
+    /// A mark of the transactions open now. PostgreSQL hands out an event's sequence before
+    /// its transaction commits, so a missing sequence may still appear; once every transaction
+    /// open at the mark has ended (``hasSettled(_:)``), a sequence allocated before the mark
+    /// that is not stored never will be. SQLite commits in sequence order: always settled.
+    func eventFence() async throws -> EventFence
+
+    /// Whether every transaction open at `fence` has ended (committed or rolled back).
+    func hasSettled(_ fence: EventFence) async throws -> Bool
+}
+
+/// See ``EventStore/eventFence()``: on PostgreSQL the `xmax` of a snapshot.
+public struct EventFence: Sendable, Hashable {
+    public var value: Int64
+
+    public init(_ value: Int64) {
+        self.value = value
+    }
 }

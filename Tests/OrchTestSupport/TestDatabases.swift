@@ -199,8 +199,34 @@ public actor TestPostgres {
         let connection = try await PostgresConnection.connect(
             configuration: .init(host: url.host, port: url.port, username: url.user, password: url.password, database: database, tls: .disable),
             id: 1, logger: Logger(label: "orch.test"))
-        defer { Task { try? await connection.close() } }
-        _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "orch.test")).collect()
+        do {
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "orch.test")).collect()
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
+    }
+
+    /// Runs `statements` on one connection of `database`, pausing `pause` before the last one
+    /// (to hold a transaction open).
+    public func execute(_ statements: [String], in database: String, pausingBeforeLast pause: Duration) async throws {
+        var url = try adminURL()
+        url.database = database
+        let logger = Logger(label: "orch.test")
+        let connection = try await PostgresConnection.connect(
+            configuration: .init(host: url.host, port: url.port, username: url.user, password: url.password, database: database, tls: .disable),
+            id: 2, logger: logger)
+        do {
+            for (index, statement) in statements.enumerated() {
+                if index == statements.count - 1 { try await Task.sleep(for: pause) }
+                _ = try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger).collect()
+            }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 
     func drop(_ name: String) async {

@@ -10,8 +10,10 @@ import Synchronization
 /// Every writer publishes the events it stored, after their transaction committed. Writers
 /// committing together may publish in any order, so the bus holds an event back until every
 /// lower sequence has been published, and releases events strictly in sequence. A sequence that
-/// is not published within ``gapTimeout`` is looked up in the store (and skipped if it does not
-/// exist), so one lost publish can never stall the streams.
+/// is not published within ``gapTimeout`` is looked up in the store once every transaction that
+/// could still hold it has ended (``OrchStore/EventStore/eventFence()``), and skipped if it does
+/// not exist: one lost publish can never stall the streams, and a slow transaction's events are
+/// never skipped.
 ///
 /// Released events go to listeners (cheap, synchronous hooks such as claim wake-ups) and to
 /// subscriptions (live streams, each with a bounded buffer). The most recent events are kept in
@@ -127,6 +129,13 @@ public final class EventBus: Sendable {
         guard let (after, through) = range else { return }
         let found: [EventRecord]
         do {
+            // A missing sequence may belong to a transaction still running (PostgreSQL takes
+            // sequences before commit, and a 1,000-task batch takes a while): wait until every
+            // transaction open now has ended before deciding it will never exist.
+            let fence = try await store.eventFence()
+            while try await !store.hasSettled(fence) {
+                try await Task.sleep(for: gapTimeout / 4)
+            }
             found = try await store.events(after: after, through: through, matching: EventFilter(), limit: 100_000)
         } catch {
             // The store cannot tell; try again later rather than skip events that may exist.
@@ -136,8 +145,8 @@ public final class EventBus: Sendable {
         }
         let (released, listeners, again) = state.withLock { state in
             for event in found where event.sequence >= state.nextSequence { state.pending[event.sequence] = event }
-            // Everything up to `through` that the store does not have will never exist: the
-            // published event above it committed after them.
+            // Everything up to `through` that the store does not have will never exist: every
+            // transaction that could still have written it has ended.
             while state.nextSequence <= through && state.pending[state.nextSequence] == nil {
                 state.nextSequence += 1
             }

@@ -428,4 +428,17 @@ extension PostgresStore {
     public func lastEventSequence() async throws -> Int64 {
         try await row("SELECT coalesce(max(seq), 0) AS seq FROM events")?.decode("seq") ?? 0
     }
+
+    /// The first transaction id not yet started: every transaction that holds an unstored
+    /// sequence allocated before now has an id below it (an event's insert gives its
+    /// transaction an id as it takes the sequence).
+    public func eventFence() async throws -> EventFence {
+        EventFence(try await row("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS fence")?.decode("fence") ?? 0)
+    }
+
+    /// Settled when the oldest transaction still running is no older than the fence.
+    public func hasSettled(_ fence: EventFence) async throws -> Bool {
+        let xmin: Int64 = try await row("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin")?.decode("xmin") ?? 0
+        return xmin >= fence.value
+    }
 }

@@ -483,4 +483,10 @@ extension SQLiteStore {
     public func lastEventSequence() async throws -> Int64 {
         try await read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM events") ?? 0 }
     }
+
+    /// One writer commits transactions in sequence order: nothing is ever in flight below a
+    /// published sequence.
+    public func eventFence() async throws -> EventFence { EventFence(0) }
+
+    public func hasSettled(_ fence: EventFence) async throws -> Bool { true }
 }
