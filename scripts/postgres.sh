@@ -8,6 +8,8 @@
 #                                   and prints its URL (a superuser `orch` with a generated
 #                                   password; the database `postgres`).
 #   scripts/postgres.sh stop DIR    stops it and removes DIR.
+#   scripts/postgres.sh halt DIR    stops the server, keeping its data (for fault tests).
+#   scripts/postgres.sh resume DIR  starts a halted server again on the same port.
 #
 # The server keeps PostgreSQL's defaults for durability (fsync, synchronous_commit on).
 set -euo pipefail
@@ -24,6 +26,15 @@ pg_bin() {
 # Runs a command as the cluster's owner: `postgres` when we are root, else ourselves.
 as_owner() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Starts the cluster in DIR on 127.0.0.1:PORT.
+# Its output goes to files only: the server must not hold on to our caller's pipes.
+start_server() {
+  as_owner "$(pg_bin)/pg_ctl" -D "$1/data" -l "$1/server.log" -w -t 60 \
+    -o "-h 127.0.0.1 -p $2 -k '$1' -c max_connections=300 -c shared_buffers=256MB" start \
+    </dev/null >"$1/pg_ctl.log" 2>&1 \
+    || { cat "$1/pg_ctl.log" "$1/server.log" >&2; exit 1; }
 }
 
 case "$command" in
@@ -55,11 +66,15 @@ start)
     || { cat "$dir/initdb.log" >&2; exit 1; }
   # A free loopback port: ask the kernel for one.
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k '$dir' -c max_connections=300 -c shared_buffers=256MB" start >/dev/null \
-    || { cat "$dir/server.log" >&2; exit 1; }
+  start_server "$dir" "$port"
   echo "$port" >"$dir/port"
   echo "postgres://orch:$password@127.0.0.1:$port/postgres"
+  ;;
+halt)
+  as_owner "$(pg_bin)/pg_ctl" -D "$dir/data" -m fast -w stop </dev/null >/dev/null 2>&1
+  ;;
+resume)
+  start_server "$dir" "$(cat "$dir/port")"
   ;;
 stop)
   [ -d "$dir" ] || exit 0
@@ -70,7 +85,7 @@ stop)
   rm -rf "$dir"
   ;;
 *)
-  echo "usage: postgres.sh start|stop DIR" >&2
+  echo "usage: postgres.sh start|stop|halt|resume DIR" >&2
   exit 64
   ;;
 esac

@@ -58,3 +58,37 @@ enum ScriptRunner {
         return Result(status: status, output: printed.text, errors: complained.text)
     }
 }
+
+/// Runs a command to its end with `posix_spawn` and `waitpid`, its output through files: for
+/// commands that start daemons (`pg_ctl`), which Foundation's `Process` sometimes never sees exit.
+enum Spawn {
+    static func run(_ arguments: [String]) async throws -> ScriptRunner.Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-spawn-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let out = directory.appendingPathComponent("out").path
+        let err = directory.appendingPathComponent("err").path
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, &argv, environ)
+        guard spawned == 0 else { throw ServerProcessError(message: "cannot start \(arguments[0]): \(spawned)") }
+        let child = pid
+        let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            Thread.detachNewThread {
+                var raw: Int32 = 0
+                while waitpid(child, &raw, 0) == -1 && errno == EINTR {}
+                continuation.resume(returning: (raw >> 8) & 0xff)
+            }
+        }
+        return ScriptRunner.Result(
+            status: status, output: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            errors: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+}

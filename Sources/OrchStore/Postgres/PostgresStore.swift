@@ -27,6 +27,11 @@ public final class PostgresStore: Store {
     let operationTimeout: Duration
     private let runner: Task<Void, Never>
     private let isClosed = Atomic<Bool>(false)
+    /// Set while the database is unreachable (the last operation failed to reach it): then
+    /// operations give up after ``outageTimeout`` instead of the full operation timeout, so
+    /// requests answer 503 quickly; the first success clears it.
+    private let inOutage = Atomic<Bool>(false)
+    static let outageTimeout: Duration = .seconds(2)
     /// Users by id, read on every authenticated request; every user write through this store
     /// invalidates its entry.
     let users = RecordCache<UserRecord>()
@@ -56,6 +61,13 @@ public final class PostgresStore: Store {
         configuration.options.minimumConnections = 0
         configuration.options.connectTimeout = connectTimeout
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
+        // One plain connection first: the pool retries a refused login or an unreachable host
+        // quietly, while an operator starting the server wants to hear what is wrong at once.
+        do {
+            try await probe(url, timeout: connectTimeout, logger: logger)
+        } catch {
+            throw PostgresStartError(error, url: url)
+        }
         let store = PostgresStore(
             client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger,
             operationTimeout: connectTimeout + .seconds(1))
@@ -70,11 +82,42 @@ public final class PostgresStore: Store {
 
     /// The same client and runner with the operation timeout of normal work (start-up waits
     /// for the first connection as long as the connect timeout allows).
+    /// Runs `operation` under the deadline, keeping track of outages; errors come out mapped.
+    private func guarded<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        do {
+            let result = try await withDeadline(inOutage.load(ordering: .relaxed) ? Self.outageTimeout : operationTimeout, operation)
+            if inOutage.load(ordering: .relaxed) { inOutage.store(false, ordering: .relaxed) }
+            return result
+        } catch {
+            let mapped = PostgresFault.map(error)
+            if let orch = mapped as? OrchError, orch.status == 503 { inOutage.store(true, ordering: .relaxed) }
+            throw mapped
+        }
+    }
+
     private init(reopening store: PostgresStore, operationTimeout: Duration) {
         client = store.client
         logger = store.logger
         runner = store.runner
         self.operationTimeout = operationTimeout
+    }
+
+    /// Opens and closes one connection to `url`.
+    private static func probe(_ url: PostgresURL, timeout: Duration, logger: Logger) async throws {
+        let tls: PostgresConnection.Configuration.TLS
+        var unverified = TLSConfiguration.makeClientConfiguration()
+        unverified.certificateVerification = .none
+        switch url.tlsMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(try NIOSSLContext(configuration: unverified))
+        case .require: tls = .require(try NIOSSLContext(configuration: unverified))
+        case .verifyFull: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
+        configuration.options.connectTimeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
+        try await connection.close()
     }
 
     private static func tls(_ mode: PostgresURL.TLSMode) -> PostgresClient.Configuration.TLS {
@@ -100,7 +143,7 @@ public final class PostgresStore: Store {
         while true {
             attempt += 1
             do {
-                return try await withDeadline {
+                return try await guarded {
                     try await self.client.withConnection { connection in
                         let transaction = PostgresTransaction(connection: connection, logger: self.logger)
                         try await transaction.execute("BEGIN")
@@ -116,8 +159,6 @@ public final class PostgresStore: Store {
                 }
             } catch let error where attempt < 5 && PostgresFault.isRetryable(error) {
                 continue
-            } catch {
-                throw PostgresFault.map(error)
             }
         }
     }
@@ -125,14 +166,10 @@ public final class PostgresStore: Store {
     /// Runs one statement outside an explicit transaction (it commits by itself) and returns its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         try checkOpen()
-        do {
-            return try await withDeadline {
-                try await self.client.withConnection { connection in
-                    try await PostgresTransaction(connection: connection, logger: self.logger).rows(query)
-                }
+        return try await guarded {
+            try await self.client.withConnection { connection in
+                try await PostgresTransaction(connection: connection, logger: self.logger).rows(query)
             }
-        } catch {
-            throw PostgresFault.map(error)
         }
     }
 
@@ -141,12 +178,14 @@ public final class PostgresStore: Store {
         try await rows(query).first
     }
 
-    /// Runs `body`, failing with ``PostgresFault/timedOut`` when it takes longer than the operation timeout.
-    private func withDeadline<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs `body`, failing with ``PostgresFault/timedOut`` when it takes longer than `timeout`.
+    private func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T)
+        async throws -> T
+    {
         try await withThrowingTaskGroup(of: T.self) { group in
             group.addTask { try await body() }
             group.addTask {
-                try await Task.sleep(for: self.operationTimeout)
+                try await Task.sleep(for: timeout)
                 throw PostgresFault.timedOut
             }
             defer { group.cancelAll() }
@@ -320,32 +359,40 @@ public struct PostgresStartError: Error, CustomStringConvertible {
 
     init(_ error: any Error, url: PostgresURL) {
         let place = "\(url.host):\(url.port)/\(url.database) as \(url.user)"
-        let mapped = PostgresFault.map(error)
         if let psql = error as? PSQLError ?? (error as? PostgresFault).flatMap(\.underlying) {
             description = Self.explain(psql, place: place)
-        } else if let orch = mapped as? OrchError {
+        } else if let server = error as? PostgresServerError {
+            description = Self.explain(state: server.state, message: server.message, place: place)
+        } else if let orch = PostgresFault.map(error) as? OrchError {
             description = "cannot use PostgreSQL at \(place): \(orch.message)"
         } else {
-            description = "cannot use PostgreSQL at \(place): \(String(describing: mapped))"
+            description = "cannot use PostgreSQL at \(place): \(error)"
+        }
+    }
+
+    private static func explain(state: String, message: String, place: String) -> String {
+        switch state {
+        case "28P01", "28000": return "PostgreSQL refused the login at \(place): \(message)"
+        case "3D000": return "PostgreSQL at \(place): \(message)"
+        case "42501": return "the PostgreSQL role lacks rights at \(place): \(message)"
+        default: return "PostgreSQL at \(place) failed (\(state)): \(message)"
         }
     }
 
     private static func explain(_ error: PSQLError, place: String) -> String {
         if error.code == .server, let state = error.serverInfo?[.sqlState] {
-            let message = error.serverInfo?[.message] ?? "error \(state)"
-            switch state {
-            case "28P01", "28000": return "PostgreSQL refused the login at \(place): \(message)"
-            case "3D000": return "PostgreSQL at \(place): \(message)"
-            case "42501": return "the PostgreSQL role lacks rights at \(place): \(message)"
-            default: return "PostgreSQL at \(place) failed (\(state)): \(message)"
-            }
+            return explain(state: state, message: error.serverInfo?[.message] ?? "error \(state)", place: place)
         }
         switch error.code {
-        case .connectionError:
+        case .connectionError, .serverClosedConnection where error.underlying != nil:
             let reason = error.underlying.map { String(describing: $0) } ?? "connection failed"
-            return "cannot reach PostgreSQL at \(place): \(reason)"
+            let short = ["Connection refused", "connect timeout", "No route to host", "Network is unreachable"]
+                .first { reason.localizedCaseInsensitiveContains($0) }
+            return "cannot reach PostgreSQL at \(place): \(short?.lowercased() ?? reason)"
         case .sslUnsupported: return "PostgreSQL at \(place) does not offer TLS, which sslmode requires"
         case .authMechanismRequiresPassword: return "PostgreSQL at \(place) asks for a password; the URL has none"
+        case .serverClosedConnection:
+            return "cannot reach PostgreSQL at \(place): the connection closed before PostgreSQL answered"
         default: return "cannot use PostgreSQL at \(place): \(error.code)"
         }
     }
@@ -392,6 +439,7 @@ struct PostgresFault: Error {
     }
 
     static func sqlState(_ error: any Error) -> String? {
+        if let server = error as? PostgresServerError { return server.state }
         guard let psql = error as? PSQLError, psql.code == .server else { return nil }
         return psql.serverInfo?[.sqlState]
     }
