@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import NIOCore
+import OrchStore
 
 /// `orch bench`: measures a server. Without `--url` each benchmark starts its own
 /// `orch serve` (this executable; use a release build) on a temporary SQLite file with rate
@@ -45,6 +46,23 @@ struct BenchTarget: ParsableArguments {
     @Option(help: "Admin username for --url.") var username = "admin"
     @Option(help: "Admin password for --url (ORCH_PASSWORD).") var password: String?
     @Option(help: "Also write the figures as JSON to this file.") var json: String?
+    @Option(
+        help: """
+            Database of the servers the bench starts: a PostgreSQL server URL (postgres://USER:PASSWORD@HOST:PORT/DB, \
+            a role with CREATEDB), on which each started server gets a fresh database, dropped afterwards. Default: \
+            a temporary SQLite file. With PostgreSQL, `orch bench all` also runs pgbench (when installed) on the \
+            same server for comparison.
+            """)
+    var databaseURL: String?
+
+    /// The PostgreSQL server of `--database-url`, if one was given.
+    func postgresServer() throws -> PostgresURL? {
+        guard let databaseURL else { return nil }
+        guard case .postgres(let url)? = DatabaseURL(databaseURL) else {
+            throw ValidationError("--database-url must be a postgres:// URL (SQLite is the default)")
+        }
+        return url
+    }
 }
 
 extension BenchTarget {
@@ -57,7 +75,12 @@ extension BenchTarget {
         connections: Int, databasePath: String? = nil, report: BenchReport = BenchReport(), finish: Bool = true,
         _ body: (BenchContext) async throws -> Void
     ) async throws {
-        let server = try url.map { BenchServer(url: $0) } ?? BenchServer(databasePath: databasePath)
+        let server: BenchServer
+        if let url {
+            server = BenchServer(url: url)
+        } else {
+            server = try await BenchServer.start(databasePath: databasePath, postgres: try postgresServer())
+        }
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections + 8
         configuration.timeout.read = .hours(1)
@@ -67,11 +90,11 @@ extension BenchTarget {
             let http = BenchHTTP(client: client, baseURL: server.baseURL, token: token)
             try await body(BenchContext(server: server, client: client, http: http, report: report))
         } catch {
-            server.stop()
+            await server.stop()
             try? await client.shutdown()
             throw error
         }
-        server.stop()
+        await server.stop()
         try await client.shutdown()
         guard finish else { return }
         report.printTable()
@@ -100,6 +123,9 @@ struct BenchAll: AsyncParsableCommand {
         let needed = [dispatch.connectionsNeeded, batch.connectionsNeeded, endToEnd.connectionsNeeded,
             locks.connectionsNeeded, sse.connectionsNeeded].max()!
         let report = BenchReport()
+        if let postgres = try target.postgresServer() {
+            try await PgbenchBaseline(seconds: duration).measure(on: postgres, report: report)
+        }
         if target.url == nil {
             // Memory on a server of its own: idle, then holding the idle streams (whose
             // teardown would disturb the next scenario).

@@ -1,16 +1,41 @@
 import Foundation
+import OrchStore
 
 /// A server under measurement: one this process started, or one given by URL.
 final class BenchServer: @unchecked Sendable {
     let baseURL: String
     let process: Process?
     private let directory: URL?
+    /// The fresh PostgreSQL database this server runs on (dropped at stop), and its server.
+    private let postgres: (server: PostgresURL, database: String)?
 
     static let adminPassword = "bench-admin-password"
 
+    /// Starts `orch serve` on a fresh database of the PostgreSQL server `postgres` when given,
+    /// else as ``init(databasePath:environment:postgres:)`` does.
+    static func start(databasePath: String? = nil, postgres: PostgresURL?, environment: [String: String] = [:])
+        async throws -> BenchServer
+    {
+        guard let postgres else { return try BenchServer(databasePath: databasePath, environment: environment) }
+        let name = "orch_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+        let database = try await PostgresAdmin.createDatabase(name, on: postgres)
+        do {
+            return try BenchServer(
+                databasePath: nil, environment: environment.merging(["ORCH_DATABASE_URL": database.connectionString]) { $1 },
+                postgres: (postgres, name))
+        } catch {
+            try? await PostgresAdmin.dropDatabase(name, on: postgres)
+            throw error
+        }
+    }
+
     /// Starts `orch serve` (this same executable) on a free port and a temporary database, or
-    /// on `databasePath` (kept) when given.
-    init(databasePath: String? = nil, environment extra: [String: String] = [:]) throws {
+    /// on `databasePath` (kept) when given (`ORCH_DATABASE_URL` in `extra` wins over both).
+    init(
+        databasePath: String? = nil, environment extra: [String: String] = [:],
+        postgres: (server: PostgresURL, database: String)? = nil
+    ) throws {
+        self.postgres = postgres
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-bench-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let process = Process()
@@ -50,6 +75,7 @@ final class BenchServer: @unchecked Sendable {
         baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
         process = nil
         directory = nil
+        postgres = nil
     }
 
     /// Resident memory of the started server in KiB, from /proc; `nil` for a remote one.
@@ -61,12 +87,13 @@ final class BenchServer: @unchecked Sendable {
         return line.flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") }
     }
 
-    func stop() {
+    func stop() async {
         if let process, process.isRunning {
             process.terminate()
             process.waitUntilExit()
         }
         if let directory { try? FileManager.default.removeItem(at: directory) }
+        if let postgres { try? await PostgresAdmin.dropDatabase(postgres.database, on: postgres.server) }
     }
 }
 
