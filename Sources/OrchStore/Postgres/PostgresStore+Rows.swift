@@ -71,14 +71,21 @@ extension PostgresStore {
         """
 
     /// `$1` holds the events' rows; inserted in their order, returning their sequences.
-    static let insertEventsSQL = """
+    static let insertEventsSQL = insertEventsSQL(rows: "$1")
+
+    /// The events of the parameter `rows` inserted in their order, returning their sequences;
+    /// with `onlyIf`, only when the CTE of that name returned a row.
+    static func insertEventsSQL(rows: String, onlyIf: String? = nil) -> String {
+        """
         INSERT INTO events (task_id, core_id, type, timestamp, data)
         SELECT x.task_id, x.core_id, x.type, orch_ms(x.ts), x.data::jsonb
-        FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (task_id text, core_id text, type text, ts bigint, data text))
+        FROM ROWS FROM (jsonb_to_recordset(\(rows)::jsonb) AS (task_id text, core_id text, type text, ts bigint, data text))
             WITH ORDINALITY AS x(task_id, core_id, type, ts, data, ord)
+        \(onlyIf.map { "WHERE EXISTS (SELECT 1 FROM \($0))" } ?? "")
         ORDER BY x.ord
         RETURNING seq
         """
+    }
 
     /// The columns every task read selects, JSON as text.
     static let taskColumns = """
@@ -167,10 +174,18 @@ extension PostgresStore {
     /// Inserts `events` in order; returns them with their sequences.
     static func insertEvents(_ events: [PendingEvent], _ transaction: PostgresTransaction) async throws -> [EventRecord] {
         guard !events.isEmpty else { return [] }
-        let sequences = try await transaction.rows(
-            PostgresQuery(unsafeSQL: insertEventsSQL, binds: bindings(eventRows(events)))
-        ).map { try $0.decode("seq", as: Int64.self) }.sorted()
-        return zip(events, sequences).map { event, sequence in
+        let rows = try await transaction.rows(PostgresQuery(unsafeSQL: insertEventsSQL, binds: bindings(eventRows(events))))
+        return try records(events, rows)
+    }
+
+    /// `events` with the sequences an insert returned (`seq` rows; sorted, they are in insertion order).
+    static func records(_ events: [PendingEvent], _ rows: [PostgresRandomAccessRow]) throws -> [EventRecord] {
+        records(events, sequences: try rows.map { try $0.decode("seq", as: Int64.self) })
+    }
+
+    /// `events` with `sequences` (in any order; sorted, they are in insertion order).
+    static func records(_ events: [PendingEvent], sequences: [Int64]) -> [EventRecord] {
+        zip(events, sequences.sorted()).map { event, sequence in
             EventRecord(
                 sequence: sequence, taskID: event.taskID, coreID: event.coreID, type: event.draft.type,
                 timestamp: event.draft.timestamp, data: event.draft.data)
@@ -183,15 +198,41 @@ extension PostgresStore {
         try await insertEvents(drafts.map { PendingEvent(draft: $0, taskID: taskID, coreID: coreID) }, transaction)
     }
 
-    /// Stores changed tasks (one statement) and their events (another), and queues the
-    /// callbacks the events call for; returns each task with its stored events.
+    /// Stores changed tasks and their events in one statement, and queues the callbacks the
+    /// events call for; returns each task with its stored events.
     static func store(_ transitions: [TaskTransition], _ transaction: PostgresTransaction) async throws
         -> [StoredTransition]
     {
         guard !transitions.isEmpty else { return [] }
-        try await transaction.execute(
-            PostgresQuery(unsafeSQL: updateTasksSQL, binds: bindings(taskRows(transitions.map(\.task)))))
-        return try await storeEvents(of: transitions, transaction)
+        let pending = transitions.flatMap { transition in
+            transition.events.map { PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID) }
+        }
+        var binds = bindings(taskRows(transitions.map(\.task)))
+        binds.append(eventRows(pending))
+        let rows = try await transaction.rows(PostgresQuery(unsafeSQL: updateTasksWithEventsSQL, binds: binds))
+        return try await storedTransitions(transitions, events: try records(pending, rows), transaction)
+    }
+
+    /// `$1` the tasks' rows, `$2` the events' rows: the tasks replaced and the events inserted
+    /// in one statement, returning the events' sequences.
+    static let updateTasksWithEventsSQL = """
+        WITH updated AS (\(updateTasksSQL) RETURNING 1)
+        \(insertEventsSQL(rows: "$2"))
+        """
+
+    /// Pairs each transition with its share of `events` (in order) and queues its callbacks.
+    static func storedTransitions(_ transitions: [TaskTransition], events: [EventRecord], _ transaction: PostgresTransaction)
+        async throws -> [StoredTransition]
+    {
+        var stored = events[...]
+        var results: [StoredTransition] = []
+        for transition in transitions {
+            let own = Array(stored.prefix(transition.events.count))
+            stored = stored.dropFirst(transition.events.count)
+            try await queueCallbacks(for: transition.task, events: own, transaction)
+            results.append((transition.task, own))
+        }
+        return results
     }
 
     /// Inserts the events of `transitions` and queues their callbacks.
@@ -201,15 +242,7 @@ extension PostgresStore {
         let pending = transitions.flatMap { transition in
             transition.events.map { PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID) }
         }
-        var stored = try await insertEvents(pending, transaction)[...]
-        var results: [StoredTransition] = []
-        for transition in transitions {
-            let events = Array(stored.prefix(transition.events.count))
-            stored = stored.dropFirst(transition.events.count)
-            try await queueCallbacks(for: transition.task, events: events, transaction)
-            results.append((transition.task, events))
-        }
-        return results
+        return try await storedTransitions(transitions, events: try await insertEvents(pending, transaction), transaction)
     }
 
     static func bindings(_ values: String...) -> PostgresBindings {

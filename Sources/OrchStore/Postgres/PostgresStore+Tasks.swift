@@ -45,14 +45,7 @@ extension PostgresStore {
         let sql = """
             WITH \(claim)
             inserted AS (\(Self.insertTasksSQL) \(guarded) RETURNING seq),
-            stored_events AS (
-                INSERT INTO events (task_id, core_id, type, timestamp, data)
-                SELECT x.task_id, x.core_id, x.type, orch_ms(x.ts), x.data::jsonb
-                FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (task_id text, core_id text, type text, ts bigint, data text))
-                    WITH ORDINALITY AS x(task_id, core_id, type, ts, data, ord)
-                WHERE EXISTS (SELECT 1 FROM inserted)
-                ORDER BY x.ord
-                RETURNING seq)
+            stored_events AS (\(Self.insertEventsSQL(rows: "$2", onlyIf: "inserted")))
             SELECT
                 (SELECT count(*) FROM inserted) AS created,
                 (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences,
@@ -60,15 +53,11 @@ extension PostgresStore {
                 \(Self.loadColumns("$3", "$6"))
             """
         let query = PostgresQuery(unsafeSQL: sql, binds: binds)
-        let row = try await transaction { transaction in try await transaction.row(query) }
+        // One statement commits by itself: one round trip, no BEGIN or COMMIT.
+        let row = try await self.row(query)
         guard let row else { throw StoredDataError("a dispatch returned no row") }
         if try row.decode("created", as: Int64.self) > 0 {
-            let sequences = try row.decode("sequences", as: [Int64].self)
-            let stored = zip(events, sequences).map { event, sequence in
-                EventRecord(
-                    sequence: sequence, taskID: task.id, coreID: task.coreID, type: event.draft.type,
-                    timestamp: event.draft.timestamp, data: event.draft.data)
-            }
+            let stored = Self.records(events, sequences: try row.decode("sequences", as: [Int64].self))
             let position = task.status == .queued ? try Self.newTaskPosition(row) : 0
             return .created(task, stored, QueueStanding(position: position, load: try Self.coreLoad(row)))
         }
@@ -166,10 +155,30 @@ extension PostgresStore {
         }
     }
 
+    /// Optimistic: the task is read with its row version (`xmin`), and the change is written in
+    /// one statement only if the row is still that version (two round trips, no explicit
+    /// transaction); a concurrent change makes it read and apply again. A change that queues a
+    /// callback takes the row lock instead, so the callback commits with it.
     public func modifyTask(id: String, _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition) async throws
         -> StoredTransition
     {
-        try await transaction { transaction in
+        for _ in 0..<8 {
+            guard
+                let row = try await row(
+                    "SELECT xmin::text AS version, \(unescaped: Self.taskColumns) FROM tasks WHERE id = \(id)")
+            else { throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)]) }
+            let transition = try change(try Self.taskRecord(row))
+            if Callback.url(in: transition.task.metadata) != nil { break }
+            let pending = transition.events.map {
+                PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID)
+            }
+            var binds = Self.bindings(Self.taskRows([transition.task]), Self.eventRows(pending))
+            binds.append(try row.decode("version", as: String.self))
+            let stored = try await self.row(PostgresQuery(unsafeSQL: Self.updateTaskIfUnchangedSQL, binds: binds))
+            guard let stored, try stored.decode("updated", as: Int64.self) == 1 else { continue }
+            return (transition.task, Self.records(pending, sequences: try stored.decode("sequences", as: [Int64].self)))
+        }
+        return try await transaction { transaction in
             guard let task = try await Self.fetchTask(id, transaction, forUpdate: true) else {
                 throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
             }
@@ -177,18 +186,26 @@ extension PostgresStore {
         }
     }
 
+    /// `$1` one task's row, `$2` its events, `$3` the row version it was read at: the task
+    /// replaced and its events inserted only if the row is still that version.
+    static let updateTaskIfUnchangedSQL = """
+        WITH updated AS (\(updateTasksSQL) AND tasks.xmin = $3::xid RETURNING 1),
+        stored_events AS (\(insertEventsSQL(rows: "$2", onlyIf: "updated")))
+        SELECT (SELECT count(*) FROM updated) AS updated,
+            (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences
+        """
+
     public func claimTasks(
         coreID: String, workerID: String, limit: Int, now: Date,
         _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition
     ) async throws -> [StoredTransition] {
         try await transaction { transaction in
-            try await transaction.execute(
-                """
-                INSERT INTO workers (worker_id, core_id, last_seen) VALUES (\(workerID), \(coreID), \(now.sqlTime))
-                ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen
-                """)
+            // The worker is recorded and the tasks are taken in one statement.
             let tasks = try await transaction.rows(
                 """
+                WITH seen AS (
+                    INSERT INTO workers (worker_id, core_id, last_seen) VALUES (\(workerID), \(coreID), \(now.sqlTime))
+                    ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen)
                 SELECT \(unescaped: Self.taskColumns) FROM tasks
                 WHERE core_id = \(coreID) AND status = 'queued' AND ready_at <= \(now.sqlTime)
                 ORDER BY priority DESC, ready_at, seq LIMIT \(Int64(limit))

@@ -68,8 +68,12 @@ public final class PostgresStore: Store {
         } catch {
             throw PostgresStartError(error, url: url)
         }
+        // The pool logs every failed reconnection attempt at info: during an outage that is a
+        // line every few hundred milliseconds, which /health and the 503s already say.
+        var poolLogger = logger
+        poolLogger.logLevel = max(logger.logLevel, .warning)
         let store = PostgresStore(
-            client: PostgresClient(configuration: configuration, backgroundLogger: logger), logger: logger,
+            client: PostgresClient(configuration: configuration, backgroundLogger: poolLogger), logger: logger,
             operationTimeout: connectTimeout + .seconds(1))
         do {
             try await store.migrate()
