@@ -5,6 +5,8 @@
 #     (server errors, status codes, content types, response schemas and headers, schema-valid
 #     data accepted, schema-violating data refused, ...).
 # Usage: scripts/contract.sh [path to a built orch]   (scripts/test.sh runs it after swift test)
+# The server runs on a temporary SQLite file, or on CONTRACT_DATABASE_URL when set (scripts/test.sh
+# runs the check on both backends).
 # ST_EXAMPLES (default 50) sets the examples per operation, ST_SEED the seed (default fixed, so
 # that CI is reproducible; any value explores other inputs).
 set -euo pipefail
@@ -16,7 +18,7 @@ secret="contract-webhook-secret"
 
 work=$(mktemp -d)
 trap 'kill -9 ${server:-0} 2>/dev/null || true; rm -rf "$work"' EXIT
-ORCH_PORT=0 ORCH_DATABASE_URL="sqlite://$work/contract.sqlite" ORCH_ADMIN_PASSWORD=contract-admin-password \
+ORCH_PORT=0 ORCH_DATABASE_URL="${CONTRACT_DATABASE_URL:-sqlite://$work/contract.sqlite}" ORCH_ADMIN_PASSWORD=contract-admin-password \
   ORCH_RATE_LIMITS="admin=0,operator=0,viewer=0,system=0,anonymous=0" ORCH_WEBHOOK_SECRETS="$secret" \
   ORCH_LOG_LEVEL=error ORCH_BCRYPT_COST=10 ORCH_SSE_HEARTBEAT=1 "$orch" serve >"$work/stdout" 2>"$work/stderr" &
 server=$!
