@@ -209,7 +209,7 @@ extension PostgresStore {
         }
         var binds = bindings(taskRows(transitions.map(\.task)))
         binds.append(eventRows(pending))
-        let rows = try await transaction.rows(PostgresQuery(unsafeSQL: updateTasksWithEventsSQL, binds: binds))
+        let rows = try await transaction.rows(UpdateTasksWithEvents.self, binds)
         return try await storedTransitions(transitions, events: try records(pending, rows), transaction)
     }
 

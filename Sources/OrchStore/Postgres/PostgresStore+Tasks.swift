@@ -21,8 +21,6 @@ extension PostgresStore {
         binds.append(Int64(task.priority))
         binds.append(task.readyAt.sqlTime)
         binds.append(activeSince.sqlTime)
-        var claim = ""
-        var guarded = ""
         if let idempotency {
             binds.append(idempotency.userID)
             binds.append(idempotency.key)
@@ -30,31 +28,9 @@ extension PostgresStore {
             binds.append(task.id)
             binds.append(task.createdAt.sqlTime)
             binds.append(idempotency.validAfter.sqlTime)
-            // An expired key is taken over; a live one is left alone (and nothing is inserted).
-            claim = """
-                claimed AS (
-                    INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at)
-                    VALUES ($7, $8, $9, $10, $11)
-                    ON CONFLICT (user_id, key) DO UPDATE
-                        SET fingerprint = excluded.fingerprint, task_id = excluded.task_id, created_at = excluded.created_at
-                        WHERE idempotency_keys.created_at < $12
-                    RETURNING 1),
-                """
-            guarded = "WHERE EXISTS (SELECT 1 FROM claimed)"
         }
-        let sql = """
-            WITH \(claim)
-            inserted AS (\(Self.insertTasksSQL) \(guarded) RETURNING seq),
-            stored_events AS (\(Self.insertEventsSQL(rows: "$2", onlyIf: "inserted")))
-            SELECT
-                (SELECT count(*) FROM inserted) AS created,
-                (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences,
-                \(Self.positionColumns("$3", "$4", "$5")),
-                \(Self.loadColumns("$3", "$6"))
-            """
-        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         // One statement commits by itself: one round trip, no BEGIN or COMMIT.
-        let row = try await self.row(query)
+        let row = try await (idempotency == nil ? rows(Dispatch.self, binds) : rows(KeyedDispatch.self, binds)).first
         guard let row else { throw StoredDataError("a dispatch returned no row") }
         if try row.decode("created", as: Int64.self) > 0 {
             let stored = Self.records(events, sequences: try row.decode("sequences", as: [Int64].self))
@@ -64,6 +40,32 @@ extension PostgresStore {
         // The key belongs to an earlier (or concurrent, now committed) dispatch.
         guard let idempotency else { throw StoredDataError("a dispatch without a key inserted nothing") }
         return try await repeatedDispatch(idempotency, activeSince: activeSince)
+    }
+
+    /// The dispatch statement: `$1` the task's row, `$2` its events, `$3` core, `$4` priority,
+    /// `$5` ready at, `$6` active since; with `keyed`, `$7`-`$12` the idempotency key (user, key,
+    /// fingerprint, task id, created at, valid after). An expired key is taken over; a live one
+    /// is left alone, and then nothing is inserted.
+    static func dispatchSQL(keyed: Bool) -> String {
+        let claim = """
+            claimed AS (
+                INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at)
+                VALUES ($7, $8, $9, $10, $11)
+                ON CONFLICT (user_id, key) DO UPDATE
+                    SET fingerprint = excluded.fingerprint, task_id = excluded.task_id, created_at = excluded.created_at
+                    WHERE idempotency_keys.created_at < $12
+                RETURNING 1),
+            """
+        return """
+            WITH \(keyed ? claim : "")
+            inserted AS (\(insertTasksSQL) \(keyed ? "WHERE EXISTS (SELECT 1 FROM claimed)" : "") RETURNING seq),
+            stored_events AS (\(insertEventsSQL(rows: "$2", onlyIf: "inserted")))
+            SELECT
+                (SELECT count(*) FROM inserted) AS created,
+                (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences,
+                \(positionColumns("$3", "$4", "$5")),
+                \(loadColumns("$3", "$6"))
+            """
     }
 
     /// The task an earlier dispatch with `idempotency`'s key created, or 409 when that dispatch
@@ -163,10 +165,9 @@ extension PostgresStore {
         -> StoredTransition
     {
         for _ in 0..<8 {
-            guard
-                let row = try await row(
-                    "SELECT xmin::text AS version, \(unescaped: Self.taskColumns) FROM tasks WHERE id = \(id)")
-            else { throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)]) }
+            guard let row = try await rows(TaskWithVersion.self, Self.bindings(id)).first else {
+                throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
+            }
             let transition = try change(try Self.taskRecord(row))
             if Callback.url(in: transition.task.metadata) != nil { break }
             let pending = transition.events.map {
@@ -174,7 +175,7 @@ extension PostgresStore {
             }
             var binds = Self.bindings(Self.taskRows([transition.task]), Self.eventRows(pending))
             binds.append(try row.decode("version", as: String.self))
-            let stored = try await self.row(PostgresQuery(unsafeSQL: Self.updateTaskIfUnchangedSQL, binds: binds))
+            let stored = try await rows(UpdateTaskIfUnchanged.self, binds).first
             guard let stored, try stored.decode("updated", as: Int64.self) == 1 else { continue }
             return (transition.task, Self.records(pending, sequences: try stored.decode("sequences", as: [Int64].self)))
         }
@@ -201,17 +202,10 @@ extension PostgresStore {
     ) async throws -> [StoredTransition] {
         try await transaction { transaction in
             // The worker is recorded and the tasks are taken in one statement.
-            let tasks = try await transaction.rows(
-                """
-                WITH seen AS (
-                    INSERT INTO workers (worker_id, core_id, last_seen) VALUES (\(workerID), \(coreID), \(now.sqlTime))
-                    ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen)
-                SELECT \(unescaped: Self.taskColumns) FROM tasks
-                WHERE core_id = \(coreID) AND status = 'queued' AND ready_at <= \(now.sqlTime)
-                ORDER BY priority DESC, ready_at, seq LIMIT \(Int64(limit))
-                FOR UPDATE SKIP LOCKED
-                """
-            ).map(Self.taskRecord)
+            var binds = Self.bindings(workerID, coreID)
+            binds.append(now.sqlTime)
+            binds.append(Int64(limit))
+            let tasks = try await transaction.rows(Claim.self, binds).map(Self.taskRecord)
             return try await Self.store(try tasks.map(change), transaction)
         }
     }

@@ -169,10 +169,15 @@ public final class PostgresStore: Store {
 
     /// Runs one statement outside an explicit transaction (it commits by itself) and returns its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+        try await autocommit { transaction in try await transaction.rows(query) }
+    }
+
+    /// Runs `body` on one pooled connection without BEGIN: each statement commits by itself.
+    func autocommit<T: Sendable>(_ body: @escaping @Sendable (PostgresTransaction) async throws -> T) async throws -> T {
         try checkOpen()
         return try await guarded {
             try await self.client.withConnection { connection in
-                try await PostgresTransaction(connection: connection, logger: self.logger).rows(query)
+                try await body(PostgresTransaction(connection: connection, logger: self.logger))
             }
         }
     }
