@@ -40,7 +40,7 @@ struct PgbenchBaseline {
             CREATE TABLE jobs (id bigserial PRIMARY KEY, payload text NOT NULL, status text NOT NULL DEFAULT 'queued',
                 created_at timestamptz NOT NULL DEFAULT now());
             CREATE TABLE queue (id bigserial PRIMARY KEY, payload text NOT NULL, status text NOT NULL DEFAULT 'queued');
-            INSERT INTO queue (payload) SELECT 'job ' || n FROM generate_series(1, \(max(200_000, seconds * 20_000))) n;
+            INSERT INTO queue (payload) SELECT 'job ' || n FROM generate_series(1, \(8 * 600 * seconds + 50_000)) n;
             CREATE INDEX queue_ready ON queue (id) WHERE status = 'queued';
             VACUUM ANALYZE queue;
             """)
@@ -55,8 +55,13 @@ struct PgbenchBaseline {
             COMMIT;
 
             """)
-        for (scenario, clients, file) in [("pgbench insert", 32, insert), ("pgbench dequeue+complete", 8, dequeue)] {
-            let output = try Self.run(pgbench, ["-n", "-c", String(clients), "-j", "2", "-T", String(seconds), "-f", file, url])
+        // A fixed number of transactions per client rather than `-T`: pgbench started from this
+        // process kept running long past its `-T` here (its timer never fired).
+        for (scenario, clients, perClient, file) in [
+            ("pgbench insert", 32, 250 * seconds, insert), ("pgbench dequeue+complete", 8, 600 * seconds, dequeue),
+        ] {
+            let output = try Self.run(
+                pgbench, ["-n", "-c", String(clients), "-j", "2", "-t", String(perClient), "-f", file, url])
             guard let tps = Self.figure(after: "tps = ", in: output) else {
                 throw BenchError("pgbench printed no tps: \(output)")
             }
