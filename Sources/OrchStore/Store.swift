@@ -132,4 +132,15 @@ public struct UserChanges: Sendable, Hashable {
         self.revokedAPITokenRoles = revokedAPITokenRoles
         self.now = now
     }
+
+    /// `user` with these changes made (the token revocations are the store's to write).
+    public func applied(to user: UserRecord) -> UserRecord {
+        var user = user
+        if let email { user.email = email }
+        if let role { user.role = role }
+        if let isActive { user.isActive = isActive }
+        if let passwordHash { user.passwordHash = passwordHash }
+        if endsSessions { user.tokenGeneration += 1 }
+        return user
+    }
 }

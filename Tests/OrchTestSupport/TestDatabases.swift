@@ -194,18 +194,7 @@ public actor TestPostgres {
 
     /// Runs one SQL statement in `database` of the test server.
     public func execute(_ sql: String, in database: String) async throws {
-        var url = try adminURL()
-        url.database = database
-        let connection = try await PostgresConnection.connect(
-            configuration: .init(host: url.host, port: url.port, username: url.user, password: url.password, database: database, tls: .disable),
-            id: 1, logger: Logger(label: "orch.test"))
-        do {
-            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: Logger(label: "orch.test")).collect()
-        } catch {
-            try? await connection.close()
-            throw error
-        }
-        try await connection.close()
+        try await execute([sql], in: database, pausingBeforeLast: .zero)
     }
 
     /// Runs `statements` on one connection of `database`, pausing `pause` before the last one

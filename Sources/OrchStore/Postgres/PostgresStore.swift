@@ -291,11 +291,7 @@ public final class PostgresStore: Store {
                     "SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(id) FOR UPDATE"
                 ).map(Self.userRecord)
             else { return nil }
-            if let email = changes.email { user.email = email }
-            if let role = changes.role { user.role = role }
-            if let isActive = changes.isActive { user.isActive = isActive }
-            if let passwordHash = changes.passwordHash { user.passwordHash = passwordHash }
-            if changes.endsSessions { user.tokenGeneration += 1 }
+            user = changes.applied(to: user)
             do {
                 try await transaction.execute(
                     """

@@ -207,11 +207,7 @@ public final class SQLiteStore: Store {
         return try await write { db in
             guard var user = try Row.fetchOne(db, sql: "SELECT * FROM users WHERE id = ?", arguments: [id]).map(Self.userRecord)
             else { return nil }
-            if let email = changes.email { user.email = email }
-            if let role = changes.role { user.role = role }
-            if let isActive = changes.isActive { user.isActive = isActive }
-            if let passwordHash = changes.passwordHash { user.passwordHash = passwordHash }
-            if changes.endsSessions { user.tokenGeneration += 1 }
+            user = changes.applied(to: user)
             do {
                 try db.execute(
                     sql: """
