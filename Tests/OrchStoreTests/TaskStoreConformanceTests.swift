@@ -87,6 +87,50 @@ import Testing
         }
     }
 
+    /// Eighty dispatches at once (which the PostgreSQL store writes in combined batches): each
+    /// is answered with its own task and event, stored as answered; two that reuse one task id
+    /// (a write that must fail) fail alone, one of them, and spoil no other dispatch.
+    @Test(arguments: backends)
+    func concurrentDispatchesAreAnsweredEachAndOneBadOneFailsAlone(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let twin = Identifier.make("task")
+            let outcomes = try await withThrowingTaskGroup(of: (index: Int, outcome: DispatchOutcome?).self) { group in
+                for index in 0..<80 {
+                    group.addTask {
+                        let id = index == 20 || index == 60 ? twin : Identifier.make("task")
+                        let transition = TaskLifecycle.dispatch(
+                            DispatchRequest(coreID: "core", priority: index % 2 == 0 ? 1 : 5, metadata: ["n": .int(Int64(index))]),
+                            id: id, createdBy: "user-1", now: Self.start.addingTimeInterval(Double(index)))
+                        do {
+                            return (index, try await store.insertTask(transition, idempotency: nil, activeSince: Self.start))
+                        } catch {
+                            return (index, nil)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [(index: Int, outcome: DispatchOutcome?)]()) { $0.append($1) }
+            }
+            let failed = outcomes.filter { $0.outcome == nil }.map(\.index)
+            #expect(failed.count == 1 && [20, 60].contains(failed.first ?? -1))
+            var seen = Set<String>()
+            for (index, outcome) in outcomes {
+                guard case .created(let task, let events, let standing) = outcome else { continue }
+                seen.insert(task.id)
+                #expect(task.metadata["n"] == .int(Int64(index)))
+                #expect(events.map(\.type) == [.taskCreated] && events.allSatisfy { $0.taskID == task.id })
+                #expect(try await store.task(id: task.id) == task)
+                #expect((1...79).contains(standing.position))
+            }
+            #expect(seen.count == 79)
+            #expect(try await store.listTasks(TaskQuery()).total == 79)
+            let sequences = outcomes.compactMap { outcome -> Int64? in
+                guard case .created(_, let events, _) = outcome.outcome else { return nil }
+                return events.first?.sequence
+            }
+            #expect(Set(sequences).count == 79)
+        }
+    }
+
     @Test(arguments: backends)
     func claimTakesHighestPriorityThenOldestAndQueuePositionAgrees(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in

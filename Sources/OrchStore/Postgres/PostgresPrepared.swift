@@ -9,11 +9,20 @@ import PostgresNIO
 /// time it is used there.
 protocol PreparedSQL {
     static var sql: String { get }
+    /// The types of the parameters, declared when a parameter may be `NULL` on its first use
+    /// (which would otherwise fix its type from the statement's context, `jsonb` for a
+    /// `$n::jsonb`, and refuse the text sent later). Empty: taken from the first bindings.
+    static var parameterTypes: [PostgresDataType] { get }
+}
+
+extension PreparedSQL {
+    static var parameterTypes: [PostgresDataType] { [] }
 }
 
 /// A prepared execution of `Statement` with its parameters.
 struct Prepared<Statement: PreparedSQL>: PostgresPreparedStatement {
     static var sql: String { Statement.sql }
+    static var bindingDataTypes: [PostgresDataType] { Statement.parameterTypes }
 
     var bindings: PostgresBindings
 
@@ -48,11 +57,20 @@ extension PostgresStore {
     /// A dispatch without an idempotency key (see ``PostgresStore/insertTask(_:idempotency:activeSince:)``).
     enum Dispatch: PreparedSQL {
         static let sql = PostgresStore.dispatchSQL(keyed: false)
+        static let parameterTypes = PostgresStore.dispatchParameterTypes(keyed: false)
     }
 
     /// A dispatch claiming its idempotency key first.
     enum KeyedDispatch: PreparedSQL {
         static let sql = PostgresStore.dispatchSQL(keyed: true)
+        static let parameterTypes = PostgresStore.dispatchParameterTypes(keyed: true)
+    }
+
+    /// A batch of new tasks (see ``PostgresStore/insertBatchSQL``).
+    enum InsertBatch: PreparedSQL {
+        static let sql = PostgresStore.insertBatchSQL
+        static let parameterTypes =
+            [.text] + PostgresStore.eventParameterTypes + [.textArray, .textArray, .int8Array, .int8Array, .timestamptz]
     }
 
     /// `$1` a task id: the task with its row version.
@@ -63,11 +81,13 @@ extension PostgresStore {
     /// See ``PostgresStore/updateTaskIfUnchangedSQL``.
     enum UpdateTaskIfUnchanged: PreparedSQL {
         static let sql = PostgresStore.updateTaskIfUnchangedSQL
+        static let parameterTypes = PostgresStore.updateTaskIfUnchangedParameterTypes
     }
 
     /// See ``PostgresStore/updateTasksWithEventsSQL``.
     enum UpdateTasksWithEvents: PreparedSQL {
         static let sql = PostgresStore.updateTasksWithEventsSQL
+        static let parameterTypes = [.text] + PostgresStore.eventParameterTypes
     }
 
     /// `$1` worker, `$2` core, `$3` now, `$4` limit: the worker recorded and the core's ready
