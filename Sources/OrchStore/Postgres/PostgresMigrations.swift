@@ -10,7 +10,7 @@ import PostgresNIO
 /// `timestamptz` for times, `jsonb` for JSON, `bigint` identities for sequences, unique indexes
 /// on `lower(username)` and `lower(email)` for case-insensitive names. Two things differ on
 /// purpose:
-/// - per-core task counts are kept in 32 shards, one per connection (`pg_backend_pid() % 32`),
+/// - per-core task counts are kept in 64 shards, one per connection (see ``schema002``),
 ///   so that concurrent transactions never wait on one counter row (a single hot row cut
 ///   `pgbench` inserts from 14,000 to 1,500 per second here);
 /// - fencing tokens come from a sequence, which never hands out a value twice.
@@ -248,25 +248,39 @@ enum PostgresMigrations {
     /// a `STABLE` operator (`timestamptz + interval`). `orch_ms` is therefore declared
     /// `STABLE`, which it is, and inlined; the counting trigger does its upserts itself
     /// (PL/pgSQL keeps their plans) instead of calling an SQL function.
+    ///
+    /// The count shard was `pg_backend_pid() % 32`: twenty pooled connections then share
+    /// shards in pairs (six pairs on average), and every change of a task waited on its twin's
+    /// row lock until that one's commit (25 ms under load, seen with `auto_explain`). Now each
+    /// connection takes the next of 64 shards from a sequence on its first count and keeps it
+    /// for the session (`orch.count_shard`), so connections opened together never share one.
     static let schema002 = """
         CREATE OR REPLACE FUNCTION orch_ms(ms bigint) RETURNS timestamptz
         LANGUAGE sql STABLE AS $$ SELECT timestamptz 'epoch' + ms * interval '1 millisecond' $$;
 
+        CREATE SEQUENCE orch_count_shards AS bigint;
+
         CREATE OR REPLACE FUNCTION orch_tasks_counted() RETURNS trigger
         LANGUAGE plpgsql AS $$
+        DECLARE
+            my_shard integer := nullif(current_setting('orch.count_shard', true), '')::integer;
         BEGIN
             IF TG_OP = 'UPDATE' AND OLD.status IS NOT DISTINCT FROM NEW.status
                 AND OLD.priority IS NOT DISTINCT FROM NEW.priority AND OLD.core_id IS NOT DISTINCT FROM NEW.core_id THEN
                 RETURN NULL;
             END IF;
+            IF my_shard IS NULL THEN
+                my_shard := nextval('orch_count_shards') % 64;
+                PERFORM set_config('orch.count_shard', my_shard::text, false);
+            END IF;
             IF TG_OP <> 'INSERT' THEN
                 INSERT INTO task_counts AS c (core_id, status, priority, shard, n)
-                VALUES (OLD.core_id, OLD.status, OLD.priority, pg_backend_pid() % 32, -1)
+                VALUES (OLD.core_id, OLD.status, OLD.priority, my_shard, -1)
                 ON CONFLICT (core_id, status, priority, shard) DO UPDATE SET n = c.n - 1;
             END IF;
             IF TG_OP <> 'DELETE' THEN
                 INSERT INTO task_counts AS c (core_id, status, priority, shard, n)
-                VALUES (NEW.core_id, NEW.status, NEW.priority, pg_backend_pid() % 32, 1)
+                VALUES (NEW.core_id, NEW.status, NEW.priority, my_shard, 1)
                 ON CONFLICT (core_id, status, priority, shard) DO UPDATE SET n = c.n + 1;
             END IF;
             RETURN NULL;

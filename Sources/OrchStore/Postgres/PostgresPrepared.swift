@@ -87,7 +87,7 @@ extension PostgresStore {
     /// See ``PostgresStore/updateTasksWithEventsSQL``.
     enum UpdateTasksWithEvents: PreparedSQL {
         static let sql = PostgresStore.updateTasksWithEventsSQL
-        static let parameterTypes = [.text] + PostgresStore.eventParameterTypes
+        static let parameterTypes = [.text] + PostgresStore.eventParameterTypes + [.textArray]
     }
 
     /// `$1` worker, `$2` core, `$3` now, `$4` limit: the worker recorded and the core's ready

@@ -133,12 +133,17 @@ extension PostgresStore {
         """
     }
 
-    /// `$1` holds the tasks' rows; each replaces the stored task with its id.
-    static let updateTasksSQL = """
+    /// `$1` holds the tasks' rows and `ids` (a parameter) their ids; each row replaces the
+    /// stored task with its id. (The ids again as an array let the generic plan find the tasks
+    /// by their index whatever the table's size: joined on the recordset alone, a plan made
+    /// while the table was small read all of it for every claim.)
+    static func updateTasksSQL(ids: String) -> String {
+        """
         UPDATE tasks SET \(taskFields.dropFirst().map { "\($0.name) = \($0.expression)" }.joined(separator: ", "))
         FROM jsonb_to_recordset($1::jsonb) AS x(\(taskRecordColumns))
-        WHERE tasks.id = x.id
+        WHERE tasks.id = ANY(\(ids)::text[]) AND tasks.id = x.id
         """
+    }
 
     /// The task with id `$1` replaced by the parameters `$1`-`$26` (``bindTask(_:into:)``).
     static let updateTaskSQL = """
@@ -285,14 +290,16 @@ extension PostgresStore {
         }
         var binds = bindings(taskRows(transitions.map(\.task)))
         bindEvents(pending, into: &binds)
+        binds.append(transitions.map(\.task.id))
         let rows = try await transaction.rows(UpdateTasksWithEvents.self, binds)
         return try await storedTransitions(transitions, events: try records(pending, rows), transaction)
     }
 
-    /// `$1` the tasks' rows, `$2`-`$6` the events (``bindEvents(_:into:)``): the tasks
-    /// replaced and the events inserted in one statement, returning the events' sequences.
+    /// `$1` the tasks' rows, `$2`-`$6` the events (``bindEvents(_:into:)``), `$7` the tasks'
+    /// ids: the tasks replaced and the events inserted in one statement, returning the events'
+    /// sequences.
     static let updateTasksWithEventsSQL = """
-        WITH updated AS (\(updateTasksSQL) RETURNING 1)
+        WITH updated AS (\(updateTasksSQL(ids: "$7")) RETURNING 1)
         \(insertEventsSQL(from: 2))
         """
 
