@@ -46,15 +46,7 @@ final class Combiner<Input: Sendable, Output: Sendable>: Sendable {
             state.writing += 1
             return true
         }
-        if mayWrite {
-            let own = Mutex<Result<Output, any Error>?>(nil)
-            let me = Waiter(input: input) { turn in
-                if case .done(let result) = turn { own.withLock { $0 = result } }
-            }
-            await writeAndHandOver([me], write)
-            guard let result = own.withLock({ $0 }) else { throw CancellationError() }
-            return try result.get()
-        }
+        if mayWrite { return try await writeFirst([Waiter(input: input) { _ in }], write) }
         let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
             let me = Waiter(input: input) { continuation.resume(returning: $0) }
             // A slot may have come free since the check above: then this call writes at once.
@@ -72,17 +64,21 @@ final class Combiner<Input: Sendable, Output: Sendable>: Sendable {
         case .done(let result):
             return try result.get()
         case .write(let batch):
-            // This caller is `batch[0]`; its own result arrives through a `.done` that its
-            // continuation can no longer take, so it is caught here.
-            let own = Mutex<Result<Output, any Error>?>(nil)
-            var batch = batch
-            batch[0].resume = { turn in
-                if case .done(let result) = turn { own.withLock { $0 = result } }
-            }
-            await writeAndHandOver(batch, write)
-            guard let result = own.withLock({ $0 }) else { throw CancellationError() }
-            return try result.get()
+            return try await writeFirst(batch, write)
         }
+    }
+
+    /// Writes `batch`, whose first waiter is the calling one, and returns that one's result
+    /// (its own `resume` may already be spent, so the result is caught here instead).
+    private func writeFirst(_ batch: [Waiter], _ write: Write) async throws -> Output {
+        let own = Mutex<Result<Output, any Error>?>(nil)
+        var batch = batch
+        batch[0].resume = { turn in
+            if case .done(let result) = turn { own.withLock { $0 = result } }
+        }
+        await writeAndHandOver(batch, write)
+        guard let result = own.withLock({ $0 }) else { throw CancellationError() }
+        return try result.get()
     }
 
     /// Writes `batch`, answers its callers, then hands the slot to the next waiting batch or

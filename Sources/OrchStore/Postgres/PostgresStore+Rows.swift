@@ -210,6 +210,13 @@ extension PostgresStore {
         var coreID: String?
     }
 
+    /// The events of `transitions`, in order, each with its task and core.
+    static func pendingEvents(_ transitions: [TaskTransition]) -> [PendingEvent] {
+        transitions.flatMap { transition in
+            transition.events.map { PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID) }
+        }
+    }
+
     /// Appends `events` as five array parameters (columns of the events, in order): task ids
     /// and core ids (`''` for none; neither is ever empty), types, times in milliseconds, data.
     /// Arrays in PostgreSQL's binary format: `unnest` of them costs a fraction of unpacking a
@@ -285,9 +292,7 @@ extension PostgresStore {
         -> [StoredTransition]
     {
         guard !transitions.isEmpty else { return [] }
-        let pending = transitions.flatMap { transition in
-            transition.events.map { PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID) }
-        }
+        let pending = pendingEvents(transitions)
         var binds = bindings(taskRows(transitions.map(\.task)))
         bindEvents(pending, into: &binds)
         binds.append(transitions.map(\.task.id))

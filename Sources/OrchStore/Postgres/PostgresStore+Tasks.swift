@@ -69,7 +69,7 @@ extension PostgresStore {
         let task = transition.task
         var binds = PostgresBindings(capacity: 32)
         Self.bindTask(task, into: &binds)
-        let events = transition.events.map { PendingEvent(draft: $0, taskID: task.id, coreID: task.coreID) }
+        let events = Self.pendingEvents([transition])
         Self.bindEvents(events, into: &binds)
         binds.append(activeSince.sqlTime)
         if let idempotency {
@@ -165,9 +165,7 @@ extension PostgresStore {
         guard !transitions.isEmpty else { return [] }
         statistics.inserted(transitions.count)
         let tasks = transitions.map(\.task)
-        let pending = transitions.flatMap { transition in
-            transition.events.map { PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID) }
-        }
+        let pending = Self.pendingEvents(transitions)
         var binds = Self.bindings(Self.taskRows(tasks))
         Self.bindEvents(pending, into: &binds)
         let cores = Array(Set(tasks.map(\.coreID))).sorted()
@@ -303,10 +301,8 @@ extension PostgresStore {
             }
             let transition = try change(try Self.taskRecord(row))
             if Callback.url(in: transition.task.metadata) != nil { break }
-            let pending = transition.events.map {
-                PendingEvent(draft: $0, taskID: transition.task.id, coreID: transition.task.coreID)
-            }
-            var binds = PostgresBindings(capacity: 28)
+            let pending = Self.pendingEvents([transition])
+            var binds = PostgresBindings(capacity: 32)
             Self.bindTask(transition.task, into: &binds)
             Self.bindEvents(pending, into: &binds)
             binds.append(try row.decode("version", as: String.self))
@@ -323,8 +319,8 @@ extension PostgresStore {
     }
 
     /// `$1`-`$26` one task (``bindTask(_:into:)``), `$27`-`$31` its events
-    /// (``bindEvents(_:into:)``), `$32` the row version it was read at: the task replaced and its events inserted only if the row is still that
-    /// version.
+    /// (``bindEvents(_:into:)``), `$32` the row version it was read at: the task replaced and
+    /// its events inserted only if the row is still that version.
     static let updateTaskIfUnchangedSQL = """
         WITH updated AS (\(updateTaskSQL) AND xmin = $32::xid RETURNING 1),
         stored_events AS (\(insertEventsSQL(from: 27, onlyIf: "updated")))
