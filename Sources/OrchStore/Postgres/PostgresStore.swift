@@ -49,10 +49,13 @@ public final class PostgresStore: Store {
         let statistics = PostgresStatistics()
         self.statistics = statistics
         runner = Task {
-            await withDiscardingTaskGroup { group in
-                group.addTask { await client.run() }
-                group.addTask { await statistics.run(client, logger: logger) }
-            }
+            // The pool's `run()` is entered first, in this task itself: operations leasing a
+            // connection before it started are answered with a warning line (which a start-up
+            // failure must not print beside its one line). The analyses run beside it and end
+            // with it.
+            async let analyses: Void = statistics.run(client, logger: logger)
+            await client.run()
+            await analyses
         }
     }
 
