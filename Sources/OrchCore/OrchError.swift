@@ -153,6 +153,11 @@ extension OrchError {
     }
 
     /// 405 for a path that exists with other methods; `Allow` lists them.
+    /// 404 for the task `id`.
+    public static func taskNotFound(_ id: String) -> OrchError {
+        notFound("Task \(id) not found", details: ["task_id": .string(id)])
+    }
+
     public static func methodNotAllowed(method: String, path: String, allowed: [String]) -> OrchError {
         OrchError(
             code: .resourceNotFound, status: 405, message: "Method \(method) is not allowed on \(path)",

@@ -22,7 +22,8 @@ extension JSONValue {
         return text
     }
 
-    func write(to text: inout String) {
+    /// Appends this value as compact JSON text to `text`.
+    public func write(to text: inout String) {
         switch self {
         case .null: text += "null"
         case .bool(let value): text += value ? "true" : "false"
@@ -51,7 +52,8 @@ extension JSONValue {
         text += "}"
     }
 
-    static func writeString(_ value: String, to text: inout String) {
+    /// Appends `value` as a JSON string to `text`.
+    public static func writeString(_ value: String, to text: inout String) {
         text += "\""
         var plainStart = value.utf8.startIndex
         var index = plainStart

@@ -131,6 +131,67 @@ import Testing
         }
     }
 
+    /// Many changes at once, several of each task (combined on PostgreSQL, where a batch's
+    /// change of a task that another batch changed meanwhile is applied again): none is lost,
+    /// each answer has its own task's events, and a missing task or a refused change fails alone.
+    @Test(arguments: backends)
+    func concurrentChangesAreEachAppliedOnceAndOneBadOneFailsAlone(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            var tasks: [TaskRecord] = []
+            for offset in 0..<10 { tasks.append(try await Self.insert(store, Self.dispatch(at: Double(offset)))) }
+            let ids = tasks.map(\.id)
+            struct Refused: Error {}
+            let answers = try await withThrowingTaskGroup(of: (id: String, stored: StoredTransition?).self) { group in
+                for round in 0..<20 {
+                    for id in ids {
+                        group.addTask {
+                            let stored = try await store.modifyTask(id: id) { task in
+                                var changed = task
+                                changed.progress = (task.progress ?? 0) + 1
+                                changed.updatedAt = Self.start.addingTimeInterval(100)
+                                return TaskTransition(
+                                    task: changed,
+                                    events: [EventDraft(type: .taskProgress, timestamp: changed.updatedAt, data: ["round": .int(Int64(round))])])
+                            }
+                            return (id, stored)
+                        }
+                    }
+                }
+                group.addTask {
+                    do {
+                        _ = try await store.modifyTask(id: "task-missing") { TaskTransition(task: $0, events: []) }
+                        return ("task-missing", nil)
+                    } catch let error as OrchError where error.status == 404 {
+                        return ("missing answered 404", nil)
+                    }
+                }
+                group.addTask {
+                    do {
+                        _ = try await store.modifyTask(id: ids[7]) { _ in throw Refused() }
+                        return ("refused", nil)
+                    } catch is Refused {
+                        return ("refused answered", nil)
+                    }
+                }
+                return try await group.reduce(into: [(id: String, stored: StoredTransition?)]()) { $0.append($1) }
+            }
+            #expect(answers.filter { $0.stored == nil }.map(\.id).sorted() == ["missing answered 404", "refused answered"])
+            var sequences = Set<Int64>()
+            for (id, stored) in answers {
+                guard let stored else { continue }
+                #expect(stored.task.id == id)
+                #expect(stored.events.count == 1 && stored.events.allSatisfy { $0.taskID == id && $0.type == .taskProgress })
+                sequences.formUnion(stored.events.map(\.sequence))
+            }
+            #expect(sequences.count == 200)
+            for id in ids {
+                #expect(try await store.task(id: id)?.progress == 20)
+                let (total, events) = try await store.taskEvents(taskID: id, EventQuery(limit: 100))
+                #expect(total == 21 && events.filter { $0.type == .taskProgress }.count == 20)
+            }
+        }
+    }
+
     @Test(arguments: backends)
     func claimTakesHighestPriorityThenOldestAndQueuePositionAgrees(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in

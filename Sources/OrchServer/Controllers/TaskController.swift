@@ -78,7 +78,7 @@ struct TaskController {
 
     func existingTask(_ id: String) async throws -> TaskRecord {
         guard let task = try await store.task(id: id) else {
-            throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
+            throw OrchError.taskNotFound(id)
         }
         return task
     }

@@ -78,6 +78,17 @@ extension PostgresStore {
         static let sql = "SELECT xmin::text AS version, \(PostgresStore.taskColumns) FROM tasks WHERE id = $1"
     }
 
+    /// `$1` task ids: those tasks with their row versions.
+    enum TasksWithVersions: PreparedSQL {
+        static let sql = "SELECT xmin::text AS version, \(PostgresStore.taskColumns) FROM tasks WHERE id = ANY($1::text[])"
+    }
+
+    /// See ``PostgresStore/updateChangedTasksSQL``.
+    enum UpdateChangedTasks: PreparedSQL {
+        static let sql = PostgresStore.updateChangedTasksSQL
+        static let parameterTypes = [.text] + PostgresStore.eventParameterTypes + [.textArray]
+    }
+
     /// See ``PostgresStore/updateTaskIfUnchangedSQL``.
     enum UpdateTaskIfUnchanged: PreparedSQL {
         static let sql = PostgresStore.updateTaskIfUnchangedSQL

@@ -44,13 +44,14 @@ extension PostgresStore {
         enum Value {
             case text(String?), int(Int?), bool(Bool), double(Double?), time(Date?)
 
-            var json: JSONValue {
+            /// Appends the value as JSON (a time as milliseconds) to `text`.
+            func write(to text: inout String) {
                 switch self {
-                case .text(let value): value.map(JSONValue.string) ?? .null
-                case .int(let value): value.map { .int(Int64($0)) } ?? .null
-                case .bool(let value): .bool(value)
-                case .double(let value): value.map(JSONValue.double) ?? .null
-                case .time(let value): value.map { .int($0.millis) } ?? .null
+                case .text(let value): value.map { JSONValue.writeString($0, to: &text) } ?? (text += "null")
+                case .int(let value): text += value.map { String($0) } ?? "null"
+                case .bool(let value): text += value ? "true" : "false"
+                case .double(let value): (value.map(JSONValue.double) ?? .null).write(to: &text)
+                case .time(let value): text += value.map { String($0.millis) } ?? "null"
                 }
             }
 
@@ -137,11 +138,13 @@ extension PostgresStore {
     /// stored task with its id. (The ids again as an array let the generic plan find the tasks
     /// by their index whatever the table's size: joined on the recordset alone, a plan made
     /// while the table was small read all of it for every claim.)
-    static func updateTasksSQL(ids: String) -> String {
+    /// With `onlyIfVersion`, each row also has a `version` and replaces its task only if the
+    /// stored row is still that version (`xmin`).
+    static func updateTasksSQL(ids: String, onlyIfVersion: Bool = false) -> String {
         """
         UPDATE tasks SET \(taskFields.dropFirst().map { "\($0.name) = \($0.expression)" }.joined(separator: ", "))
-        FROM jsonb_to_recordset($1::jsonb) AS x(\(taskRecordColumns))
-        WHERE tasks.id = ANY(\(ids)::text[]) AND tasks.id = x.id
+        FROM jsonb_to_recordset($1::jsonb) AS x(\(taskRecordColumns)\(onlyIfVersion ? ", version text" : ""))
+        WHERE tasks.id = ANY(\(ids)::text[]) AND tasks.id = x.id\(onlyIfVersion ? " AND tasks.xmin = x.version::xid" : "")
         """
     }
 
@@ -192,15 +195,26 @@ extension PostgresStore {
 
     static let eventColumns = "seq, task_id, core_id, type, timestamp, data::text AS data"
 
-    /// The JSON array of `tasks`' rows.
-    static func taskRows(_ tasks: [TaskRecord]) -> String {
-        JSONValue.array(tasks.map(taskRow)).jsonText
-    }
-
-    static func taskRow(_ task: TaskRecord) -> JSONValue {
-        var row: [String: JSONValue] = [:]
-        for field in taskFields { row[field.name] = field.value(task).json }
-        return .object(row)
+    /// The JSON array of `tasks`' rows, written field by field (no dictionary per row); with
+    /// `versions`, each row also has its task's row version as `version`.
+    static func taskRows(_ tasks: [TaskRecord], versions: [String]? = nil) -> String {
+        var text = "["
+        text.reserveCapacity(tasks.count * 640)
+        for (index, task) in tasks.enumerated() {
+            text += index == 0 ? "{" : ",{"
+            for (number, field) in taskFields.enumerated() {
+                text += number == 0 ? "\"" : ",\""
+                text += field.name
+                text += "\":"
+                field.value(task).write(to: &text)
+            }
+            if let versions {
+                text += ",\"version\":"
+                JSONValue.writeString(versions[index], to: &text)
+            }
+            text += "}"
+        }
+        return text + "]"
     }
 
     /// An event waiting for its sequence, with the task and core it belongs to.

@@ -288,16 +288,141 @@ extension PostgresStore {
         }
     }
 
-    /// Optimistic: the task is read with its row version (`xmin`), and the change is written in
-    /// one statement only if the row is still that version (two round trips, no explicit
-    /// transaction); a concurrent change makes it read and apply again. A change that queues a
-    /// callback takes the row lock instead, so the callback commits with it.
+    /// Changes of tasks arriving while others are written are combined (``changes``): a batch
+    /// is read in one statement and written in one (``updateChangedTasksSQL``), each change
+    /// applied only if its task is still the row version it was read at. A change whose task
+    /// changed in between, a second change of one task in the batch, and a change that queues a
+    /// callback are then written alone (``modifyOne(id:_:)``). Alone, a change is what it was
+    /// before combining: the same optimistic read and conditional write.
     public func modifyTask(id: String, _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition) async throws
+        -> StoredTransition
+    {
+        try await changes.run(CombinedChange(id: id, change: change)) { batch in try await self.modifyCombined(batch) }
+    }
+
+    /// A task change waiting to be combined with others.
+    struct CombinedChange: Sendable {
+        var id: String
+        var change: @Sendable (TaskRecord) throws -> TaskTransition
+    }
+
+    /// Writes combined changes (see ``modifyTask(id:_:)``); each answered in order. A batch
+    /// whose statements fail for anything but an unreachable database is written again one
+    /// change at a time, so that one bad change fails alone.
+    func modifyCombined(_ batch: [CombinedChange]) async throws -> [Result<StoredTransition, any Error>] {
+        var results = [Result<StoredTransition, any Error>?](repeating: nil, count: batch.count)
+        var alone: [Int] = []
+        if batch.count == 1 {
+            alone = [0]
+        } else {
+            do {
+                alone = try await writeChanges(batch, into: &results)
+            } catch let error as OrchError where error.status == 503 {
+                throw error
+            } catch {
+                alone = results.indices.filter { results[$0] == nil }
+            }
+        }
+        for index in alone {
+            do {
+                results[index] = .success(try await modifyOne(id: batch[index].id, batch[index].change))
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        return results.map { $0 ?? .failure(StoredDataError("a combined task change was not answered")) }
+    }
+
+    /// Reads `batch`'s tasks and writes the changes it can in one statement each, filling in
+    /// `results`; returns the changes to be written alone, in order.
+    private func writeChanges(_ batch: [CombinedChange], into results: inout [Result<StoredTransition, any Error>?])
+        async throws -> [Int]
+    {
+        let ids = Array(Set(batch.map(\.id)))
+        var read: [String: (task: TaskRecord, version: String)] = [:]
+        var binds = PostgresBindings(capacity: 1)
+        binds.append(ids)
+        for row in try await rows(TasksWithVersions.self, binds) {
+            let task = try Self.taskRecord(row)
+            read[task.id] = (task, try row.decode("version", as: String.self))
+        }
+        var alone: [Int] = []
+        var seen: Set<String> = []
+        var written: [(index: Int, transition: TaskTransition, version: String)] = []
+        for (index, item) in batch.enumerated() {
+            guard seen.insert(item.id).inserted else {
+                alone.append(index)
+                continue
+            }
+            guard let (task, version) = read[item.id] else {
+                results[index] = .failure(OrchError.taskNotFound(item.id))
+                continue
+            }
+            do {
+                let transition = try item.change(task)
+                if Callback.url(in: transition.task.metadata) != nil {
+                    alone.append(index)
+                } else {
+                    written.append((index, transition, version))
+                }
+            } catch {
+                results[index] = .failure(error)
+            }
+        }
+        guard !written.isEmpty else { return alone }
+        let pending = Self.pendingEvents(written.map(\.transition))
+        var statement = Self.bindings(Self.taskRows(written.map(\.transition.task), versions: written.map(\.version)))
+        Self.bindEvents(pending, into: &statement)
+        statement.append(written.map(\.transition.task.id))
+        guard let row = try await rows(UpdateChangedTasks.self, statement).first else {
+            throw StoredDataError("a combined task change returned no row")
+        }
+        let updated = Set(try row.decode("updated", as: [String].self))
+        let events = Self.records(
+            pending.filter { $0.taskID.map(updated.contains) ?? false },
+            sequences: try row.decode("sequences", as: [Int64].self))[...]
+        var remaining = events
+        for item in written {
+            guard updated.contains(item.transition.task.id) else {
+                alone.append(item.index)
+                continue
+            }
+            let own = Array(remaining.prefix(item.transition.events.count))
+            remaining = remaining.dropFirst(item.transition.events.count)
+            results[item.index] = .success((item.transition.task, own))
+        }
+        return alone.sorted()
+    }
+
+    /// `$1` the changed tasks' rows, each with the row version it was read at (`version`),
+    /// `$2`-`$6` their events (``bindEvents(_:into:)``), `$7` the tasks' ids: each task whose
+    /// row is still that version replaced, and the events of those inserted; returns the ids of
+    /// the replaced tasks and the events' sequences.
+    static let updateChangedTasksSQL = """
+        WITH updated AS (\(updateTasksSQL(ids: "$7", onlyIfVersion: true)) RETURNING tasks.id),
+        stored_events AS (
+            INSERT INTO events (task_id, core_id, type, timestamp, data)
+            SELECT x.task_id, nullif(x.core_id, ''), x.type, orch_ms(x.ts), x.data::jsonb
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+                WITH ORDINALITY AS x(task_id, core_id, type, ts, data, ord)
+            WHERE x.task_id IN (SELECT id FROM updated)
+            ORDER BY x.ord
+            RETURNING seq)
+        SELECT (SELECT coalesce(array_agg(id), '{}') FROM updated) AS updated,
+            (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences
+        """
+
+    /// One change written alone. Optimistic: the task is read with its row version (`xmin`),
+    /// and the change is written in one statement only if the row is still that version (two
+    /// round trips, no explicit transaction); a concurrent change makes it read and apply
+    /// again. A change that queues a callback takes the row lock instead, so the callback
+    /// commits with it.
+    func modifyOne(id: String, _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition) async throws
         -> StoredTransition
     {
         for _ in 0..<8 {
             guard let row = try await rows(TaskWithVersion.self, Self.bindings(id)).first else {
-                throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
+                throw OrchError.taskNotFound(id)
             }
             let transition = try change(try Self.taskRecord(row))
             if Callback.url(in: transition.task.metadata) != nil { break }
@@ -312,7 +437,7 @@ extension PostgresStore {
         }
         return try await transaction { transaction in
             guard let task = try await Self.fetchTask(id, transaction, forUpdate: true) else {
-                throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
+                throw OrchError.taskNotFound(id)
             }
             return try await Self.store([try change(task)], transaction)[0]
         }

@@ -38,6 +38,8 @@ public final class PostgresStore: Store {
     /// Dispatches without an idempotency key, combined while others are being written (see
     /// ``PostgresStore/insertTask(_:idempotency:activeSince:)``).
     let dispatches: Combiner<CombinedDispatch, DispatchOutcome>
+    /// Task changes, combined likewise (see ``PostgresStore/modifyTask(id:_:)``).
+    let changes: Combiner<CombinedChange, StoredTransition>
     /// Analyses the task tables as they grow (see ``PostgresStatistics``).
     let statistics: PostgresStatistics
 
@@ -46,6 +48,7 @@ public final class PostgresStore: Store {
         self.logger = logger
         self.operationTimeout = operationTimeout
         dispatches = Self.dispatchCombiner(poolSize: poolSize)
+        changes = Combiner(concurrency: max(1, min(4, poolSize / 4)), maximumBatch: 128)
         let statistics = PostgresStatistics()
         self.statistics = statistics
         runner = Task {
@@ -125,6 +128,7 @@ public final class PostgresStore: Store {
         logger = store.logger
         runner = store.runner
         dispatches = store.dispatches
+        changes = store.changes
         statistics = store.statistics
         self.operationTimeout = operationTimeout
     }

@@ -124,7 +124,7 @@ extension SQLiteStore {
     {
         try await write { db in
             guard let task = try Self.fetchTask(db, id: id) else {
-                throw OrchError.notFound("Task \(id) not found", details: ["task_id": .string(id)])
+                throw OrchError.taskNotFound(id)
             }
             return try Self.store(try change(task), db)
         }
