@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 import Logging
@@ -11,17 +12,19 @@ public typealias OrchApplication = Application<RouterResponder<OrchRequestContex
 
 /// Opens the store named by `configuration` and assembles the server around it.
 public func buildApplication(_ configuration: ServerConfiguration) async throws -> OrchApplication {
-    let store = try await openStore(configuration.databaseURL, poolSize: configuration.databasePool)
+    let store = try await openStore(configuration.databaseURL, poolSize: configuration.databasePool, serving: true)
     return try await buildApplication(configuration, store: store)
 }
 
-/// Opens the store at `url` (a PostgreSQL pool of at most `poolSize` connections).
-public func openStore(_ url: DatabaseURL, poolSize: Int = 20, logger: Logger = Logger(label: "orch.store")) async throws
-    -> any Store
-{
+/// Opens the store at `url` (a PostgreSQL pool of at most `poolSize` connections). With
+/// `serving`, a SQLite file is taken for this server alone (a second server on it stops with
+/// ``SQLiteInUseError``).
+public func openStore(
+    _ url: DatabaseURL, poolSize: Int = 20, serving: Bool = false, logger: Logger = Logger(label: "orch.store")
+) async throws -> any Store {
     switch url {
     case .sqliteFile, .sqliteMemory:
-        return try SQLiteStore(location: url)
+        return try SQLiteStore(location: url, serving: serving)
     case .postgres(let postgres):
         return try await PostgresStore.open(postgres, poolSize: poolSize, logger: logger)
     }
@@ -70,9 +73,6 @@ func buildServer(
             "ORCH_MAX_CONNECTIONS lowered to keep 64 descriptors free",
             metadata: ["asked": "\(asked)", "used": "\(maximumConnections)", "descriptor_limit": "\(descriptorLimit)"])
     }
-    logger.info(
-        "connection limits",
-        metadata: ["max_connections": "\(maximumConnections)", "descriptor_limit": "\(descriptorLimit)"])
     let connections = ConnectionTable(
         maximumConnections: maximumConnections,
         maximumAnonymousPerAddress: limits.maximumAnonymousPerAddress, trustedProxies: configuration.trustedProxies,
@@ -80,6 +80,10 @@ func buildServer(
     let api = try await buildAPI(
         configuration, store: store, bus: bus, locks: locks, metrics: metrics, monitor: heartbeat,
         connections: connections, logger: logger)
+    // After the secrets are settled: a node refused at start prints its one line alone.
+    logger.info(
+        "connection limits",
+        metadata: ["max_connections": "\(maximumConnections)", "descriptor_limit": "\(descriptorLimit)"])
     let application = Application(
         router: api.router,
         server: .guarded(limits: limits, connections: connections, metrics: metrics),
@@ -156,13 +160,65 @@ func buildAPI(
     return api
 }
 
-/// `ORCH_JWT_SECRET`, else the secret generated on the first start and kept in the database.
+/// The JWT secret, one for every node of a database: `ORCH_JWT_SECRET`, else the secret
+/// generated on the first start and kept in the database.
+///
+/// The secret's fingerprint (``JWTSecretMismatch/fingerprint(of:)``) is kept in the database
+/// too, so that a node whose secret differs from the one the others use stops at start instead
+/// of refusing their tokens (and they its). `ORCH_JWT_SECRET_ROTATE` makes this start's secret
+/// (a fresh one when `ORCH_JWT_SECRET` is unset) replace it.
 func jwtSecret(_ configuration: ServerConfiguration, store: any Store) async throws -> String {
-    if let secret = configuration.jwtSecret { return secret }
+    let key = "jwt_secret"
+    let secret: String
+    if let configured = configuration.jwtSecret {
+        secret = configured
+    } else if configuration.jwtSecretRotate {
+        secret = generatedSecret()
+        try await store.storeSetting(key, value: secret)
+    } else {
+        secret = try await store.insertSettingIfAbsent(key, value: generatedSecret())
+    }
+    let fingerprint = JWTSecretMismatch.fingerprint(of: secret)
+    if configuration.jwtSecretRotate {
+        try await store.storeSetting(JWTSecretMismatch.settingKey, value: fingerprint)
+    } else if try await store.insertSettingIfAbsent(JWTSecretMismatch.settingKey, value: fingerprint) != fingerprint {
+        throw JWTSecretMismatch(configured: configuration.jwtSecret != nil)
+    }
+    return secret
+}
+
+private func generatedSecret() -> String {
     var bytes = [UInt8](repeating: 0, count: 48)
     var generator = SystemRandomNumberGenerator()
     for index in bytes.indices { bytes[index] = generator.next() }
-    return try await store.insertSettingIfAbsent("jwt_secret", value: Data(bytes).base64EncodedString())
+    return Data(bytes).base64EncodedString()
+}
+
+/// This node's JWT secret is not the one the database's other nodes use (see
+/// ``jwtSecret(_:store:)``): `orch serve` stops at start with this one line.
+public struct JWTSecretMismatch: Error, CustomStringConvertible {
+    /// Where the fingerprint of the database's JWT secret is kept.
+    static let settingKey = "jwt_secret_fingerprint"
+
+    /// Whether this node's secret came from `ORCH_JWT_SECRET`.
+    var configured: Bool
+
+    public var description: String {
+        (configured
+            ? "ORCH_JWT_SECRET differs from the JWT secret this database's nodes use"
+            : "this node has no ORCH_JWT_SECRET, but this database's nodes use one")
+            + " (the fingerprints differ), so tokens of one would be refused by the other: give every node the same"
+            + " ORCH_JWT_SECRET (or none), or start once with ORCH_JWT_SECRET_ROTATE=true to replace the secret"
+            + " (tokens signed with the old one are then refused)"
+    }
+
+    /// An HMAC-SHA256 of a fixed text under `secret`: equal for equal secrets, and it does not
+    /// reveal the secret.
+    static func fingerprint(of secret: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(
+            for: Data("orch jwt secret fingerprint".utf8), using: SymmetricKey(data: Data(secret.utf8)))
+        return code.map { String(format: "%02x", $0) }.joined()
+    }
 }
 
 /// Creates the first admin when there are no users. Without `ORCH_ADMIN_PASSWORD` a password is

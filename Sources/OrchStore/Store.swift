@@ -23,6 +23,9 @@ public protocol Store: TaskStore, EventStore, LockStore, WebhookStore, CallbackS
     /// (the existing one when there was one). Used for values generated once, like the JWT secret.
     func insertSettingIfAbsent(_ key: String, value: String) async throws -> String
 
+    /// Stores `value` under `key`, replacing any value there.
+    func storeSetting(_ key: String, value: String) async throws
+
     // MARK: Users
 
     /// The number of users, active or not.

@@ -66,14 +66,21 @@ struct Serve: AsyncParsableCommand {
         LoggingSetup.bootstrap(level: configuration.logLevel)
         let store: any Store
         do {
-            store = try await openStore(configuration.databaseURL, poolSize: configuration.databasePool)
+            store = try await openStore(configuration.databaseURL, poolSize: configuration.databasePool, serving: true)
         } catch {
             // One line saying what is wrong with the database (never its password), exit 69
             // (EX_UNAVAILABLE).
             FileHandle.standardError.write(Data("orch: \(error)\n".utf8))
             throw ExitCode(69)
         }
-        let app = try await buildApplication(configuration, store: store)
+        let app: OrchApplication
+        do {
+            app = try await buildApplication(configuration, store: store)
+        } catch let error as JWTSecretMismatch {
+            try? await store.close()
+            FileHandle.standardError.write(Data("orch: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
         try await app.runService()
     }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOHTTP1
 import OrchModels
+import OrchStore
 import OrchTestSupport
 import Testing
 
@@ -126,6 +127,72 @@ import Testing
             let again = try ServerProcess(environment: environment)
             #expect(!again.outputText.contains("generated password"))
             again.stop(signal: SIGTERM)
+        }
+    }
+
+    /// A second `orch serve` on a SQLite file in use stops at start (exit 69, one line naming the
+    /// file and the server using it) while the first keeps serving; a reader still opens the
+    /// file, and once the first server is gone, even by `kill -9`, a new one starts on it.
+    @Test func aSecondServerOnASQLiteFileInUseRefusesToStart() async throws {
+        try await Self.withDatabase(.sqlite) { database in
+            let path = database.directory.appendingPathComponent("live.sqlite").path
+            let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
+            let first = try ServerProcess(environment: environment)
+            let second = try await ScriptRunner.run(
+                [ServerProcess.executable.path, "serve", "--port", "0"], environment: environment, timeout: .seconds(20))
+            let lines = second.errors.split(separator: "\n")
+            #expect(second.status == 69, "\(second.errors)")
+            #expect(lines.count == 1 && lines.first?.contains(path) == true, "\(second.errors)")
+            #expect(lines.first?.contains("pid \(first.pid)") == true, "\(second.errors)")
+            #expect(try await HTTPClient.shared.json(.GET, "\(first.baseURL)/health").status == 200)
+            let reader = try SQLiteStore(location: .sqliteFile(path: path))
+            #expect(try await reader.countUsers() == 1)
+            try await reader.close()
+            first.stop(signal: SIGKILL)
+            let next = try ServerProcess(environment: environment)
+            #expect(try await HTTPClient.shared.json(.GET, "\(next.baseURL)/health").status == 200)
+        }
+    }
+
+    /// The JWT secret is one per database: a second node (PostgreSQL) accepts the first one's
+    /// tokens; a node with another `ORCH_JWT_SECRET`, or none when the nodes use one, stops at
+    /// start with one line (exit 78); `ORCH_JWT_SECRET_ROTATE=true` replaces the secret, and
+    /// tokens signed with the old one are refused from then on.
+    @Test(arguments: TestBackend.all) func oneJWTSecretPerDatabase(backend: TestBackend) async throws {
+        try await Self.withDatabase(backend) { database in
+            let client = HTTPClient.shared
+            let base = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
+            func refused(_ environment: [String: String], saying: String) async throws {
+                let run = try await ScriptRunner.run(
+                    [ServerProcess.executable.path, "serve", "--port", "0"], environment: base.merging(environment) { $1 },
+                    timeout: .seconds(20))
+                let lines = run.errors.split(separator: "\n")
+                #expect(run.status == 78, "\(run.errors)")
+                #expect(lines.count == 1 && lines.first?.contains(saying) == true, "\(run.errors)")
+                #expect(!run.errors.contains("another-secret-of-32-bytes-at-least!!"))
+            }
+            var first: ServerProcess? = try ServerProcess(environment: base)
+            let generatedToken = try await login(client, first!)
+            if backend == .postgres {
+                let second = try ServerProcess(environment: base)
+                #expect(try await client.json(.GET, "\(second.baseURL)/auth/me", token: generatedToken).status == 200)
+                try await refused(["ORCH_JWT_SECRET": "another-secret-of-32-bytes-at-least!!"], saying: "differs")
+                #expect(try await client.json(.GET, "\(first!.baseURL)/auth/me", token: generatedToken).status == 200)
+            }
+            first?.stop(signal: SIGTERM)
+            first = nil
+            try await refused(["ORCH_JWT_SECRET": "another-secret-of-32-bytes-at-least!!"], saying: "differs")
+
+            let configured = ["ORCH_JWT_SECRET": "another-secret-of-32-bytes-at-least!!"]
+            let rotated = try ServerProcess(environment: base.merging(configured.merging(["ORCH_JWT_SECRET_ROTATE": "true"]) { $1 }) { $1 })
+            #expect(try await client.json(.GET, "\(rotated.baseURL)/auth/me", token: generatedToken).status == 401)
+            let configuredToken = try await login(client, rotated)
+            rotated.stop(signal: SIGTERM)
+
+            let again = try ServerProcess(environment: base.merging(configured) { $1 })
+            #expect(try await client.json(.GET, "\(again.baseURL)/auth/me", token: configuredToken).status == 200)
+            again.stop(signal: SIGTERM)
+            try await refused([:], saying: "has no ORCH_JWT_SECRET")
         }
     }
 }

@@ -19,6 +19,11 @@ public struct ServerConfiguration: Sendable {
     /// HS256 key for access tokens; when `nil`, one is generated once and kept in the database
     /// (`ORCH_JWT_SECRET`).
     public var jwtSecret: String?
+    /// Starts with this node's JWT secret replacing the one the database's nodes used (its
+    /// fingerprint), instead of refusing to start when they differ; unset ORCH_JWT_SECRET with
+    /// it generates a new secret. Tokens signed with the old secret are refused afterwards.
+    /// Default false (`ORCH_JWT_SECRET_ROTATE`).
+    public var jwtSecretRotate = false
     /// Access token lifetime in seconds. Default 3600 (`ORCH_TOKEN_TTL`).
     public var tokenTTL: Int = 3600
     /// The first admin's username, used only when there are no users. Default `admin`
@@ -158,6 +163,11 @@ extension ServerConfiguration {
                 guard value.utf8.count >= 32 else { throw ConfigurationError("ORCH_JWT_SECRET: must be at least 32 bytes") }
                 configuration.jwtSecret = value
             }, show: { $0.jwtSecret ?? "(generated)" }),
+        Setting(
+            flag: "jwt-secret-rotate", variable: "ORCH_JWT_SECRET_ROTATE", isSecret: false,
+            help: "true: this start replaces the JWT secret the database's nodes use (a fresh one when ORCH_JWT_SECRET is unset).",
+            apply: { $0.jwtSecretRotate = try boolean($1, "ORCH_JWT_SECRET_ROTATE") },
+            show: { String($0.jwtSecretRotate) }),
         Setting(
             flag: "token-ttl", variable: "ORCH_TOKEN_TTL", isSecret: false, help: "Access token lifetime, seconds.",
             apply: { $0.tokenTTL = try integer($1, "ORCH_TOKEN_TTL", in: 60...31_536_000) },
@@ -321,6 +331,14 @@ extension ServerConfiguration {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw ConfigurationError("\(name): must not be empty") }
         return trimmed
+    }
+
+    private static func boolean(_ value: String, _ name: String) throws(ConfigurationError) -> Bool {
+        switch value.trimmingCharacters(in: .whitespaces).lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off", "": return false
+        default: throw ConfigurationError("\(name): expected true or false")
+        }
     }
 
     private static func integer(_ value: String, _ name: String, in range: ClosedRange<Int>) throws(ConfigurationError)

@@ -261,6 +261,11 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func storeSetting(_ key: String, value: String) async throws {
+        _ = try await rows(
+            "INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    }
+
     // MARK: Users
 
     public func countUsers() async throws -> Int {

@@ -29,6 +29,8 @@ public final class SQLiteStore: Store {
     /// The store's clock (``LockStore``): whether a lock's time is up, and the times of lock
     /// records and events. The process's clock: one process owns the file.
     let clock: @Sendable () -> Date
+    /// Held while a server uses the file (see ``init(location:busyTimeout:serving:clock:)``).
+    private let serverLock: ServerFileLock?
 
     /// Opens (creating when needed) the database at `location` and applies pending migrations.
     ///
@@ -37,10 +39,18 @@ public final class SQLiteStore: Store {
     ///   - busyTimeout: how long a connection waits for another process's lock before failing;
     ///     default 5 seconds.
     ///   - clock: the store's clock (replaceable in tests).
-    public init(location: DatabaseURL, busyTimeout: TimeInterval = 5, clock: @escaping @Sendable () -> Date = { Date() })
-        throws
-    {
+    ///   - serving: take the file's server lock first (``ServerFileLock``): `orch serve` does,
+    ///     so that a second server on a file in use stops at start with ``SQLiteInUseError``.
+    public init(
+        location: DatabaseURL, busyTimeout: TimeInterval = 5, serving: Bool = false,
+        clock: @escaping @Sendable () -> Date = { Date() }
+    ) throws {
         self.clock = clock
+        if serving, case .sqliteFile(let path) = location {
+            serverLock = try ServerFileLock(databasePath: path)
+        } else {
+            serverLock = nil
+        }
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.foreignKeysEnabled = true
@@ -138,6 +148,7 @@ public final class SQLiteStore: Store {
         } else if let queue = database as? DatabaseQueue {
             try queue.close()
         }
+        serverLock?.release()
     }
 
     // MARK: Settings
@@ -150,6 +161,14 @@ public final class SQLiteStore: Store {
         try await write { db in
             try db.execute(sql: "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", arguments: [key, value])
             return try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = ?", arguments: [key]) ?? value
+        }
+    }
+
+    public func storeSetting(_ key: String, value: String) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                arguments: [key, value])
         }
     }
 
