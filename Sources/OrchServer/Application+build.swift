@@ -88,7 +88,7 @@ func buildServer(
         router: api.router,
         server: .guarded(limits: limits, connections: connections, metrics: metrics),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
-        services: [
+        services: clusterServices(configuration, store: store, bus: bus, logger: logger) + [
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
@@ -271,4 +271,12 @@ struct StoreCloser: Service {
 /// Writes `text` and a newline to standard output at once (unbuffered, so a pipe sees it now).
 func printLine(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// ``ClusterSync`` when the store can have other nodes (PostgreSQL).
+private func clusterServices(_ configuration: ServerConfiguration, store: any Store, bus: EventBus, logger: Logger)
+    -> [any Service]
+{
+    guard let channel = store.cluster else { return [] }
+    return [ClusterSync(channel: channel, bus: bus, store: store, nodeID: configuration.nodeID, logger: logger)]
 }

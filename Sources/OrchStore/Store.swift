@@ -26,6 +26,10 @@ public protocol Store: TaskStore, EventStore, LockStore, WebhookStore, CallbackS
     /// Stores `value` under `key`, replacing any value there.
     func storeSetting(_ key: String, value: String) async throws
 
+    /// How this node hears from the database's other nodes; `nil` when there can be none
+    /// (SQLite serves one node).
+    var cluster: (any ClusterChannel)? { get }
+
     // MARK: Users
 
     /// The number of users, active or not.
@@ -146,4 +150,26 @@ public struct UserChanges: Sendable, Hashable {
         if endsSessions { user.tokenGeneration += 1 }
         return user
     }
+}
+
+/// What the other nodes of a database tell this one, and how it tells them (PostgreSQL's
+/// LISTEN/NOTIFY). Notices are hints that make a node look sooner; the data is always read from
+/// the tables, so a lost notice delays, and never loses, anything.
+public protocol ClusterChannel: Sendable {
+    /// Tells the database's other nodes that node `node` committed events up to `sequence`.
+    func announceEvents(node: String, through sequence: Int64) async throws
+
+    /// Listens until cancelled, on a connection of its own that it checks and reopens after a
+    /// failure, handing each notice to `handler` in order.
+    func listen(_ handler: @escaping @Sendable (ClusterNotice) async -> Void) async
+}
+
+/// What ``ClusterChannel/listen(_:)`` hears.
+public enum ClusterNotice: Sendable, Equatable {
+    /// Node `node` committed events up to `sequence`.
+    case events(node: String, through: Int64)
+    /// Listening (again): anything may have changed while it was not.
+    case connected
+    /// The listener lost its connection (or could not open one) and is trying again.
+    case disconnected
 }

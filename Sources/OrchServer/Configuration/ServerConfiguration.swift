@@ -63,6 +63,9 @@ public struct ServerConfiguration: Sendable {
     public var bcryptCost: Int = 10
     /// Seconds between the monitor's samples. Default 10 (`ORCH_MONITOR_INTERVAL`).
     public var monitorInterval: Int = 10
+    /// This node's name among the nodes of one database (`/health`, logs, its own cluster
+    /// notices). Default: generated at start, `node-` and 8 hex digits (`ORCH_NODE_ID`).
+    public var nodeID: String = "node-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
     /// When the monitor raises alerts (`ORCH_ALERT_THRESHOLDS`, e.g. `queue_depth=1000,queue_age=300`).
     public var alertThresholds = AlertThresholds()
     /// Timeouts and caps of client connections (`ORCH_HEADER_TIMEOUT`, `ORCH_BODY_TIMEOUT`,
@@ -251,6 +254,16 @@ extension ServerConfiguration {
             help: "Seconds between the monitor's samples.",
             apply: { $0.monitorInterval = try integer($1, "ORCH_MONITOR_INTERVAL", in: 1...3600) },
             show: { String($0.monitorInterval) }),
+        Setting(
+            flag: "node-id", variable: "ORCH_NODE_ID", isSecret: false,
+            help: "This node's name among the nodes of one database (default: generated at start).",
+            apply: { configuration, value throws(ConfigurationError) in
+                let name = try nonEmpty(value, "ORCH_NODE_ID")
+                guard name.count <= 64, !name.contains(" ") else {
+                    throw ConfigurationError("ORCH_NODE_ID: at most 64 characters, no spaces")
+                }
+                configuration.nodeID = name
+            }, show: { $0.nodeID }),
         Setting(
             flag: "alert-thresholds", variable: "ORCH_ALERT_THRESHOLDS", isSecret: false,
             help: "Monitor alert thresholds: queue_depth, queue_age (s), lock_wait (s), db_latency_ms, memory_mb; 0 = off.",

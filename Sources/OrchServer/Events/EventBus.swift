@@ -38,6 +38,10 @@ public final class EventBus: Sendable {
     let recentCapacity: Int
     /// How long a missing sequence may hold back later ones before the store is asked.
     let gapTimeout: Duration
+    /// The highest sequence this node published, for the other nodes (``ClusterSync``): only
+    /// the newest is kept, so a slow announcer skips to the latest.
+    let announcements: AsyncStream<Int64>
+    private let announce: AsyncStream<Int64>.Continuation
 
     /// - Parameters:
     ///   - lastSequence: the highest sequence already stored; the bus releases from the next one.
@@ -51,13 +55,32 @@ public final class EventBus: Sendable {
         self.state = Mutex(State(nextSequence: lastSequence + 1))
         self.recentCapacity = recentCapacity
         self.gapTimeout = gapTimeout
+        (announcements, announce) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     // MARK: Publishing
 
-    /// Hands committed events to the bus.
+    /// Hands committed events to the bus, and announces them to the database's other nodes.
     public func publish(_ events: [EventRecord]) {
-        guard !events.isEmpty else { return }
+        guard let highest = events.map(\.sequence).max() else { return }
+        announce.yield(highest)
+        accept(events)
+    }
+
+    /// Reads the events other nodes committed up to `sequence` from the store and releases them
+    /// in order with this node's own (a sequence still missing then is a gap, resolved as any).
+    func catchUp(through sequence: Int64) async throws {
+        var after = state.withLock { $0.nextSequence - 1 }
+        while after < sequence {
+            let found = try await store.events(after: after, through: sequence, matching: EventFilter(), limit: 1000)
+            guard let last = found.last else { return }
+            accept(found)
+            after = last.sequence
+        }
+    }
+
+    /// Puts committed events in sequence and releases what is contiguous.
+    private func accept(_ events: [EventRecord]) {
         let (released, listeners, scheduleGapCheck) = state.withLock { state in
             for event in events where event.sequence >= state.nextSequence {
                 state.pending[event.sequence] = event

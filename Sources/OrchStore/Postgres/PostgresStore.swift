@@ -22,6 +22,8 @@ import Synchronization
 public final class PostgresStore: Store {
     let client: PostgresClient
     let logger: Logger
+    /// Where the database is: the cluster listener opens a connection of its own there.
+    let url: PostgresURL
     /// How long one store operation may take, waiting for a connection included, before it
     /// fails with 503 (a database that went away must not hold requests past their timeout).
     let operationTimeout: Duration
@@ -43,8 +45,9 @@ public final class PostgresStore: Store {
     /// Analyses the task tables as they grow (see ``PostgresStatistics``).
     let statistics: PostgresStatistics
 
-    private init(client: PostgresClient, logger: Logger, operationTimeout: Duration, poolSize: Int) {
+    private init(client: PostgresClient, url: PostgresURL, logger: Logger, operationTimeout: Duration, poolSize: Int) {
         self.client = client
+        self.url = url
         self.logger = logger
         self.operationTimeout = operationTimeout
         dispatches = Self.dispatchCombiner(poolSize: poolSize)
@@ -97,7 +100,7 @@ public final class PostgresStore: Store {
         var poolLogger = logger
         poolLogger.logLevel = max(logger.logLevel, .warning)
         let store = PostgresStore(
-            client: PostgresClient(configuration: configuration, backgroundLogger: poolLogger), logger: logger,
+            client: PostgresClient(configuration: configuration, backgroundLogger: poolLogger), url: url, logger: logger,
             operationTimeout: connectTimeout + .seconds(1), poolSize: poolSize)
         do {
             try await store.migrate()
@@ -125,6 +128,7 @@ public final class PostgresStore: Store {
 
     private init(reopening store: PostgresStore, operationTimeout: Duration) {
         client = store.client
+        url = store.url
         logger = store.logger
         runner = store.runner
         dispatches = store.dispatches
@@ -135,6 +139,13 @@ public final class PostgresStore: Store {
 
     /// Opens and closes one connection to `url`.
     private static func probe(_ url: PostgresURL, timeout: Duration, logger: Logger) async throws {
+        let connection = try await PostgresConnection.connect(
+            configuration: try connectionConfiguration(url, timeout: timeout), id: 0, logger: logger)
+        try await connection.close()
+    }
+
+    /// A single connection's configuration for `url` (the pool has its own).
+    static func connectionConfiguration(_ url: PostgresURL, timeout: Duration) throws -> PostgresConnection.Configuration {
         let tls: PostgresConnection.Configuration.TLS
         var unverified = TLSConfiguration.makeClientConfiguration()
         unverified.certificateVerification = .none
@@ -147,8 +158,7 @@ public final class PostgresStore: Store {
         var configuration = PostgresConnection.Configuration(
             host: url.host, port: url.port, username: url.user, password: url.password, database: url.database, tls: tls)
         configuration.options.connectTimeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)
-        let connection = try await PostgresConnection.connect(configuration: configuration, id: 0, logger: logger)
-        try await connection.close()
+        return configuration
     }
 
     private static func tls(_ mode: PostgresURL.TLSMode) -> PostgresClient.Configuration.TLS {

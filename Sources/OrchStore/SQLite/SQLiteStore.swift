@@ -151,6 +151,9 @@ public final class SQLiteStore: Store {
         serverLock?.release()
     }
 
+    /// One node per file (``ServerFileLock``): nobody to hear from.
+    public var cluster: (any ClusterChannel)? { nil }
+
     // MARK: Settings
 
     public func setting(_ key: String) async throws -> String? {

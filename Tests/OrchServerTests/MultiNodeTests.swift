@@ -1,0 +1,119 @@
+import AsyncHTTPClient
+import Foundation
+import NIOHTTP1
+import OrchModels
+import OrchTestSupport
+import Testing
+
+/// Several real `orch serve` processes on one PostgreSQL database acting as one server.
+@Suite(.serialized) struct MultiNodeTests {
+    static let adminPassword = "multi-node-admin-password"
+
+    /// Starts `count` nodes on a fresh database (the first alone, so that it creates the admin)
+    /// and runs `body` with them and an admin token from the first.
+    static func withNodes(_ count: Int, _ body: ([ServerProcess], String) async throws -> Void) async throws {
+        try await TestBackend.postgres.withDatabase { database in
+            func node(_ number: Int) throws -> ServerProcess {
+                try ServerProcess(environment: [
+                    "ORCH_DATABASE_URL": database.environmentValue, "ORCH_ADMIN_PASSWORD": adminPassword,
+                    "ORCH_NODE_ID": "node-\(number)", "ORCH_RATE_LIMITS": "admin=0,operator=0,viewer=0,system=0,anonymous=0",
+                ])
+            }
+            var nodes = [try node(1)]
+            for number in 2...count { nodes.append(try node(number)) }
+            let login = try await HTTPClient.shared.json(
+                .POST, "\(nodes[0].baseURL)/auth/login", body: #"{"username":"admin","password":"\#(adminPassword)"}"#)
+            let token = try Timestamp.makeDecoder().decode(LoginResponse.self, from: login.body).accessToken
+            try await body(nodes, token)
+        }
+    }
+
+    static func dispatch(_ node: ServerProcess, _ token: String, core: String) async throws -> String {
+        let response = try await HTTPClient.shared.json(
+            .POST, "\(node.baseURL)/dispatch", token: token, body: #"{"core_id":"\#(core)"}"#)
+        #expect(response.status == 202)
+        return try Timestamp.makeDecoder().decode(DispatchResponse.self, from: response.body).taskID
+    }
+
+    /// A stream on node 1 carries every event written through nodes 2 and 3, concurrently and
+    /// with a 1,000-task batch among them, in strictly increasing order and none twice; a
+    /// stream resumed on node 2 from the middle carries the rest; a token from node 1 works on
+    /// the others.
+    @Test func eventsWrittenThroughAnyNodeStreamOnEveryNodeInOrder() async throws {
+        try await Self.withNodes(3) { nodes, token in
+            let auth = [("Authorization", "Bearer \(token)")]
+            let stream = try await SSEConnection.open(port: nodes[0].port, query: "filter=task.created", headers: auth)
+            #expect(stream.status == 200)
+            let batch = #"{"tasks":[\#(Array(repeating: #"{"core_id":"batch"}"#, count: 1000).joined(separator: ","))]}"#
+            let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+                for writer in 0..<6 {
+                    group.addTask {
+                        var ids: [String] = []
+                        for _ in 0..<25 { ids.append(try await Self.dispatch(nodes[1 + writer % 2], token, core: "spread")) }
+                        return ids
+                    }
+                }
+                group.addTask {
+                    let response = try await HTTPClient.shared.json(.POST, "\(nodes[1].baseURL)/dispatch/batch", token: token, body: batch)
+                    #expect(response.status == 202)
+                    return try Timestamp.makeDecoder().decode(DispatchBatchResponse.self, from: response.body).tasks.map(\.taskID)
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(ids.count == 1150)
+            let wanted = Set(ids)
+            let complete = await stream.waitUntil(timeout: .seconds(30)) { frames in
+                Set(frames.compactMap { $0.json?["task_id"] as? String }).isSuperset(of: wanted)
+            }
+            #expect(complete)
+            let sequences = stream.events.compactMap { $0.id.flatMap { Int64($0) } }
+            #expect(sequences == sequences.sorted() && Set(sequences).count == sequences.count)
+            #expect(sequences.count == 1150)
+            stream.close()
+
+            let middle = sequences[575]
+            let resumed = try await SSEConnection.open(
+                port: nodes[2].port, query: "filter=task.created", headers: auth + [("Last-Event-ID", String(middle))])
+            #expect(await resumed.waitUntil(timeout: .seconds(20)) { $0.filter { $0.id != nil }.count >= 574 })
+            #expect(resumed.events.compactMap { $0.id.flatMap { Int64($0) } } == Array(sequences[576...]))
+            resumed.close()
+        }
+    }
+
+    /// A claim long-polling on node 2 answers as soon as a task is dispatched through node 3,
+    /// and each of 300 tasks dispatched through all nodes is claimed exactly once by 15
+    /// workers spread over them.
+    @Test func claimsAcrossNodes() async throws {
+        try await Self.withNodes(3) { nodes, token in
+            let started = ContinuousClock.now
+            async let waiting = HTTPClient.shared.json(
+                .POST, "\(nodes[1].baseURL)/cores/woken/claim", token: token, body: #"{"worker_id":"w-wait","wait":20}"#)
+            try await Task.sleep(for: .milliseconds(300))
+            let taskID = try await Self.dispatch(nodes[2], token, core: "woken")
+            let claim = try await waiting
+            #expect(claim.status == 200)
+            #expect(String(decoding: claim.body, as: UTF8.self).contains(taskID))
+            // Woken by the dispatch, not answered when its 20 s wait ran out.
+            #expect(ContinuousClock.now - started < .seconds(10))
+
+            var dispatched: [String] = []
+            for index in 0..<300 { dispatched.append(try await Self.dispatch(nodes[index % 3], token, core: "shared")) }
+            let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
+                for worker in 0..<15 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let response = try await HTTPClient.shared.json(
+                                .POST, "\(nodes[worker % 3].baseURL)/cores/shared/claim", token: token,
+                                body: #"{"worker_id":"w-\#(worker)","max_tasks":7,"wait":1}"#)
+                            guard response.status == 200 else { return mine }
+                            mine += try Timestamp.makeDecoder().decode(ClaimResponse.self, from: response.body).tasks.map(\.task.taskID)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(claimed.count == 300 && Set(claimed) == Set(dispatched))
+        }
+    }
+}
