@@ -116,4 +116,33 @@ import Testing
             #expect(claimed.count == 300 && Set(claimed) == Set(dispatched))
         }
     }
+
+    /// A user deactivated through node 1 is refused by nodes 2 and 3, which had the user
+    /// cached, as soon as their listeners hear of it: well within the cache's 5 s lifetime.
+    @Test func deactivationOnOneNodeIsRefusedOnTheOthers() async throws {
+        try await Self.withNodes(3) { nodes, token in
+            let client = HTTPClient.shared
+            let created = try await client.json(
+                .POST, "\(nodes[0].baseURL)/users", token: token,
+                body: #"{"username":"spread-op","email":"spread-op@example.com","password":"spread-op-password","role":"operator"}"#)
+            #expect(created.status == 201)
+            let userID = try #require(try JSONSerialization.jsonObject(with: created.body) as? [String: Any])["user_id"] as? String
+            let login = try await client.json(
+                .POST, "\(nodes[1].baseURL)/auth/login", body: #"{"username":"spread-op","password":"spread-op-password"}"#)
+            let userToken = try Timestamp.makeDecoder().decode(LoginResponse.self, from: login.body).accessToken
+            for node in nodes { #expect(try await client.json(.GET, "\(node.baseURL)/auth/me", token: userToken).status == 200) }
+            let deactivated = try await client.json(
+                .PATCH, "\(nodes[0].baseURL)/users/\(try #require(userID))", token: token, body: #"{"is_active":false}"#)
+            #expect(deactivated.status == 200)
+            let since = ContinuousClock.now
+            for node in nodes[1...] {
+                var status = 200
+                while status == 200 && ContinuousClock.now - since < .seconds(1) {
+                    status = try await client.json(.GET, "\(node.baseURL)/auth/me", token: userToken).status
+                    if status == 200 { try await Task.sleep(for: .milliseconds(10)) }
+                }
+                #expect(status == 401, "\(node.baseURL)")
+            }
+        }
+    }
 }

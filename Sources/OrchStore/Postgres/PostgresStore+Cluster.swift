@@ -8,6 +8,8 @@ extension PostgresStore: ClusterChannel {
 
     /// The channel of event announcements.
     static let eventsChannel = "orch_events"
+    /// The channel of changed users (payload: the user's id), for the user cache.
+    static let usersChannel = "orch_users"
     /// How often the listening connection is checked with a query (a connection can die
     /// without a word: a NAT, a failover), and how long the check may take.
     static let listenerCheck: Duration = .seconds(5)
@@ -23,11 +25,13 @@ extension PostgresStore: ClusterChannel {
                 let connection = try await PostgresConnection.connect(
                     configuration: try Self.connectionConfiguration(url, timeout: .seconds(5)), id: 1, logger: logger)
                 do {
-                    try await connection.listen(on: Self.eventsChannel) { notifications in
-                        listening = true
-                        await handler(.connected)
-                        try await Self.consume(notifications, checking: connection, logger: logger, handler)
-                    }
+                    let events = try await connection.listen(Self.eventsChannel)
+                    let changedUsers = try await connection.listen(Self.usersChannel)
+                    // Changes made while nobody listened are unknown: read every user again.
+                    users.invalidateAll()
+                    listening = true
+                    await handler(.connected)
+                    try await consume(events, changedUsers, checking: connection, handler)
                 } catch {
                     logger.debug("cluster listener lost its connection", metadata: ["error": "\(error)"])
                 }
@@ -43,25 +47,29 @@ extension PostgresStore: ClusterChannel {
         }
     }
 
-    /// Hands `notifications` to `handler` until the connection fails a check or the
-    /// sequence ends.
-    private static func consume(
-        _ notifications: PostgresNotificationSequence, checking connection: PostgresConnection, logger: Logger,
-        _ handler: @escaping @Sendable (ClusterNotice) async -> Void
+    /// Hands event notices to `handler` and drops changed users from the cache until the
+    /// connection fails a check or a sequence ends.
+    private func consume(
+        _ events: PostgresNotificationSequence, _ changedUsers: PostgresNotificationSequence,
+        checking connection: PostgresConnection, _ handler: @escaping @Sendable (ClusterNotice) async -> Void
     ) async throws {
+        let (users, logger) = (self.users, self.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for try await notification in notifications {
+                for try await notification in events {
                     if let notice = Self.notice(notification.payload) { await handler(notice) }
                 }
             }
             group.addTask {
+                for try await notification in changedUsers { users.invalidate(notification.payload) }
+            }
+            group.addTask {
                 while true {
-                    try await Task.sleep(for: listenerCheck)
+                    try await Task.sleep(for: Self.listenerCheck)
                     try await withThrowingTaskGroup(of: Void.self) { check in
                         check.addTask { _ = try await connection.query("SELECT 1", logger: logger).collect() }
                         check.addTask {
-                            try await Task.sleep(for: listenerCheck)
+                            try await Task.sleep(for: Self.listenerCheck)
                             throw PostgresFault.timedOut
                         }
                         defer { check.cancelAll() }

@@ -34,9 +34,12 @@ public final class PostgresStore: Store {
     /// requests answer 503 quickly; the first success clears it.
     private let inOutage = Atomic<Bool>(false)
     static let outageTimeout: Duration = .seconds(2)
-    /// Users by id, read on every authenticated request; every user write through this store
-    /// invalidates its entry.
-    let users = RecordCache<UserRecord>()
+    /// Users by id, read on every authenticated request. Every user write through this store
+    /// invalidates its entry and tells the database's other nodes (``usersChannel``), whose
+    /// listeners invalidate theirs; entries live at most ``userLifetime`` in case a notice is
+    /// lost, and all are dropped whenever the listener reconnects.
+    let users = RecordCache<UserRecord>(lifetime: userLifetime)
+    static let userLifetime: Duration = .seconds(5)
     /// Dispatches without an idempotency key, combined while others are being written (see
     /// ``PostgresStore/insertTask(_:idempotency:activeSince:)``).
     let dispatches: Combiner<CombinedDispatch, DispatchOutcome>
@@ -284,7 +287,15 @@ public final class PostgresStore: Store {
 
     public func createUser(_ user: UserRecord) async throws {
         defer { users.invalidate(user.id) }
-        try await transaction { transaction in try await Self.insert(user, transaction) }
+        try await transaction { transaction in
+            try await Self.insert(user, transaction)
+            try await Self.announceUserChange(user.id, transaction)
+        }
+    }
+
+    /// Tells the other nodes, when `transaction` commits, that user `id` changed.
+    static func announceUserChange(_ id: String, _ transaction: PostgresTransaction) async throws {
+        _ = try await transaction.rows("SELECT pg_notify(\(usersChannel), \(id))")
     }
 
     public func createFirstUser(_ user: UserRecord) async throws -> Bool {
@@ -334,6 +345,7 @@ public final class PostgresStore: Store {
                 ).map(Self.userRecord)
             else { return nil }
             user = changes.applied(to: user)
+            try await Self.announceUserChange(id, transaction)
             do {
                 try await transaction.execute(
                     """
