@@ -30,6 +30,24 @@ public struct HealthReport: Codable, Sendable, Hashable {
         }
     }
 
+    /// The node that answered, among the nodes of one database.
+    public struct Node: Codable, Sendable, Hashable {
+        /// Whether the node hears the database's other nodes (PostgreSQL's LISTEN): `none` on
+        /// SQLite, which serves one node.
+        public enum Listener: String, Codable, Sendable, Hashable {
+            case connected, disconnected, none
+        }
+
+        /// `ORCH_NODE_ID`, generated at start when unset.
+        public var id: String
+        public var listener: Listener
+
+        public init(id: String, listener: Listener) {
+            self.id = id
+            self.listener = listener
+        }
+    }
+
     /// `healthy` when every component is, else `unhealthy`.
     public var status: ComponentStatus
     public var timestamp: Date
@@ -37,15 +55,18 @@ public struct HealthReport: Codable, Sendable, Hashable {
     /// `database`, `lock_manager`, `monitor`, `security`.
     public var components: [String: ComponentStatus]
     public var metrics: Metrics
+    /// Not in the reference's examples (so optional when decoding); the server always sends it.
+    public var node: Node?
 
     public init(
         status: ComponentStatus, timestamp: Date, version: String, components: [String: ComponentStatus],
-        metrics: Metrics
+        metrics: Metrics, node: Node?
     ) {
         self.status = status
         self.timestamp = timestamp
         self.version = version
         self.components = components
         self.metrics = metrics
+        self.node = node
     }
 }

@@ -77,9 +77,10 @@ func buildServer(
         maximumConnections: maximumConnections,
         maximumAnonymousPerAddress: limits.maximumAnonymousPerAddress, trustedProxies: configuration.trustedProxies,
         metrics: metrics, logger: logger)
+    let cluster = ClusterState(nodeID: configuration.nodeID, clustered: store.cluster != nil, metrics: metrics)
     let api = try await buildAPI(
         configuration, store: store, bus: bus, locks: locks, metrics: metrics, monitor: heartbeat,
-        connections: connections, logger: logger)
+        connections: connections, cluster: cluster, logger: logger)
     // After the secrets are settled: a node refused at start prints its one line alone.
     logger.info(
         "connection limits",
@@ -88,7 +89,7 @@ func buildServer(
         router: api.router,
         server: .guarded(limits: limits, connections: connections, metrics: metrics),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
-        services: clusterServices(configuration, store: store, bus: bus, logger: logger) + [
+        services: clusterServices(cluster, store: store, bus: bus, logger: logger) + [
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
@@ -116,7 +117,7 @@ func buildServer(
 /// middleware. The returned router's ``APIRouter/table`` lists every route.
 func buildAPI(
     _ configuration: ServerConfiguration, store: any Store, bus: EventBus, locks: LockManager, metrics: OrchMetrics,
-    monitor: MonitorHeartbeat, connections: ConnectionTable? = nil, logger: Logger
+    monitor: MonitorHeartbeat, connections: ConnectionTable? = nil, cluster: ClusterState? = nil, logger: Logger
 ) async throws -> APIRouter {
     let secret = try await jwtSecret(configuration, store: store)
     let passwords = PasswordHasher(cost: configuration.bcryptCost)
@@ -137,7 +138,8 @@ func buildAPI(
                 routes: { api.table }, metrics: metrics))
     }
     HealthController(
-        store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty, monitor: monitor
+        store: store, requestCounter: requestCounter, startedAt: .now, securityReady: !secret.isEmpty, monitor: monitor,
+        cluster: cluster ?? ClusterState(nodeID: configuration.nodeID, clustered: store.cluster != nil)
     ).addRoutes(to: api)
     MetricsController(store: store, locks: locks, metrics: metrics).addRoutes(to: api)
     AuthController(store: store, authenticator: authenticator, passwords: passwords, throttle: LoginThrottle())
@@ -274,9 +276,7 @@ func printLine(_ text: String) {
 }
 
 /// ``ClusterSync`` when the store can have other nodes (PostgreSQL).
-private func clusterServices(_ configuration: ServerConfiguration, store: any Store, bus: EventBus, logger: Logger)
-    -> [any Service]
-{
+private func clusterServices(_ cluster: ClusterState, store: any Store, bus: EventBus, logger: Logger) -> [any Service] {
     guard let channel = store.cluster else { return [] }
-    return [ClusterSync(channel: channel, bus: bus, store: store, nodeID: configuration.nodeID, logger: logger)]
+    return [ClusterSync(channel: channel, bus: bus, store: store, state: cluster, logger: logger)]
 }

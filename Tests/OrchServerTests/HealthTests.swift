@@ -22,7 +22,11 @@ import Testing
             #expect(report.metrics.activeTasks == 0 && report.metrics.activeLocks == 0)
             #expect(report.metrics.uptimeSeconds >= 0)
             let object = try #require(try JSONSerialization.jsonObject(with: Data(buffer: response.body)) as? [String: Any])
-            #expect(Set(object.keys) == ["status", "timestamp", "version", "components", "metrics"])
+            // The reference's fields, and the node that answered (several nodes share a database).
+            #expect(Set(object.keys) == ["status", "timestamp", "version", "components", "metrics", "node"])
+            // SQLite has no other nodes to hear; on PostgreSQL the listener may still be connecting.
+            #expect((report.node?.listener == HealthReport.Node.Listener.none) == (backend == .sqlite))
+            #expect(report.node?.id.hasPrefix("node-") == true)
         }
     }
 

@@ -145,4 +145,25 @@ import Testing
             }
         }
     }
+
+    /// `/health` names the node that answered and says its listener is connected;
+    /// `/metrics` has the node's info metric.
+    @Test func eachNodeSaysWhichItIs() async throws {
+        try await Self.withNodes(2) { nodes, token in
+            for (index, node) in nodes.enumerated() {
+                var health: HealthReport?
+                for _ in 0..<100 {
+                    let response = try await HTTPClient.shared.json(.GET, "\(node.baseURL)/health")
+                    health = try Timestamp.makeDecoder().decode(HealthReport.self, from: response.body)
+                    if health?.node?.listener == .connected { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(health?.node == HealthReport.Node(id: "node-\(index + 1)", listener: .connected))
+                let metrics = try await HTTPClient.shared.json(.GET, "\(node.baseURL)/metrics", token: token)
+                let text = String(decoding: metrics.body, as: UTF8.self)
+                #expect(text.contains(#"orch_node_info{node_id="node-\#(index + 1)"} 1"#))
+                #expect(text.contains("orch_cluster_listener_up 1"))
+            }
+        }
+    }
 }

@@ -1,4 +1,5 @@
 import Logging
+import OrchModels
 import OrchStore
 import ServiceLifecycle
 import Synchronization
@@ -18,14 +19,15 @@ struct ClusterSync: Service {
     let channel: any ClusterChannel
     let bus: EventBus
     let store: any Store
-    /// This node (`ORCH_NODE_ID`); its own notices are ignored.
-    let nodeID: String
+    /// This node (its own notices are ignored) and whether it listens.
+    let state: ClusterState
     let logger: Logger
+    var nodeID: String { state.nodeID }
     static let announceInterval: Duration = .milliseconds(5)
 
     func run() async throws {
         let (wanted, want) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
-        let listening = Flag()
+        let listening = state
         try await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await announce() }
@@ -37,10 +39,10 @@ struct ClusterSync: Service {
                         case .events:
                             break
                         case .connected:
-                            listening.value.store(true, ordering: .relaxed)
+                            listening.setListening(true)
                             if let last = try? await store.lastEventSequence() { want.yield(last) }
                         case .disconnected:
-                            listening.value.store(false, ordering: .relaxed)
+                            listening.setListening(false)
                             logger.warning("cluster listener disconnected; polling the store once a second")
                         }
                     }
@@ -51,18 +53,13 @@ struct ClusterSync: Service {
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(1))
-                        if !listening.value.load(ordering: .relaxed), let last = try? await store.lastEventSequence() {
+                        if listening.listener != .connected, let last = try? await store.lastEventSequence() {
                             want.yield(last)
                         }
                     }
                 }
             }
         }
-    }
-
-    /// Whether the listener is connected, shared by the loops of ``run()``.
-    private final class Flag: Sendable {
-        let value = Atomic<Bool>(false)
     }
 
     private func announce() async {
@@ -82,5 +79,33 @@ struct ClusterSync: Service {
         } catch {
             logger.debug("cannot read other nodes' events", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// This node among the nodes of one database: its id and whether its listener hears the others
+/// (``ClusterSync``), for `/health` and `/metrics`.
+final class ClusterState: Sendable {
+    let nodeID: String
+    /// Whether there can be other nodes (PostgreSQL).
+    let clustered: Bool
+    private let listening = Atomic<Bool>(false)
+    private let metrics: OrchMetrics?
+
+    init(nodeID: String, clustered: Bool, metrics: OrchMetrics? = nil) {
+        self.nodeID = nodeID
+        self.clustered = clustered
+        self.metrics = metrics
+        metrics?.gauge(MetricsCatalog.nodeInfo, [("node_id", nodeID)]).record(1)
+        if clustered { metrics?.gauge(MetricsCatalog.clusterListener).record(0) }
+    }
+
+    var listener: HealthReport.Node.Listener {
+        guard clustered else { return .none }
+        return listening.load(ordering: .relaxed) ? .connected : .disconnected
+    }
+
+    func setListening(_ up: Bool) {
+        listening.store(up, ordering: .relaxed)
+        metrics?.gauge(MetricsCatalog.clusterListener).record(up ? 1 : 0)
     }
 }

@@ -12,6 +12,8 @@ struct HealthController {
     let securityReady: Bool
     /// The monitor's last sample: `monitor` is unhealthy when it stopped sampling.
     let monitor: MonitorHeartbeat
+    /// This node and its listener.
+    let cluster: ClusterState
 
     func addRoutes(to api: APIRouter) {
         api.on(.get, "/health", access: .public, handler: health)
@@ -42,7 +44,8 @@ struct HealthController {
             components: components,
             metrics: .init(
                 uptimeSeconds: Int(uptime.components.seconds), totalRequests: requestCounter.value, activeTasks: runningTasks,
-                activeLocks: heldLocks ?? 0))
+                activeLocks: heldLocks ?? 0),
+            node: .init(id: cluster.nodeID, listener: cluster.listener))
         return try .json(report, status: healthy ? .ok : .serviceUnavailable)
     }
 }

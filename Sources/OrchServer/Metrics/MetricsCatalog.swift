@@ -54,6 +54,10 @@ enum MetricsCatalog {
         "orch_queue_oldest_age_seconds", .gauge, "How long the longest-waiting queued task has been claimable, by core",
         labels: ["core_id"])
     static let tasksRunning = Entry("orch_tasks_running", .gauge, "Tasks currently running")
+    static let nodeInfo = Entry("orch_node_info", .gauge, "This node (always 1), by its ORCH_NODE_ID", labels: ["node_id"])
+    static let clusterListener = Entry(
+        "orch_cluster_listener_up", .gauge,
+        "1 while this node hears the database's other nodes (PostgreSQL LISTEN), else 0; absent on SQLite")
     static let locksHeld = Entry("orch_locks_held", .gauge, "Resource locks currently held")
     static let lockWaiters = Entry("orch_lock_waiters", .gauge, "Lock requests waiting for a held resource")
     static let lockWait = Entry(
@@ -81,7 +85,8 @@ enum MetricsCatalog {
         "process_start_time_seconds", .gauge, "Start time of the process since unix epoch in seconds")
 
     static let all: [Entry] = [
-        httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused,
+        httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused, nodeInfo,
+        clusterListener,
         connectionsClosed, webhookSignatures, tasksDispatched,
         tasksFinished, queueDepth, queueOldestAge, tasksRunning, locksHeld, lockWaiters, lockWait, rateLimited,
         callbackDeliveries, monitorSamples, databaseLatency, processResidentMemory, processVirtualMemory, processCPU,

@@ -45,6 +45,13 @@ enum OpenAPIComponents {
                     "uptime_seconds": Schema.integer(), "total_requests": Schema.integer(),
                     "active_tasks": Schema.integer(), "active_locks": Schema.integer(),
                 ]),
+                "node": Schema.record(
+                    [
+                        "id": Schema.string,
+                        "listener": Schema.enumeration(
+                            ["connected", "disconnected", "none"],
+                            description: "Whether this node hears the database's other nodes (none: SQLite, one node)."),
+                    ], description: "The node that answered (ORCH_NODE_ID)."),
             ]),
             "LoginRequest": Schema.request(
                 ["username": Schema.string, "password": Schema.string], required: ["username", "password"]),
