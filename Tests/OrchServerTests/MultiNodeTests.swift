@@ -1,5 +1,8 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
+import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import OrchModels
 import OrchTestSupport
@@ -11,13 +14,15 @@ import Testing
 
     /// Starts `count` nodes on a fresh database (the first alone, so that it creates the admin)
     /// and runs `body` with them and an admin token from the first.
-    static func withNodes(_ count: Int, _ body: ([ServerProcess], String) async throws -> Void) async throws {
+    static func withNodes(
+        _ count: Int, environment: [String: String] = [:], _ body: ([ServerProcess], String) async throws -> Void
+    ) async throws {
         try await TestBackend.postgres.withDatabase { database in
             func node(_ number: Int) throws -> ServerProcess {
                 try ServerProcess(environment: [
                     "ORCH_DATABASE_URL": database.environmentValue, "ORCH_ADMIN_PASSWORD": adminPassword,
                     "ORCH_NODE_ID": "node-\(number)", "ORCH_RATE_LIMITS": "admin=0,operator=0,viewer=0,system=0,anonymous=0",
-                ])
+                ].merging(environment) { $1 })
             }
             var nodes = [try node(1)]
             for number in 2...count { nodes.append(try node(number)) }
@@ -164,6 +169,58 @@ import Testing
                 #expect(text.contains(#"orch_node_info{node_id="node-\#(index + 1)"} 1"#))
                 #expect(text.contains("orch_cluster_listener_up 1"))
             }
+        }
+    }
+
+    /// A POST with `headers`; returns the status and body.
+    static func post(_ url: String, body: String, headers: [(String, String)]) async throws -> (status: Int, body: Data) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return (Int(response.status.code), Data(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    /// One `Idempotency-Key` sent to three nodes at once makes one task; one signed webhook
+    /// sent to the three at once is applied once, and every copy gets the first answer.
+    @Test func idempotencyKeysAndWebhookReplaysHoldAcrossNodes() async throws {
+        let secret = "whsec-multi-node"
+        try await Self.withNodes(3, environment: ["ORCH_WEBHOOK_SECRETS": secret]) { nodes, token in
+            let keyed = try await withThrowingTaskGroup(of: (status: Int, body: Data).self) { group in
+                for node in nodes {
+                    group.addTask {
+                        try await Self.post(
+                            "\(node.baseURL)/dispatch", body: #"{"core_id":"idem"}"#,
+                            headers: [("Authorization", "Bearer \(token)"), ("Idempotency-Key", "spread-key-1")])
+                    }
+                }
+                return try await group.reduce(into: [(status: Int, body: Data)]()) { $0.append($1) }
+            }
+            #expect(keyed.allSatisfy { (200...202).contains($0.status) })
+            let taskIDs = try keyed.map { try Timestamp.makeDecoder().decode(DispatchResponse.self, from: $0.body).taskID }
+            #expect(Set(taskIDs).count == 1)
+            let listed = try await HTTPClient.shared.json(.GET, "\(nodes[2].baseURL)/tasks?core_id=idem", token: token)
+            #expect(try Timestamp.makeDecoder().decode(TaskList.self, from: listed.body).totalTasks == 1)
+
+            let taskID = try await Self.dispatch(nodes[0], token, core: "hook")
+            let body = #"{"event":"task.progress","task_id":"\#(taskID)","data":{"progress":40}}"#
+            let timestamp = Int64(Date().timeIntervalSince1970)
+            let code = HMAC<SHA256>.authenticationCode(
+                for: Data("\(timestamp).".utf8) + Data(body.utf8), using: SymmetricKey(data: Data(secret.utf8)))
+            let signature = "t=\(timestamp),v1=" + code.map { String(format: "%02x", $0) }.joined()
+            let copies = try await withThrowingTaskGroup(of: (status: Int, body: Data).self) { group in
+                for node in nodes + nodes {
+                    group.addTask { try await Self.post("\(node.baseURL)/webhook", body: body, headers: [("X-Signature", signature)]) }
+                }
+                return try await group.reduce(into: [(status: Int, body: Data)]()) { $0.append($1) }
+            }
+            #expect(copies.allSatisfy { $0.status == 200 })
+            #expect(Set(copies.map(\.body)).count == 1)
+            let history = try await HTTPClient.shared.json(.GET, "\(nodes[1].baseURL)/jobs/\(taskID)/events", token: token)
+            let types = try Timestamp.makeDecoder().decode(TaskEventList.self, from: history.body).events.map(\.eventType)
+            #expect(types.filter { $0 == "task.progress" }.count == 1 && types.filter { $0 == "webhook.received" }.count == 1)
         }
     }
 }
