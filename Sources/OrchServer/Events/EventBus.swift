@@ -42,6 +42,8 @@ public final class EventBus: Sendable {
     /// the newest is kept, so a slow announcer skips to the latest.
     let announcements: AsyncStream<Int64>
     private let announce: AsyncStream<Int64>.Continuation
+    /// Whether there are other nodes to announce to (the store has a ``OrchStore/ClusterChannel``).
+    private let announces: Bool
 
     /// - Parameters:
     ///   - lastSequence: the highest sequence already stored; the bus releases from the next one.
@@ -55,6 +57,7 @@ public final class EventBus: Sendable {
         self.state = Mutex(State(nextSequence: lastSequence + 1))
         self.recentCapacity = recentCapacity
         self.gapTimeout = gapTimeout
+        announces = (store as? any Store)?.cluster != nil
         (announcements, announce) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -63,7 +66,7 @@ public final class EventBus: Sendable {
     /// Hands committed events to the bus, and announces them to the database's other nodes.
     public func publish(_ events: [EventRecord]) {
         guard let highest = events.map(\.sequence).max() else { return }
-        announce.yield(highest)
+        if announces { announce.yield(highest) }
         accept(events)
     }
 
