@@ -100,8 +100,11 @@ public final class PostgresStore: Store {
         }
         // The pool logs every failed reconnection attempt at info: during an outage that is a
         // line every few hundred milliseconds, which /health and the 503s already say.
+        // Its one warning is for a lease asked before its `run()` began, which the store's
+        // start can do (the lease then waits for it): harmless, and it would print a second
+        // line beside a refused start's one.
         var poolLogger = logger
-        poolLogger.logLevel = max(logger.logLevel, .warning)
+        poolLogger.logLevel = max(logger.logLevel, .error)
         let store = PostgresStore(
             client: PostgresClient(configuration: configuration, backgroundLogger: poolLogger), url: url, logger: logger,
             operationTimeout: connectTimeout + .seconds(1), poolSize: poolSize)
