@@ -152,12 +152,12 @@ extension OrchError {
         OrchError(code: .resourceNotFound, status: 404, message: message, details: details)
     }
 
-    /// 405 for a path that exists with other methods; `Allow` lists them.
     /// 404 for the task `id`.
     public static func taskNotFound(_ id: String) -> OrchError {
         notFound("Task \(id) not found", details: ["task_id": .string(id)])
     }
 
+    /// 405 for a path that exists with other methods; `Allow` lists them.
     public static func methodNotAllowed(method: String, path: String, allowed: [String]) -> OrchError {
         OrchError(
             code: .resourceNotFound, status: 405, message: "Method \(method) is not allowed on \(path)",

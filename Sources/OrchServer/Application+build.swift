@@ -60,7 +60,7 @@ func buildServer(
     let metrics = OrchMetrics()
     let bus = EventBus(
         store: store, lastSequence: try await store.lastEventSequence(),
-        memory: StreamMemory(limit: configuration.sseMemory))
+        memory: StreamMemory(limit: configuration.sseMemory), announces: store.cluster != nil)
     _ = bus.listen { [metrics] events in metrics.recordEvents(events) }
     let locks = LockManager(store: store, bus: bus, metrics: metrics)
     let alerts = SystemAlerts(store: store, bus: bus)

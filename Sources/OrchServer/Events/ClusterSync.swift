@@ -27,7 +27,6 @@ struct ClusterSync: Service {
 
     func run() async throws {
         let (wanted, want) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
-        let listening = state
         try await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await announce() }
@@ -39,10 +38,10 @@ struct ClusterSync: Service {
                         case .events:
                             break
                         case .connected:
-                            listening.setListening(true)
+                            state.setListening(true)
                             if let last = try? await store.lastEventSequence() { want.yield(last) }
                         case .disconnected:
-                            listening.setListening(false)
+                            state.setListening(false)
                             logger.warning("cluster listener disconnected; polling the store once a second")
                         }
                     }
@@ -53,7 +52,7 @@ struct ClusterSync: Service {
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(1))
-                        if listening.listener != .connected, let last = try? await store.lastEventSequence() {
+                        if state.listener != .connected, let last = try? await store.lastEventSequence() {
                             want.yield(last)
                         }
                     }

@@ -48,16 +48,17 @@ public final class EventBus: Sendable {
     /// - Parameters:
     ///   - lastSequence: the highest sequence already stored; the bus releases from the next one.
     ///   - recentCapacity: events kept for in-memory replay; default 4096.
+    ///   - announces: whether published events are announced to other nodes (``announcements``).
     init(
         store: any EventStore, lastSequence: Int64, recentCapacity: Int = 4096, gapTimeout: Duration = .milliseconds(200),
-        memory: StreamMemory = StreamMemory()
+        memory: StreamMemory = StreamMemory(), announces: Bool = false
     ) {
         self.store = store
         self.memory = memory
         self.state = Mutex(State(nextSequence: lastSequence + 1))
         self.recentCapacity = recentCapacity
         self.gapTimeout = gapTimeout
-        announces = (store as? any Store)?.cluster != nil
+        self.announces = announces
         (announcements, announce) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -65,8 +66,8 @@ public final class EventBus: Sendable {
 
     /// Hands committed events to the bus, and announces them to the database's other nodes.
     public func publish(_ events: [EventRecord]) {
-        guard let highest = events.map(\.sequence).max() else { return }
-        if announces { announce.yield(highest) }
+        guard !events.isEmpty else { return }
+        if announces, let highest = events.lazy.map(\.sequence).max() { announce.yield(highest) }
         accept(events)
     }
 

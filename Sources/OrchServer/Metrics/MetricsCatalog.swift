@@ -85,10 +85,9 @@ enum MetricsCatalog {
         "process_start_time_seconds", .gauge, "Start time of the process since unix epoch in seconds")
 
     static let all: [Entry] = [
-        httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused, nodeInfo,
-        clusterListener,
+        httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused,
         connectionsClosed, webhookSignatures, tasksDispatched,
-        tasksFinished, queueDepth, queueOldestAge, tasksRunning, locksHeld, lockWaiters, lockWait, rateLimited,
+        tasksFinished, queueDepth, queueOldestAge, tasksRunning, nodeInfo, clusterListener, locksHeld, lockWaiters, lockWait, rateLimited,
         callbackDeliveries, monitorSamples, databaseLatency, processResidentMemory, processVirtualMemory, processCPU,
         processOpenFDs, processMaxFDs, processStartTime,
     ]

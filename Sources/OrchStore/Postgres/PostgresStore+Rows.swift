@@ -169,14 +169,17 @@ extension PostgresStore {
 
     /// The events of the five array parameters from `$first` (``bindEvents(_:into:)``)
     /// inserted in their order, returning their sequences; with `onlyIf`, only when the CTE of
-    /// that name returned a row.
-    static func insertEventsSQL(from first: Int, onlyIf: String? = nil) -> String {
+    /// that name returned a row; with `onlyForTasksIn`, only the events of the tasks whose ids
+    /// the CTE of that name returned.
+    static func insertEventsSQL(from first: Int, onlyIf: String? = nil, onlyForTasksIn: String? = nil) -> String {
         let arrays = ["text", "text", "text", "bigint", "text"].enumerated().map { "$\(first + $0.offset)::\($0.element)[]" }
+        let condition = onlyIf.map { "WHERE EXISTS (SELECT 1 FROM \($0))" }
+            ?? onlyForTasksIn.map { "WHERE x.task_id IN (SELECT id FROM \($0))" } ?? ""
         return """
             INSERT INTO events (task_id, core_id, type, timestamp, data)
             SELECT nullif(x.task_id, ''), nullif(x.core_id, ''), x.type, orch_ms(x.ts), x.data::jsonb
             FROM unnest(\(arrays.joined(separator: ", "))) WITH ORDINALITY AS x(task_id, core_id, type, ts, data, ord)
-            \(onlyIf.map { "WHERE EXISTS (SELECT 1 FROM \($0))" } ?? "")
+            \(condition)
             ORDER BY x.ord
             RETURNING seq
             """

@@ -24,7 +24,8 @@ extension PostgresStore {
     /// connections of load): a single dispatch costs PostgreSQL about 1 ms of CPU (twelve index
     /// entries, the counting trigger, an event row, the standing reads, a commit), a dispatch
     /// written in a batch of 16 a quarter of that; fewer, larger batches beat many small ones.
-    static func dispatchCombiner(poolSize: Int) -> Combiner<CombinedDispatch, DispatchOutcome> {
+    /// Task changes are combined the same way.
+    static func combiner<Input, Output>(poolSize: Int) -> Combiner<Input, Output> {
         Combiner(concurrency: max(1, min(4, poolSize / 4)), maximumBatch: 128)
     }
 
@@ -378,10 +379,9 @@ extension PostgresStore {
             throw StoredDataError("a combined task change returned no row")
         }
         let updated = Set(try row.decode("updated", as: [String].self))
-        let events = Self.records(
+        var remaining = Self.records(
             pending.filter { $0.taskID.map(updated.contains) ?? false },
             sequences: try row.decode("sequences", as: [Int64].self))[...]
-        var remaining = events
         for item in written {
             guard updated.contains(item.transition.task.id) else {
                 alone.append(item.index)
@@ -400,14 +400,7 @@ extension PostgresStore {
     /// the replaced tasks and the events' sequences.
     static let updateChangedTasksSQL = """
         WITH updated AS (\(updateTasksSQL(ids: "$7", onlyIfVersion: true)) RETURNING tasks.id),
-        stored_events AS (
-            INSERT INTO events (task_id, core_id, type, timestamp, data)
-            SELECT x.task_id, nullif(x.core_id, ''), x.type, orch_ms(x.ts), x.data::jsonb
-            FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[])
-                WITH ORDINALITY AS x(task_id, core_id, type, ts, data, ord)
-            WHERE x.task_id IN (SELECT id FROM updated)
-            ORDER BY x.ord
-            RETURNING seq)
+        stored_events AS (\(insertEventsSQL(from: 2, onlyForTasksIn: "updated")))
         SELECT (SELECT coalesce(array_agg(id), '{}') FROM updated) AS updated,
             (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences
         """

@@ -53,8 +53,8 @@ public final class PostgresStore: Store {
         self.url = url
         self.logger = logger
         self.operationTimeout = operationTimeout
-        dispatches = Self.dispatchCombiner(poolSize: poolSize)
-        changes = Combiner(concurrency: max(1, min(4, poolSize / 4)), maximumBatch: 128)
+        dispatches = Self.combiner(poolSize: poolSize)
+        changes = Self.combiner(poolSize: poolSize)
         let statistics = PostgresStatistics()
         self.statistics = statistics
         runner = Task {
