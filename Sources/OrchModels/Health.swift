@@ -40,10 +40,14 @@ public struct HealthReport: Codable, Sendable, Hashable {
 
         /// `ORCH_NODE_ID`, generated at start when unset.
         public var id: String
+        /// Whether this node leads the database's nodes (it raises the monitor's alerts);
+        /// always true on SQLite.
+        public var leader: Bool
         public var listener: Listener
 
-        public init(id: String, listener: Listener) {
+        public init(id: String, leader: Bool, listener: Listener) {
             self.id = id
+            self.leader = leader
             self.listener = listener
         }
     }

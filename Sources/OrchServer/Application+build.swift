@@ -62,7 +62,10 @@ func buildServer(
         store: store, lastSequence: try await store.lastEventSequence(),
         memory: StreamMemory(limit: configuration.sseMemory), announces: store.cluster != nil)
     _ = bus.listen { [metrics] events in metrics.recordEvents(events) }
-    let locks = LockManager(store: store, bus: bus, metrics: metrics)
+    let locks = LockManager(store: store, bus: bus, nodeID: configuration.nodeID, metrics: metrics)
+    // Waiters left by an earlier run under this node id wait no more.
+    try await store.forgetNode(configuration.nodeID)
+    try await store.recordNodeSeen(configuration.nodeID)
     let alerts = SystemAlerts(store: store, bus: bus)
     let heartbeat = MonitorHeartbeat(interval: .seconds(configuration.monitorInterval))
     let limits = configuration.connectionLimits
@@ -100,7 +103,7 @@ func buildServer(
                 metrics: metrics),
             Monitor(
                 store: store, locks: locks, alerts: alerts, metrics: metrics, heartbeat: heartbeat,
-                thresholds: configuration.alertThresholds, logger: logger),
+                thresholds: configuration.alertThresholds, cluster: cluster, logger: logger),
         ],
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
@@ -275,8 +278,11 @@ func printLine(_ text: String) {
     FileHandle.standardOutput.write(Data((text + "\n").utf8))
 }
 
-/// ``ClusterSync`` when the store can have other nodes (PostgreSQL).
+/// ``ClusterSync`` and ``Leadership`` when the store can have other nodes (PostgreSQL).
 private func clusterServices(_ cluster: ClusterState, store: any Store, bus: EventBus, logger: Logger) -> [any Service] {
     guard let channel = store.cluster else { return [] }
-    return [ClusterSync(channel: channel, bus: bus, store: store, state: cluster, logger: logger)]
+    return [
+        ClusterSync(channel: channel, bus: bus, store: store, state: cluster, logger: logger),
+        Leadership(channel: channel, state: cluster, logger: logger),
+    ]
 }

@@ -50,13 +50,19 @@ public struct Identity: Sendable, Hashable {
     public var tokenExpiresAt: Date?
     /// The API token the caller presented; `nil` for a login token.
     public var apiTokenID: String?
+    /// The user's session generation the login token was issued in; `nil` for an API token.
+    public var sessionGeneration: Int?
 
-    public init(userID: String, username: String, role: Role, tokenExpiresAt: Date?, apiTokenID: String? = nil) {
+    public init(
+        userID: String, username: String, role: Role, tokenExpiresAt: Date?, apiTokenID: String? = nil,
+        sessionGeneration: Int? = nil
+    ) {
         self.userID = userID
         self.username = username
         self.role = role
         self.tokenExpiresAt = tokenExpiresAt
         self.apiTokenID = apiTokenID
+        self.sessionGeneration = sessionGeneration
     }
 }
 

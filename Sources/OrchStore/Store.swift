@@ -7,7 +7,7 @@ import OrchModels
 /// Every backend (the embedded SQLite store, and PostgreSQL for several nodes) implements this
 /// protocol and passes the same conformance suite; callers never see which one they use.
 /// Methods that break a uniqueness rule throw ``OrchCore/OrchError`` `RESOURCE_CONFLICT`.
-public protocol Store: TaskStore, EventStore, LockStore, WebhookStore, CallbackStore, APITokenStore {
+public protocol Store: TaskStore, EventStore, LockStore, LoginFailureStore, WebhookStore, CallbackStore, APITokenStore {
     /// Runs a trivial query, throwing when the database cannot answer.
     func ping() async throws
 
@@ -162,12 +162,19 @@ public protocol ClusterChannel: Sendable {
     /// Listens until cancelled, on a connection of its own that it checks and reopens after a
     /// failure, handing each notice to `handler` in order.
     func listen(_ handler: @escaping @Sendable (ClusterNotice) async -> Void) async
+
+    /// Competes for leadership of the database's nodes until cancelled: at most one node leads
+    /// at a time, and when the leader dies (its connection drops) another takes over within
+    /// seconds. `changed` hears each change of whether this node leads.
+    func lead(_ changed: @escaping @Sendable (Bool) async -> Void) async
 }
 
 /// What ``ClusterChannel/listen(_:)`` hears.
 public enum ClusterNotice: Sendable, Equatable {
     /// Node `node` committed events up to `sequence`.
     case events(node: String, through: Int64)
+    /// User `id` was changed (its streams may have to end).
+    case userChanged(String)
     /// Listening (again): anything may have changed while it was not.
     case connected
     /// The listener lost its connection (or could not open one) and is trying again.

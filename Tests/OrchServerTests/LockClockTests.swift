@@ -24,7 +24,7 @@ import Testing
     @Test func theStoresClockDecidesWhenALockLapses() async throws {
         let skew = Skew()
         let store = try SQLiteStore(location: .sqliteMemory, clock: { Date().addingTimeInterval(skew.value) })
-        let manager = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0))
+        let manager = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0), nodeID: "clock-test")
         let held = try await manager.acquire(AcquireLockRequest(resource: "long", owner: "a", ttl: 60))
         #expect(try await manager.expireDue() == held.expiresAt)
         skew.value = -3600
@@ -41,11 +41,11 @@ import Testing
     @Test(arguments: TestBackend.all) func aNewManagerExpiresLocksStoredByAnEarlierOne(backend: TestBackend) async throws {
         try await backend.withDatabase { database in
             let store = try await database.open()
-            let first = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0))
+            let first = LockManager(store: store, bus: EventBus(store: store, lastSequence: 0), nodeID: "clock-test")
             _ = try await first.acquire(AcquireLockRequest(resource: "kept", owner: "a", ttl: 60))
             _ = try await first.acquire(AcquireLockRequest(resource: "brief", owner: "a", ttl: 1))
 
-            let second = LockManager(store: store, bus: EventBus(store: store, lastSequence: try await store.lastEventSequence()))
+            let second = LockManager(store: store, bus: EventBus(store: store, lastSequence: try await store.lastEventSequence()), nodeID: "clock-test-2")
             await #expect(throws: OrchError.self) {
                 _ = try await second.acquire(AcquireLockRequest(resource: "kept", owner: "b", ttl: 5))
             }

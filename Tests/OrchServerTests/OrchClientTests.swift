@@ -156,9 +156,10 @@ import Testing
             }
             #expect(try await client.locks(resource: "wl").totalLocks == 0)
 
-            // Held for 5 s with a 2 s TTL: renewals keep it ours; another owner is refused.
+            // Held for 5 s with a 3 s TTL (renewed every second, so that a renewal held up on a
+            // loaded machine does not let it lapse): renewals keep it ours; another owner is refused.
             let other = OrchClient(baseURL: client.baseURL, token: client.token)
-            let value = try await client.withLock(resource: "wl", owner: "me", ttl: 2) { grant in
+            let value = try await client.withLock(resource: "wl", owner: "me", ttl: 3) { grant in
                 try await Task.sleep(for: .milliseconds(5000))
                 let held = try await other.locks(resource: "wl").locks.first
                 #expect(held?.owner == "me" && held?.lockID == grant.lockID)

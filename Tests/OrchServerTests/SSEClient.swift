@@ -22,6 +22,9 @@ struct SSEFrame: Sendable, Hashable {
     }
 
     var eventType: String? { json?["event_type"] as? String }
+
+    /// `data.resource` (lock events).
+    var resource: String? { (json?["data"] as? [String: Any])?["resource"] as? String }
 }
 
 /// A test client for `/sse/events` over a real socket (AsyncHTTPClient, streaming body).

@@ -35,22 +35,33 @@ import Testing
                 return
             }
             #expect(holder.owner == "a" && holder.expiresAt == renewed.expiresAt)
-            #expect(try await store.releaseLock(resource: "r", owner: "b", force: false, successor: nil) == .heldByOther(holder))
-            guard case .released(_, let released, let successor?) = try await store.releaseLock(
-                resource: "r", owner: "a", force: false, successor: LockSuccessor(owner: "b", ttl: 10, priority: 5))
+            #expect(try await store.releaseLock(resource: "r", owner: "b", force: false) == .heldByOther(holder))
+            // b waits (the queue is the store's): the release hands the lock to it.
+            let wait = LockWait(waiterID: "wait-b", nodeID: "node-a", timeout: 30)
+            #expect(
+                try await store.acquireLock(resource: "r", owner: "b", ttl: 10, priority: 5, wait: wait)
+                    == .queued(holder: holder))
+            #expect(try await store.lockQueues()["r"]?.waiting == 1)
+            guard case .released(_, let released, let handOff?) = try await store.releaseLock(
+                resource: "r", owner: "a", force: false)
             else {
-                Issue.record("the release hands over to the successor")
+                Issue.record("the release hands over to the waiter")
                 return
             }
+            let successor = handOff.lock
+            #expect(handOff.waiterID == "wait-b" && handOff.nodeID == "node-a")
             #expect(released.map(\.type) == [.lockReleased, .lockAcquired])
-            #expect(successor.owner == "b" && successor.fencingToken > first.fencingToken)
+            #expect(successor.owner == "b" && successor.ttl == 10 && successor.fencingToken > first.fencingToken)
+            #expect(try await store.lockHandOffs(waiterIDs: ["wait-b", "other"]) == ["wait-b": successor])
+            #expect(try await store.lockQueues().isEmpty)
+            #expect(try await store.withdrawLockWaiter(resource: "r", waiterID: "wait-b") == .granted(successor))
             #expect(try await store.listLocks(resource: "r", owner: nil, expiredSince: nil).map(\.owner) == ["b"])
             #expect(try await store.countHeldLocks() == 1)
             #expect(try await store.nextLockExpiry() == successor.expiresAt)
-            #expect(try await store.releaseLock(resource: "none", owner: "a", force: false, successor: nil) == .notHeld)
+            #expect(try await store.releaseLock(resource: "none", owner: "a", force: false) == .notHeld)
             // An admin's forced release of someone else's lock says so in its event.
             guard case .released(_, let forced, nil) = try await store.releaseLock(
-                resource: "r", owner: "admin", force: true, successor: nil)
+                resource: "r", owner: "admin", force: true)
             else {
                 Issue.record("a forced release releases")
                 return
@@ -79,7 +90,7 @@ import Testing
             }
             try await Task.sleep(for: .milliseconds(max(0, Int64(first.expiresAt.timeIntervalSinceNow * 1000)) + 150))
             // Lapsed: its owner's release no longer counts, another owner takes it over.
-            #expect(try await store.releaseLock(resource: "r", owner: "b", force: false, successor: nil) == .notHeld)
+            #expect(try await store.releaseLock(resource: "r", owner: "b", force: false) == .notHeld)
             guard case .granted(let second, let events) = try await store.acquireLock(resource: "r", owner: "b", ttl: 1, priority: 1)
             else {
                 Issue.record("a lapsed lock is taken over")
@@ -92,7 +103,7 @@ import Testing
             // Expiring by id: a stale id expires nothing; the holder is expired once its time is up.
             #expect(try await store.expireLock(resource: "r", lockID: first.lockID) == .gone)
             try await Task.sleep(for: .milliseconds(1150))
-            guard case .expired(let expired, let expiredEvents) = try await store.expireLock(resource: "r", lockID: second.lockID)
+            guard case .expired(let expired, let expiredEvents, nil) = try await store.expireLock(resource: "r", lockID: second.lockID)
             else {
                 Issue.record("a lapsed holder is expired")
                 return
@@ -100,6 +111,97 @@ import Testing
             #expect(expired.state == .expired && expiredEvents.map(\.type) == [.lockExpired])
             #expect(try await store.countHeldLocks() == 0)
             #expect(try await store.expireLock(resource: "r", lockID: second.lockID) == .gone)
+        }
+    }
+
+    /// The wait queue is the store's: waiters are served by priority, then arrival, by a
+    /// release and by an expiry alike; a waiter that withdrew, one whose timeout ran out and
+    /// one of a node not seen lately are passed over; the queues count only live waiters.
+    @Test(arguments: backends)
+    func theWaitQueueServesByPriorityThenArrivalAndPassesOverTheDeadAndTheGone(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            guard case .granted(let first, _) = try await store.acquireLock(resource: "q", owner: "holder", ttl: 60, priority: 1)
+            else {
+                Issue.record("granted")
+                return
+            }
+            try await store.recordNodeSeen("alive")
+            func wait(_ owner: String, priority: Int, ttl: Int = 30, timeout: Int = 30) async throws {
+                let outcome = try await store.acquireLock(
+                    resource: "q", owner: owner, ttl: ttl, priority: priority,
+                    wait: LockWait(waiterID: "w-\(owner)", nodeID: "alive", timeout: timeout))
+                #expect(outcome == .queued(holder: first), "\(owner)")
+            }
+            try await wait("low", priority: 1)
+            // Two seconds: its grant lapses below and the expiry hands the lock on.
+            try await wait("high-early", priority: 9, ttl: 2)
+            try await wait("high-late", priority: 9)
+            try await wait("mid", priority: 5)
+            #expect(try await store.lockQueues()["q"]?.waiting == 4)
+            try await wait("brief", priority: 10, timeout: 1)
+            let briefQueued = Date()
+            try await wait("left", priority: 10)
+            #expect(try await store.withdrawLockWaiter(resource: "q", waiterID: "w-left") == .withdrawn)
+            #expect(try await store.withdrawLockWaiter(resource: "q", waiterID: "w-left") == .gone)
+            try await Task.sleep(for: .milliseconds(max(0, Int64(briefQueued.timeIntervalSinceNow * 1000)) + 1150))
+            // The release passes over the waiter whose timeout ran out.
+            guard case .released(_, let released, let handOff?) = try await store.releaseLock(resource: "q", owner: "holder", force: false)
+            else {
+                Issue.record("the release hands the lock to the head waiter")
+                return
+            }
+            #expect(released.map(\.type) == [.lockReleased, .lockAcquired])
+            #expect(handOff.waiterID == "w-high-early" && handOff.nodeID == "alive" && handOff.lock.ttl == 2)
+            #expect(try await store.withdrawLockWaiter(resource: "q", waiterID: "w-brief") == .gone)
+            // Its two seconds run out: the expiry hands the lock to the next.
+            try await Task.sleep(for: .milliseconds(max(0, Int64(handOff.lock.expiresAt.timeIntervalSinceNow * 1000)) + 150))
+            guard case .expired(_, let events, let next?) = try await store.expireLock(resource: "q", lockID: handOff.lock.lockID)
+            else {
+                Issue.record("the expiry hands the lock to the head waiter")
+                return
+            }
+            #expect(events.map(\.type) == [.lockExpired, .lockAcquired])
+            var owners = [handOff.lock.owner, next.lock.owner]
+            while case .released(_, _, let next?) = try await store.releaseLock(resource: "q", owner: owners.last!, force: false) {
+                owners.append(next.lock.owner)
+            }
+            #expect(owners == ["high-early", "high-late", "mid", "low"])
+            #expect(try await store.lockQueues().isEmpty)
+
+            // A node nobody has seen for longer than a node lives: its waiter is not live.
+            _ = try await store.acquireLock(resource: "n", owner: "holder", ttl: 30, priority: 1)
+            _ = try await store.acquireLock(
+                resource: "n", owner: "orphan", ttl: 30, priority: 1,
+                wait: LockWait(waiterID: "w-orphan", nodeID: "gone-node", timeout: 60))
+            #expect(try await store.lockQueues()["n"]?.waiting == 1)
+            try await store.forgetNode("gone-node")
+            #expect(try await store.lockQueues()["n"] == nil)
+            guard case .released(_, _, nil) = try await store.releaseLock(resource: "n", owner: "holder", force: false) else {
+                Issue.record("a forgotten node's waiter is not handed the lock")
+                return
+            }
+        }
+    }
+
+    /// Failed logins are counted per key in the store (shared by every node), cleared by a
+    /// success, and start again once the last one is older than `forgetAfter`.
+    @Test(arguments: backends)
+    func loginFailuresAreCountedClearedAndForgotten(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let keys = ["pair:alice|10.0.0.1", "user:alice"]
+            for _ in 0..<3 { try await store.recordLoginFailure(keys: keys, forgetAfter: 900) }
+            try await store.recordLoginFailure(keys: ["user:alice"], forgetAfter: 900)
+            let (now, failures) = try await store.loginFailures(keys: keys + ["user:nobody"])
+            #expect(failures.mapValues(\.failures) == ["pair:alice|10.0.0.1": 3, "user:alice": 4])
+            #expect(failures.values.allSatisfy { abs($0.lastFailure - now.timeIntervalSince1970) < 5 })
+            try await store.clearLoginFailures(keys: ["pair:alice|10.0.0.1"])
+            #expect(try await store.loginFailures(keys: keys).failures.mapValues(\.failures) == ["user:alice": 4])
+            try await Task.sleep(for: .milliseconds(1100))
+            // Older than forgetAfter: the next failure counts from one, and old keys are deleted.
+            try await store.recordLoginFailure(keys: ["user:bob"], forgetAfter: 1)
+            #expect(try await store.loginFailures(keys: keys).failures.isEmpty)
+            try await store.recordLoginFailure(keys: ["user:bob"], forgetAfter: 900)
+            #expect(try await store.loginFailures(keys: ["user:bob"]).failures["user:bob"]?.failures == 2)
         }
     }
 

@@ -108,7 +108,7 @@ public final class Authenticator: Sendable {
         }
         return Identity(
             userID: user.id, username: user.username, role: role, tokenExpiresAt: credential.expiresAt,
-            apiTokenID: credential.apiTokenID)
+            apiTokenID: credential.apiTokenID, sessionGeneration: credential.generation)
     }
 
     /// `token` verified (a JWT or an API token), or 401 `INVALID_TOKEN`.

@@ -9,7 +9,8 @@ struct AuthController {
     let store: any Store
     let authenticator: Authenticator
     let passwords: PasswordHasher
-    /// Slows down, then refuses, repeated failures per username and per address.
+    /// Slows down, then refuses, repeated failures per username and per address; the failures
+    /// are counted in the store, shared by every node.
     let throttle: LoginThrottle
 
     func addRoutes(to api: APIRouter) {
@@ -24,7 +25,8 @@ struct AuthController {
     /// username from one client address, that pair is refused with 429 for a lockout that
     /// doubles with each further failure and never exceeds 15 minutes. The username alone and
     /// the address alone are only slowed, so nobody can lock an account's owner out from
-    /// elsewhere. A success clears the counts.
+    /// elsewhere. A success clears the counts. The counts are kept in the database, so several
+    /// nodes give an attacker no more guesses than one.
     @Sendable func login(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let body = try await request.decodeJSON(as: LoginRequest.self)
         // No account has a longer name or password: refused as any failed login, before any work.
@@ -32,7 +34,9 @@ struct AuthController {
             throw OrchError.authenticationRequired("Invalid username or password")
         }
         let keys = LoginThrottle.keys(username: body.username, address: context.clientAddress)
-        switch throttle.verdict(keys: keys, now: RateLimitMiddleware.monotonicSeconds()) {
+        let names = keys.map(\.name)
+        let (storeNow, records) = try await store.loginFailures(keys: names)
+        switch throttle.verdict(keys: keys, records: records, now: storeNow.timeIntervalSince1970) {
         case .refuse(let retryAfter):
             let seconds = max(1, Int(retryAfter.rounded(.up)))
             throw OrchError.rateLimited("Too many failed logins; try again later", retryAfter: seconds)
@@ -42,10 +46,10 @@ struct AuthController {
         let user = try await store.user(username: body.username)
         let passwordMatches = try await passwords.verify(body.password, against: user?.passwordHash)
         guard var user, passwordMatches, user.isActive else {
-            throttle.recordFailure(keys: keys, now: RateLimitMiddleware.monotonicSeconds())
+            try await store.recordLoginFailure(keys: names, forgetAfter: throttle.forgetAfter)
             throw OrchError.authenticationRequired("Invalid username or password")
         }
-        throttle.recordSuccess(keys: keys)
+        if !records.isEmpty { try await store.clearLoginFailures(keys: names) }
         let now = Date()
         try await store.recordLogin(userID: user.id, at: now)
         user.lastLogin = now

@@ -44,7 +44,7 @@ struct EventStreamController {
         let channel = context.channel
         let (subscription, watermark) = bus.subscribe(
             filter: filter, userID: context.identity?.userID, apiTokenID: context.identity?.apiTokenID,
-            expiresAt: context.identity?.tokenExpiresAt,
+            sessionGeneration: context.identity?.sessionGeneration, expiresAt: context.identity?.tokenExpiresAt,
             capacity: bufferCapacity, byteCapacity: bufferBytes, onOverflow: { channel.close(promise: nil) })
         let bus = self.bus
         let store = self.store

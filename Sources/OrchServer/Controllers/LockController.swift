@@ -66,6 +66,6 @@ struct LockController {
             resource: query.string("resource"), owner: query.string("owner"),
             expiredSince: includeExpired ? now.addingTimeInterval(-Self.expiredWindow) : nil)
         let infos = records.map { $0.info(now: now) }
-        return try .json(LockList(totalLocks: infos.count, locks: infos, queueStatus: locks.queueStatus()))
+        return try .json(LockList(totalLocks: infos.count, locks: infos, queueStatus: try await locks.queueStatus()))
     }
 }

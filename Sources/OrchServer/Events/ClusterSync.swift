@@ -15,6 +15,8 @@ import Synchronization
 ///   (``EventBus/catchUp(through:)``); only the newest pending notice is kept. After the
 ///   listener (re)connects it catches up to the newest stored event, since anything may have
 ///   been missed, and while it is down the store is polled once a second instead.
+/// - Users: a notice that another node changed a user ends this node's streams the user may no
+///   longer have (``EventBus/recheck(userID:against:)``) at once.
 struct ClusterSync: Service {
     let channel: any ClusterChannel
     let bus: EventBus
@@ -37,6 +39,9 @@ struct ClusterSync: Service {
                             want.yield(sequence)
                         case .events:
                             break
+                        case .userChanged(let userID):
+                            // The node that made the change closed its own streams of the user.
+                            if let user = try? await store.user(id: userID) { bus.recheck(userID: userID, against: user) }
                         case .connected:
                             state.setListening(true)
                             if let last = try? await store.lastEventSequence() { want.yield(last) }
@@ -88,14 +93,25 @@ final class ClusterState: Sendable {
     /// Whether there can be other nodes (PostgreSQL).
     let clustered: Bool
     private let listening = Atomic<Bool>(false)
+    private let leading: Atomic<Bool>
     private let metrics: OrchMetrics?
 
     init(nodeID: String, clustered: Bool, metrics: OrchMetrics? = nil) {
         self.nodeID = nodeID
         self.clustered = clustered
         self.metrics = metrics
+        leading = Atomic(!clustered)
         metrics?.gauge(MetricsCatalog.nodeInfo, [("node_id", nodeID)]).record(1)
+        metrics?.gauge(MetricsCatalog.clusterLeader).record(clustered ? 0 : 1)
         if clustered { metrics?.gauge(MetricsCatalog.clusterListener).record(0) }
+    }
+
+    /// Whether this node leads (``Leadership``); the only node of a SQLite store always does.
+    var isLeader: Bool { leading.load(ordering: .relaxed) }
+
+    func setLeading(_ leads: Bool) {
+        leading.store(leads, ordering: .relaxed)
+        metrics?.gauge(MetricsCatalog.clusterLeader).record(leads ? 1 : 0)
     }
 
     var listener: HealthReport.Node.Listener {
@@ -106,5 +122,27 @@ final class ClusterState: Sendable {
     func setListening(_ up: Bool) {
         listening.store(up, ordering: .relaxed)
         metrics?.gauge(MetricsCatalog.clusterListener).record(up ? 1 : 0)
+    }
+}
+
+/// Takes part in the election of the database's leader (``OrchStore/ClusterChannel/lead(_:)``)
+/// and keeps ``ClusterState/isLeader`` true while this node leads. What must happen once for
+/// the whole cluster and cannot be decided by the rows themselves (the monitor's alerts) is
+/// done by the leader only; the rest of the background work (lease expiry, timeouts, lock
+/// expiry, callbacks) runs on every node and takes its rows with `SKIP LOCKED` or under the
+/// row's lock, so that it is done once and goes on while a new leader is chosen.
+struct Leadership: Service {
+    let channel: any ClusterChannel
+    let state: ClusterState
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await channel.lead { leads in
+                state.setLeading(leads)
+                logger.notice(leads ? "this node leads" : "this node no longer leads", metadata: ["node_id": "\(state.nodeID)"])
+            }
+        }
+        state.setLeading(false)
     }
 }

@@ -199,12 +199,12 @@ public final class EventBus: Sendable {
     /// Opens a live subscription. Returns it with the watermark: every released event up to the
     /// watermark is for the caller to replay; every later one arrives on the subscription.
     func subscribe(
-        filter: EventFilter, userID: String?, apiTokenID: String? = nil, expiresAt: Date?, capacity: Int,
-        byteCapacity: Int = .max, onOverflow: @escaping @Sendable () -> Void
+        filter: EventFilter, userID: String?, apiTokenID: String? = nil, sessionGeneration: Int? = nil, expiresAt: Date?,
+        capacity: Int, byteCapacity: Int = .max, onOverflow: @escaping @Sendable () -> Void
     ) -> (subscription: EventSubscription, watermark: Int64) {
         let subscription = EventSubscription(
-            filter: filter, userID: userID, apiTokenID: apiTokenID, expiresAt: expiresAt, capacity: capacity,
-            byteCapacity: byteCapacity, memory: memory, onOverflow: onOverflow)
+            filter: filter, userID: userID, apiTokenID: apiTokenID, sessionGeneration: sessionGeneration,
+            expiresAt: expiresAt, capacity: capacity, byteCapacity: byteCapacity, memory: memory, onOverflow: onOverflow)
         let watermark = state.withLock { state in
             state.subscriptions[subscription.id] = subscription
             return state.nextSequence - 1
@@ -231,6 +231,17 @@ public final class EventBus: Sendable {
     /// Closes every subscription of `userID` (deactivated, demoted).
     func revoke(userID: String) {
         closeSubscriptions(.revoked) { $0.userID == userID }
+    }
+
+    /// Closes the subscriptions of user `userID` that the user as stored now (`nil`: deleted)
+    /// no longer allows: the user was deactivated or lost the viewer role, or, for a login
+    /// token, the user's sessions were ended since it was issued.
+    func recheck(userID: String, against user: UserRecord?) {
+        closeSubscriptions(.revoked) { subscription in
+            guard subscription.userID == userID else { return false }
+            guard let user, user.isActive, user.role.satisfies(.viewer) else { return true }
+            return subscription.sessionGeneration.map { $0 != user.tokenGeneration } ?? false
+        }
     }
 
     /// Closes the subscriptions `predicate` selects.

@@ -6,8 +6,8 @@ import ServiceLifecycle
 
 /// Once a second: sends heartbeats to streams idle for the heartbeat interval and closes streams
 /// whose token expired. Every heartbeat interval it also re-checks each streaming user, closing
-/// the streams of users who were deactivated (also on other nodes) or lost the viewer role, and
-/// of API tokens that were revoked. It also trims the allocator after many streams closed
+/// the streams of users who were deactivated (also on other nodes; there ``ClusterSync`` does it
+/// as soon as the change is heard) or lost the viewer role, and of API tokens that were revoked. It also trims the allocator after many streams closed
 /// (``AllocatorTrim``).
 struct EventStreamTicker: Service {
     let bus: EventBus
@@ -46,10 +46,7 @@ struct EventStreamTicker: Service {
         let userIDs = Set(bus.allSubscriptions().compactMap(\.userID))
         for userID in userIDs {
             do {
-                let user = try await store.user(id: userID)
-                if user == nil || user?.isActive == false || user?.role.satisfies(.viewer) == false {
-                    bus.revoke(userID: userID)
-                }
+                bus.recheck(userID: userID, against: try await store.user(id: userID))
             } catch {
                 logger.warning("event streams: user check failed", metadata: ["error": "\(error)"])
                 return

@@ -41,6 +41,9 @@ public final class EventSubscription: Sendable {
     public let userID: String?
     /// The API token the stream was opened with, for revocation.
     public let apiTokenID: String?
+    /// The session generation of the login token the stream was opened with (`nil`: an API
+    /// token): once the user's generation moves on, the stream ends.
+    public let sessionGeneration: Int?
     /// When the stream's token expires.
     public let expiresAt: Date?
     public let capacity: Int
@@ -55,12 +58,14 @@ public final class EventSubscription: Sendable {
     private let onOverflow: @Sendable () -> Void
 
     init(
-        filter: EventFilter, userID: String?, apiTokenID: String? = nil, expiresAt: Date?, capacity: Int,
-        byteCapacity: Int = .max, memory: StreamMemory = StreamMemory(), onOverflow: @escaping @Sendable () -> Void
+        filter: EventFilter, userID: String?, apiTokenID: String? = nil, sessionGeneration: Int? = nil, expiresAt: Date?,
+        capacity: Int, byteCapacity: Int = .max, memory: StreamMemory = StreamMemory(),
+        onOverflow: @escaping @Sendable () -> Void
     ) {
         self.filter = filter
         self.userID = userID
         self.apiTokenID = apiTokenID
+        self.sessionGeneration = sessionGeneration
         self.expiresAt = expiresAt
         self.capacity = capacity
         self.byteCapacity = byteCapacity

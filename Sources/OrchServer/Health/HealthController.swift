@@ -45,7 +45,7 @@ struct HealthController {
             metrics: .init(
                 uptimeSeconds: Int(uptime.components.seconds), totalRequests: requestCounter.value, activeTasks: runningTasks,
                 activeLocks: heldLocks ?? 0),
-            node: .init(id: cluster.nodeID, listener: cluster.listener))
+            node: .init(id: cluster.nodeID, leader: cluster.isLeader, listener: cluster.listener))
         return try .json(report, status: healthy ? .ok : .serviceUnavailable)
     }
 }

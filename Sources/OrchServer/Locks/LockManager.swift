@@ -4,76 +4,54 @@ import OrchModels
 import OrchStore
 import Synchronization
 
-/// Resource locks: grants, renewals, releases, expiry, and the priority wait queue.
+/// Resource locks: grants, renewals, releases, expiry, and the priority wait queue, for every
+/// node of a database alike.
 ///
-/// Every change to one resource runs inside that resource's gate (``KeyedGates``), and the store
-/// transaction inside it is the authority on who holds the lock. When a lock's time is up is
-/// decided by the store's clock (``OrchStore/LockStore``), the one clock every server on the
-/// database shares, so this server's own clock has no say. A release or an expiry hands
-/// the lock to the first waiter (highest priority, then earliest) inside the same gate, so no
-/// newcomer can slip in between, and the new holder's `acquired_at` is never before the old
-/// holder's release.
+/// The store is the authority on who holds a lock and on who waits (``OrchStore/LockStore``):
+/// a request that must wait is queued in the database, and a release or an expiry through any
+/// node hands the lock to the head waiter (highest priority, then earliest) in its own
+/// transaction, so no newcomer can slip in between and the new holder's `acquired_at` is never
+/// before the old holder's release. When a lock's time is up is decided by the store's clock,
+/// the one clock every node shares.
+///
+/// This node keeps only the answers its waiting requests are owed. A hand-off made here
+/// answers its waiter at once when it waits here; a hand-off made through another node is
+/// heard as its `lock.acquired` event (which reaches every node's bus), after which the store
+/// says which waiter it went to. A waiter whose time runs out or whose client hangs up
+/// withdraws from the store's queue; when a hand-off got there first, a timed-out waiter takes
+/// the lock it was granted and a departed one releases it to the next.
 final class LockManager: Sendable {
-    /// A request waiting for a held lock.
+    /// A request of this node waiting for a held lock.
     final class Waiter: Sendable {
         enum Outcome: Sendable {
             case granted(LockRecord)
-            case failed(any Error)
             case timedOut
             case cancelled
             /// The server began shutting down while the request waited.
             case shuttingDown
         }
 
+        let id: String
         let resource: String
         let owner: String
-        let ttl: Int
-        let priority: Int
-        /// Arrival order, for FIFO within a priority.
-        let arrival: UInt64
-        /// When the request started waiting.
-        let enqueuedAt = ContinuousClock.now
         private struct State {
             var continuation: CheckedContinuation<Outcome, Never>?
             var outcome: Outcome?
-            var claimed = false
-            /// A timeout or cancellation that came while claimed, for ``unclaim()``.
-            var deferred: Outcome?
         }
 
         private let state = Mutex(State())
 
-        init(resource: String, owner: String, ttl: Int, priority: Int, arrival: UInt64) {
+        init(id: String, resource: String, owner: String) {
+            self.id = id
             self.resource = resource
             self.owner = owner
-            self.ttl = ttl
-            self.priority = priority
-            self.arrival = arrival
         }
 
-        /// Reserves the waiter for a grant; false when it already timed out or left.
-        func claim() -> Bool {
-            state.withLock { state in
-                guard state.outcome == nil, !state.claimed else { return false }
-                state.claimed = true
-                return true
-            }
-        }
-
-        /// Delivers `outcome` unless one was delivered, or (for timeouts and cancellations)
-        /// unless a grant is under way. Returns whether it was delivered.
+        /// Delivers `outcome` unless one was delivered; returns whether it was.
         @discardableResult
         func resolve(_ outcome: Outcome) -> Bool {
             let continuation = state.withLock { state -> CheckedContinuation<Outcome, Never>?? in
                 guard state.outcome == nil else { return .none }
-                switch outcome {
-                case .timedOut, .cancelled, .shuttingDown:
-                    if state.claimed {
-                        if state.deferred == nil { state.deferred = outcome }
-                        return .none
-                    }
-                case .granted, .failed: break
-                }
                 state.outcome = outcome
                 defer { state.continuation = nil }
                 return .some(state.continuation)
@@ -83,18 +61,8 @@ final class LockManager: Sendable {
             return true
         }
 
-        /// Gives back a claim whose grant did not happen. Returns false when a timeout or
-        /// cancellation came meanwhile: it is delivered now and the waiter is gone.
-        func unclaim() -> Bool {
-            let deferred = state.withLock { state -> Outcome? in
-                state.claimed = false
-                defer { state.deferred = nil }
-                return state.deferred
-            }
-            guard let deferred else { return true }
-            resolve(deferred)
-            return false
-        }
+        /// Whether an outcome was delivered.
+        var isResolved: Bool { state.withLock { $0.outcome != nil } }
 
         func wait() async -> Outcome {
             await withCheckedContinuation { continuation in
@@ -110,15 +78,19 @@ final class LockManager: Sendable {
 
     let store: any Store
     let bus: EventBus
+    /// This node, named in the waiters it queues.
+    let nodeID: String
     /// Records how long each grant took (``OrchMetrics/recordLockWait(_:)``).
     let metrics: OrchMetrics?
-    private let gates = KeyedGates()
-    private let queues = Mutex<(waiters: [String: [Waiter]], arrivals: UInt64)>(([:], 0))
+    /// This node's waiting requests, by waiter id.
+    private let waiters = Mutex<[String: Waiter]>([:])
 
-    init(store: any Store, bus: EventBus, metrics: OrchMetrics? = nil) {
+    init(store: any Store, bus: EventBus, nodeID: String, metrics: OrchMetrics? = nil) {
         self.store = store
         self.bus = bus
+        self.nodeID = nodeID
         self.metrics = metrics
+        _ = bus.listen { [weak self] events in self?.heard(events) }
     }
 
     /// The shortest pause between expiry passes that found nothing due (when this server's
@@ -156,56 +128,59 @@ final class LockManager: Sendable {
     private func acquireWaiting(
         _ request: AcquireLockRequest, abandoned: HangUpSignal?, shutdown: HangUpSignal?
     ) async throws -> LockRecord {
-        let step: AcquireStep = try await gates.withGate(request.resource) {
-            switch try await store.acquireLock(
-                resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority)
-            {
-            case .granted(let lock, let events):
-                bus.publish(events)
-                return .immediate(lock)
-            case .renewed(let lock):
-                return .immediate(lock)
-            case .heldByOther(let holder):
-                guard request.timeout > 0 else {
-                    throw OrchError.locked(resource: holder.resource, owner: holder.owner, expiresAt: holder.expiresAt)
-                }
-                return .queued(enqueue(request))
-            }
+        let wait = request.timeout > 0 ? LockWait(waiterID: Identifier.make("wait"), nodeID: nodeID, timeout: request.timeout) : nil
+        // Known before it is queued: a hand-off may be heard before the store's answer is.
+        let waiter = wait.map { Waiter(id: $0.waiterID, resource: request.resource, owner: request.owner) }
+        if let waiter { waiters.withLock { $0[waiter.id] = waiter } }
+        defer { if let waiter { waiters.withLock { _ = $0.removeValue(forKey: waiter.id) } } }
+        switch try await store.acquireLock(
+            resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority, wait: wait)
+        {
+        case .granted(let lock, let events):
+            bus.publish(events)
+            return lock
+        case .renewed(let lock):
+            return lock
+        case .heldByOther(let holder):
+            throw OrchError.locked(resource: holder.resource, owner: holder.owner, expiresAt: holder.expiresAt)
+        case .queued:
+            break
         }
-        let waiter: Waiter
-        switch step {
-        case .immediate(let lock): return lock
-        case .queued(let queued): waiter = queued
-        }
-        abandoned?.whenFired {
-            if waiter.resolve(.cancelled) { self.remove(waiter) }
-        }
-        shutdown?.whenFired {
-            if waiter.resolve(.shuttingDown) { self.remove(waiter) }
-        }
+        guard let waiter else { throw OrchError.conflict("Resource \(request.resource) was queued without waiting") }
+        abandoned?.whenFired { waiter.resolve(.cancelled) }
+        shutdown?.whenFired { waiter.resolve(.shuttingDown) }
         let timer = Task {
             try await Task.sleep(for: .seconds(request.timeout))
-            if waiter.resolve(.timedOut) { self.remove(waiter) }
+            waiter.resolve(.timedOut)
         }
         defer { timer.cancel() }
         let outcome = await withTaskCancellationHandler {
             await waiter.wait()
         } onCancel: {
-            if waiter.resolve(.cancelled) { self.remove(waiter) }
+            waiter.resolve(.cancelled)
+        }
+        if case .granted(let lock) = outcome { return lock }
+        // Leaving: the store says whether a hand-off got there first.
+        let granted: LockRecord?
+        switch try await store.withdrawLockWaiter(resource: request.resource, waiterID: waiter.id) {
+        case .withdrawn, .gone: granted = nil
+        case .granted(let lock): granted = lock
         }
         switch outcome {
         case .granted(let lock): return lock
-        case .failed(let error): throw error
         case .timedOut:
+            if let granted { return granted }
             throw OrchError.timeout(
                 "Resource \(request.resource) was not granted within \(request.timeout) s",
                 details: ["resource": .string(request.resource), "timeout": .int(Int64(request.timeout))])
         case .shuttingDown:
+            if granted != nil { _ = try? await release(resource: request.resource, owner: request.owner, force: false) }
             throw OrchError.serviceUnavailable(
                 "The server is shutting down; \(request.resource) was not granted, try again",
                 details: ["resource": .string(request.resource)], retryAfter: 1)
         case .cancelled:
-            // Nobody reads this answer: the client hung up.
+            // Nobody reads this answer: the client hung up. A lock granted meanwhile goes on.
+            if granted != nil { _ = try? await release(resource: request.resource, owner: request.owner, force: false) }
             throw OrchError.timeout(
                 "The client left before \(request.resource) was granted", details: ["resource": .string(request.resource)])
         }
@@ -215,132 +190,70 @@ final class LockManager: Sendable {
     /// next waiter; returns the released lock and the moment of release. Throws 404 when it is
     /// not held, 403 when someone else holds it.
     func release(resource: String, owner: String?, force: Bool) async throws -> (lock: LockRecord, releasedAt: Date) {
-        try await gates.withGate(resource) {
-            // The first waiter takes the lock in the release's own transaction.
-            let successor = nextClaimedWaiter(resource)
-            let outcome: LockReleaseOutcome
-            do {
-                outcome = try await store.releaseLock(
-                    resource: resource, owner: owner, force: force,
-                    successor: successor.map { LockSuccessor(owner: $0.owner, ttl: $0.ttl, priority: $0.priority) })
-            } catch {
-                if let successor { giveBack(successor) }
-                throw error
-            }
-            if case .released = outcome {} else if let successor { giveBack(successor) }
-            switch outcome {
-            case .released(let lock, let events, let successorLock):
-                bus.publish(events)
-                if let successor, let successorLock { successor.resolve(.granted(successorLock)) }
-                // The release's time is its event's (the store's clock).
-                return (lock, events.first?.timestamp ?? Date())
-            case .notHeld:
-                throw OrchError.notFound("Resource \(resource) is not locked", details: ["resource": .string(resource)])
-            case .heldByOther(let holder):
-                throw OrchError.forbidden(
-                    "Resource \(resource) is held by another owner",
-                    details: ["resource": .string(resource), "owner": .string(holder.owner)])
-            }
+        switch try await store.releaseLock(resource: resource, owner: owner, force: force) {
+        case .released(let lock, let events, let handOff):
+            deliver(handOff)
+            bus.publish(events)
+            // The release's time is its event's (the store's clock).
+            return (lock, events.first?.timestamp ?? Date())
+        case .notHeld:
+            throw OrchError.notFound("Resource \(resource) is not locked", details: ["resource": .string(resource)])
+        case .heldByOther(let holder):
+            throw OrchError.forbidden(
+                "Resource \(resource) is held by another owner",
+                details: ["resource": .string(resource), "owner": .string(holder.owner)])
         }
     }
 
     /// Expires lock `lockID` of `resource` if it is still held, and hands the resource to the
     /// next waiter.
     func expire(resource: String, lockID: String) async throws {
-        try await gates.withGate(resource) {
-            guard case .expired(_, let events) = try await store.expireLock(resource: resource, lockID: lockID) else { return }
-            bus.publish(events)
-            await handOff(resource)
-        }
+        guard case .expired(_, let events, let handOff) = try await store.expireLock(resource: resource, lockID: lockID)
+        else { return }
+        deliver(handOff)
+        bus.publish(events)
     }
 
-    /// How many requests wait, and the longest any of them has waited.
-    func waiting() -> (count: Int, longest: Duration) {
-        let now = ContinuousClock.now
-        return queues.withLock { queues in
-            let all = queues.waiters.values.joined()
-            return (all.count, all.map { now - $0.enqueuedAt }.max() ?? .zero)
-        }
+    /// How many requests wait on every node, and the longest any of them has waited.
+    func waiting() async throws -> (count: Int, longest: TimeInterval) {
+        let queues = try await store.lockQueues()
+        let oldest = queues.values.map(\.oldest).min()
+        return (queues.values.reduce(0) { $0 + $1.waiting }, oldest.map { max(0, Date().timeIntervalSince($0)) } ?? 0)
     }
 
-    /// Waiters by resource, for `GET /locks`.
-    func queueStatus() -> LockList.QueueStatus {
-        queues.withLock { queues in
-            let counts = queues.waiters.mapValues(\.count).filter { $0.value > 0 }
-            return LockList.QueueStatus(totalWaiting: counts.values.reduce(0, +), byResource: counts)
-        }
+    /// Waiters of every node by resource, for `GET /locks`.
+    func queueStatus() async throws -> LockList.QueueStatus {
+        let counts = try await store.lockQueues().mapValues(\.waiting)
+        return LockList.QueueStatus(totalWaiting: counts.values.reduce(0, +), byResource: counts)
     }
 
-    // MARK: Queue
+    // MARK: Hand-offs
 
-    private func enqueue(_ request: AcquireLockRequest) -> Waiter {
-        queues.withLock { queues in
-            queues.arrivals += 1
-            let waiter = Waiter(
-                resource: request.resource, owner: request.owner, ttl: request.ttl, priority: request.priority,
-                arrival: queues.arrivals)
-            var line = queues.waiters[request.resource, default: []]
-            let index = line.firstIndex { $0.priority < waiter.priority } ?? line.endIndex
-            line.insert(waiter, at: index)
-            queues.waiters[request.resource] = line
-            return waiter
-        }
+    /// Answers the waiter a hand-off went to, when it waits on this node.
+    private func deliver(_ handOff: LockHandOff?) {
+        guard let handOff, handOff.nodeID == nodeID else { return }
+        waiters.withLock { $0[handOff.waiterID] }?.resolve(.granted(handOff.lock))
     }
 
-    private func remove(_ waiter: Waiter) {
-        queues.withLock { queues in
-            queues.waiters[waiter.resource]?.removeAll { $0 === waiter }
-            if queues.waiters[waiter.resource]?.isEmpty == true { queues.waiters[waiter.resource] = nil }
+    /// Looks up the hand-offs behind `lock.acquired` events of resources and owners that
+    /// waiters of this node wait for (hand-offs made through other nodes, or not answered yet).
+    private func heard(_ events: [EventRecord]) {
+        let granted = Set(
+            events.lazy.filter { $0.type == .lockAcquired }.compactMap { event -> String? in
+                guard case .string(let resource) = event.data["resource"], case .string(let owner) = event.data["owner"]
+                else { return nil }
+                return "\(resource)\u{0}\(owner)"
+            })
+        guard !granted.isEmpty else { return }
+        let candidates = waiters.withLock { waiters in
+            waiters.values.filter { !$0.isResolved && granted.contains("\($0.resource)\u{0}\($0.owner)") }
         }
-    }
-
-    /// Inside the resource's gate, with the lock free: grants it to the first waiter still
-    /// waiting.
-    private func handOff(_ resource: String) async {
-        while let waiter = nextClaimedWaiter(resource) {
-            do {
-                switch try await store.acquireLock(
-                    resource: resource, owner: waiter.owner, ttl: waiter.ttl, priority: waiter.priority)
-                {
-                case .granted(let lock, let events):
-                    bus.publish(events)
-                    waiter.resolve(.granted(lock))
-                    return
-                case .renewed(let lock):
-                    waiter.resolve(.granted(lock))
-                    return
-                case .heldByOther:
-                    // Cannot happen inside the gate with the lock just freed; leave the waiter to time out.
-                    waiter.resolve(.failed(OrchError.conflict("Resource \(resource) was taken")))
-                    return
-                }
-            } catch {
-                waiter.resolve(.failed(error))
-                return
+        guard !candidates.isEmpty else { return }
+        Task {
+            guard let found = try? await store.lockHandOffs(waiterIDs: candidates.map(\.id)) else { return }
+            for waiter in candidates {
+                if let lock = found[waiter.id] { waiter.resolve(.granted(lock)) }
             }
         }
     }
-
-    /// Puts a claimed waiter whose grant did not happen back at the head of its line.
-    private func giveBack(_ waiter: Waiter) {
-        guard waiter.unclaim() else { return }
-        queues.withLock { queues in queues.waiters[waiter.resource, default: []].insert(waiter, at: 0) }
-    }
-
-    private func nextClaimedWaiter(_ resource: String) -> Waiter? {
-        queues.withLock { queues in
-            while var line = queues.waiters[resource], !line.isEmpty {
-                let waiter = line.removeFirst()
-                queues.waiters[resource] = line.isEmpty ? nil : line
-                if waiter.claim() { return waiter }
-            }
-            return nil
-        }
-    }
-}
-
-/// What the gated part of an acquisition decided.
-private enum AcquireStep: Sendable {
-    case immediate(LockRecord)
-    case queued(LockManager.Waiter)
 }

@@ -58,8 +58,10 @@ enum MetricsCatalog {
     static let clusterListener = Entry(
         "orch_cluster_listener_up", .gauge,
         "1 while this node hears the database's other nodes (PostgreSQL LISTEN), else 0; absent on SQLite")
+    static let clusterLeader = Entry(
+        "orch_cluster_leader", .gauge, "1 while this node leads the database's nodes (always on SQLite), else 0")
     static let locksHeld = Entry("orch_locks_held", .gauge, "Resource locks currently held")
-    static let lockWaiters = Entry("orch_lock_waiters", .gauge, "Lock requests waiting for a held resource")
+    static let lockWaiters = Entry("orch_lock_waiters", .gauge, "Lock requests waiting for a held resource, on every node")
     static let lockWait = Entry(
         "orch_lock_wait_seconds", .histogram, "Time from a lock request to its grant",
         buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300])
@@ -87,7 +89,8 @@ enum MetricsCatalog {
     static let all: [Entry] = [
         httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused,
         connectionsClosed, webhookSignatures, tasksDispatched,
-        tasksFinished, queueDepth, queueOldestAge, tasksRunning, nodeInfo, clusterListener, locksHeld, lockWaiters, lockWait, rateLimited,
+        tasksFinished, queueDepth, queueOldestAge, tasksRunning, nodeInfo, clusterListener, clusterLeader,
+        locksHeld, lockWaiters, lockWait, rateLimited,
         callbackDeliveries, monitorSamples, databaseLatency, processResidentMemory, processVirtualMemory, processCPU,
         processOpenFDs, processMaxFDs, processStartTime,
     ]

@@ -25,11 +25,13 @@ struct SystemSample: Sendable {
         let started = ContinuousClock.now
         var latency: Double?
         if (try? await store.ping()) != nil { latency = (ContinuousClock.now - started).seconds }
-        let waiting = locks.waiting()
         var sample = SystemSample(
-            takenAt: Date(), queues: [], runningTasks: nil, heldLocks: nil, lockWaiters: waiting.count,
-            longestLockWait: waiting.longest.seconds, databaseLatency: latency, process: .read())
+            takenAt: Date(), queues: [], runningTasks: nil, heldLocks: nil, lockWaiters: 0,
+            longestLockWait: 0, databaseLatency: latency, process: .read())
         if latency != nil {
+            if let waiting = try? await locks.waiting() {
+                (sample.lockWaiters, sample.longestLockWait) = waiting
+            }
             sample.queues = (try? await store.queueSummary()) ?? []
             sample.runningTasks = try? await store.countTasks(status: .running)
             sample.heldLocks = try? await store.countHeldLocks()

@@ -34,6 +34,10 @@ final class MonitorHeartbeat: Sendable {
 /// database does not answer) and again when it clears (`level` `info`, `state` `resolved`).
 /// Each alert's data holds `alert`, `state`, `value`, `threshold` and, for queue alerts,
 /// `core_id`.
+///
+/// Every node samples (for its own `/metrics`), but only the leader (``ClusterState/isLeader``)
+/// raises alerts, so that one database with several nodes gets each alert once. A node that
+/// does not lead keeps no alert state: when it becomes the leader, what fires then is raised.
 struct Monitor: Service {
     let store: any Store
     let locks: LockManager
@@ -41,6 +45,7 @@ struct Monitor: Service {
     let metrics: OrchMetrics
     let heartbeat: MonitorHeartbeat
     let thresholds: AlertThresholds
+    let cluster: ClusterState
     let logger: Logger
 
     func run() async throws {
@@ -49,9 +54,13 @@ struct Monitor: Service {
             let sample = await SystemSample.take(store: store, locks: locks)
             metrics.update(with: sample)
             metrics.counter(MetricsCatalog.monitorSamples).increment()
-            let (firing, resolved) = rules.evaluate(sample)
-            for condition in firing { await raise(condition, state: "firing") }
-            for condition in resolved { await raise(condition, state: "resolved") }
+            if cluster.isLeader {
+                let (firing, resolved) = rules.evaluate(sample)
+                for condition in firing { await raise(condition, state: "firing") }
+                for condition in resolved { await raise(condition, state: "resolved") }
+            } else {
+                rules = AlertRules(thresholds: thresholds)
+            }
             heartbeat.record()
             do {
                 try await cancelWhenGracefulShutdown { try await Task.sleep(for: heartbeat.interval) }

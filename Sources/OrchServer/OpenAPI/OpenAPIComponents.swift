@@ -48,10 +48,11 @@ enum OpenAPIComponents {
                 "node": Schema.record(
                     [
                         "id": Schema.string,
+                        "leader": Schema.boolean,
                         "listener": Schema.enumeration(
                             ["connected", "disconnected", "none"],
                             description: "Whether this node hears the database's other nodes (none: SQLite, one node)."),
-                    ], description: "The node that answered (ORCH_NODE_ID)."),
+                    ], description: "The node that answered (ORCH_NODE_ID), whether it leads the database's nodes (always on SQLite) and hears them."),
             ]),
             "LoginRequest": Schema.request(
                 ["username": Schema.string, "password": Schema.string], required: ["username", "password"]),

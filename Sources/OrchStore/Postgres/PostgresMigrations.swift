@@ -18,6 +18,7 @@ enum PostgresMigrations {
     static let migrations: [(name: String, sql: String)] = [
         ("001_schema", schema001),
         ("002_cheaper_row_functions", schema002),
+        ("003_lock_queue_nodes_login_failures", schema003),
     ]
 
     static func apply(_ transaction: PostgresTransaction) async throws {
@@ -288,5 +289,36 @@ enum PostgresMigrations {
         $$;
 
         DROP FUNCTION orch_count_task(text, text, bigint, bigint)
+        """
+
+    /// The lock wait queue shared by every node (``LockStore``), the nodes seen, the waiter
+    /// each lock was handed to, and failed logins per key shared by every node
+    /// (``LoginFailureStore``).
+    static let schema003 = """
+        CREATE TABLE lock_waiters (
+            arrival bigserial PRIMARY KEY,
+            waiter_id text NOT NULL UNIQUE,
+            resource text NOT NULL,
+            owner text NOT NULL,
+            ttl bigint NOT NULL,
+            priority bigint NOT NULL,
+            node_id text NOT NULL,
+            enqueued_at timestamptz NOT NULL,
+            deadline timestamptz NOT NULL
+        );
+        CREATE INDEX lock_waiters_queue ON lock_waiters (resource, priority DESC, arrival);
+        CREATE INDEX lock_waiters_node ON lock_waiters (node_id);
+        CREATE TABLE nodes (
+            node_id text PRIMARY KEY,
+            seen_at timestamptz NOT NULL
+        );
+        ALTER TABLE locks ADD COLUMN waiter_id text;
+        CREATE INDEX locks_waiter ON locks (waiter_id) WHERE waiter_id IS NOT NULL;
+        CREATE TABLE login_failures (
+            key text PRIMARY KEY,
+            failures bigint NOT NULL,
+            last_failure timestamptz NOT NULL
+        );
+        CREATE INDEX login_failures_last ON login_failures (last_failure)
         """
 }

@@ -8,13 +8,25 @@ import PostgresNIO
 /// lapses are decided by the database's clock (`clock_timestamp()`), the one clock every node
 /// shares.
 extension PostgresStore {
-    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int) async throws -> LockAcquisition {
+    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int, wait: LockWait?) async throws
+        -> LockAcquisition
+    {
         try await transaction { transaction in
             let (now, held) = try await Self.lockResource(resource, transaction)
             var events: [EventRecord] = []
             if var holder = held {
                 if holder.expiresAt > now {
-                    guard holder.owner == owner else { return .heldByOther(holder) }
+                    guard holder.owner == owner else {
+                        guard let wait else { return .heldByOther(holder) }
+                        try await transaction.execute(
+                            """
+                            INSERT INTO lock_waiters (waiter_id, resource, owner, ttl, priority, node_id, enqueued_at, deadline)
+                            VALUES (\(wait.waiterID), \(resource), \(owner), \(Int64(ttl)), \(Int64(priority)), \(wait.nodeID),
+                                \(now.sqlTime), \(now.addingTimeInterval(TimeInterval(wait.timeout)).sqlTime))
+                            """)
+                        try await Self.noteNode(wait.nodeID, transaction)
+                        return .queued(holder: holder)
+                    }
                     holder = LockLifecycle.renew(holder, ttl: ttl, now: now)
                     try await transaction.execute(
                         """
@@ -26,14 +38,12 @@ extension PostgresStore {
                 events += try await Self.markExpired(holder, now: now, transaction).events
             }
             let (lock, granted) = try await Self.grantLock(
-                resource: resource, owner: owner, ttl: ttl, priority: priority, now: now, transaction)
+                resource: resource, owner: owner, ttl: ttl, priority: priority, waiterID: nil, now: now, transaction)
             return .granted(lock, events + granted)
         }
     }
 
-    public func releaseLock(resource: String, owner: String?, force: Bool, successor: LockSuccessor?) async throws
-        -> LockReleaseOutcome
-    {
+    public func releaseLock(resource: String, owner: String?, force: Bool) async throws -> LockReleaseOutcome {
         try await transaction { transaction in
             let (now, held) = try await Self.lockResource(resource, transaction)
             guard let holder = held, holder.expiresAt > now || force || holder.owner == owner else { return .notHeld }
@@ -41,12 +51,9 @@ extension PostgresStore {
             try await transaction.execute("DELETE FROM locks WHERE lock_id = \(holder.lockID)")
             var events = try await Self.insertEvents(
                 [LockLifecycle.release(holder, by: owner, force: force, now: now)], taskID: nil, coreID: nil, transaction)
-            guard let successor else { return .released(holder, events, successorLock: nil) }
-            let (lock, granted) = try await Self.grantLock(
-                resource: resource, owner: successor.owner, ttl: successor.ttl, priority: successor.priority, now: now,
-                transaction)
-            events += granted
-            return .released(holder, events, successorLock: lock)
+            let handOff = try await Self.handOff(resource, now: now, transaction)
+            events += handOff?.1 ?? []
+            return .released(holder, events, handedTo: handOff?.0)
         }
     }
 
@@ -55,9 +62,108 @@ extension PostgresStore {
             let (now, held) = try await Self.lockResource(resource, transaction)
             guard let holder = held, holder.lockID == lockID else { return .gone }
             guard holder.expiresAt <= now else { return .held(until: holder.expiresAt) }
-            let (lock, events) = try await Self.markExpired(holder, now: now, transaction)
-            return .expired(lock, events)
+            var (lock, events) = try await Self.markExpired(holder, now: now, transaction)
+            let handOff = try await Self.handOff(resource, now: now, transaction)
+            events += handOff?.1 ?? []
+            return .expired(lock, events, handedTo: handOff?.0)
         }
+    }
+
+    public func withdrawLockWaiter(resource: String, waiterID: String) async throws -> LockWithdrawal {
+        try await transaction { transaction in
+            _ = try await Self.lockResource(resource, transaction)
+            let withdrawn = try await transaction.rows(
+                "DELETE FROM lock_waiters WHERE waiter_id = \(waiterID) RETURNING arrival")
+            if !withdrawn.isEmpty { return .withdrawn }
+            return try await transaction.rows("SELECT * FROM locks WHERE waiter_id = \(waiterID)").first
+                .map { .granted(try Self.lockRecord($0)) } ?? .gone
+        }
+    }
+
+    public func lockHandOffs(waiterIDs: [String]) async throws -> [String: LockRecord] {
+        guard !waiterIDs.isEmpty else { return [:] }
+        var found: [String: LockRecord] = [:]
+        for row in try await rows("SELECT * FROM locks WHERE waiter_id = ANY(\(waiterIDs)::text[])") {
+            found[try row.decode("waiter_id", as: String.self)] = try Self.lockRecord(row)
+        }
+        return found
+    }
+
+    public func lockQueues() async throws -> [String: LockQueue] {
+        var queues: [String: LockQueue] = [:]
+        for row in try await rows(
+            """
+            SELECT resource, count(*) AS waiting, min(enqueued_at) AS oldest FROM lock_waiters
+            WHERE deadline > clock_timestamp() AND node_id IN (
+                SELECT node_id FROM nodes WHERE seen_at > clock_timestamp() - \(nodeLifetime) * interval '1 second')
+            GROUP BY resource
+            """)
+        {
+            queues[try row.decode("resource", as: String.self)] = LockQueue(
+                waiting: try row.int("waiting"), oldest: try row.date("oldest"))
+        }
+        return queues
+    }
+
+    public func recordNodeSeen(_ nodeID: String) async throws {
+        _ = try await autocommit { transaction in
+            try await Self.noteNode(nodeID, transaction)
+            // Nodes gone for an hour, and what they left behind.
+            try await transaction.execute("DELETE FROM nodes WHERE seen_at < clock_timestamp() - interval '1 hour'")
+            try await transaction.execute("DELETE FROM lock_waiters WHERE node_id NOT IN (SELECT node_id FROM nodes)")
+        }
+    }
+
+    static func noteNode(_ nodeID: String, _ transaction: PostgresTransaction) async throws {
+        try await transaction.execute(
+            """
+            INSERT INTO nodes (node_id, seen_at) VALUES (\(nodeID), clock_timestamp())
+            ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at
+            """)
+    }
+
+    public func forgetNode(_ nodeID: String) async throws {
+        try await transaction { transaction in
+            try await transaction.execute("DELETE FROM lock_waiters WHERE node_id = \(nodeID)")
+            try await transaction.execute("DELETE FROM nodes WHERE node_id = \(nodeID)")
+        }
+    }
+
+    // MARK: Failed logins
+
+    public func loginFailures(keys: [String]) async throws -> (now: Date, failures: [String: LoginThrottle.Record]) {
+        let rows = try await rows(
+            """
+            SELECT clock_timestamp() AS now, f.key, f.failures, f.last_failure FROM (SELECT 1) one
+            LEFT JOIN login_failures f ON f.key = ANY(\(keys)::text[])
+            """)
+        var failures: [String: LoginThrottle.Record] = [:]
+        for row in rows {
+            guard let key = try row.decode("key", as: String?.self) else { continue }
+            failures[key] = LoginThrottle.Record(
+                failures: try row.int("failures"), lastFailure: try row.date("last_failure").timeIntervalSince1970)
+        }
+        return (try rows.first?.date("now") ?? Date(), failures)
+    }
+
+    public func recordLoginFailure(keys: [String], forgetAfter: TimeInterval) async throws {
+        try await transaction { transaction in
+            try await transaction.execute(
+                """
+                DELETE FROM login_failures WHERE last_failure <= clock_timestamp() - \(forgetAfter) * interval '1 second'
+                """)
+            try await transaction.execute(
+                """
+                INSERT INTO login_failures AS f (key, failures, last_failure)
+                SELECT key, 1, clock_timestamp() FROM unnest(\(keys)::text[]) AS key ORDER BY key
+                ON CONFLICT (key) DO UPDATE SET failures = f.failures + 1, last_failure = excluded.last_failure
+                """)
+        }
+    }
+
+    public func clearLoginFailures(keys: [String]) async throws {
+        guard !keys.isEmpty else { return }
+        _ = try await rows("DELETE FROM login_failures WHERE key = ANY(\(keys)::text[])")
     }
 
     public func nextLockExpiry() async throws -> Date? {
@@ -100,7 +206,8 @@ extension PostgresStore {
 
     /// Inserts a new held lock with the next fencing token, and its `lock.acquired` event.
     static func grantLock(
-        resource: String, owner: String, ttl: Int, priority: Int, now: Date, _ transaction: PostgresTransaction
+        resource: String, owner: String, ttl: Int, priority: Int, waiterID: String?, now: Date,
+        _ transaction: PostgresTransaction
     ) async throws -> (LockRecord, [EventRecord]) {
         let token = try await transaction.row("SELECT nextval('fencing_tokens') AS token")?.decode("token", as: Int64.self) ?? 1
         let (lock, acquired) = LockLifecycle.grant(
@@ -108,11 +215,43 @@ extension PostgresStore {
             lockID: Identifier.make("lock"), now: now)
         try await transaction.execute(
             """
-            INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
+            INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state,
+                waiter_id)
             VALUES (\(lock.lockID), \(resource), \(owner), \(Int64(priority)), \(Int64(ttl)), \(token), \(now.sqlTime),
-                \(lock.expiresAt.sqlTime), 'held')
+                \(lock.expiresAt.sqlTime), 'held', \(waiterID))
             """)
         return (lock, try await insertEvents([acquired], taskID: nil, coreID: nil, transaction))
+    }
+
+    /// With `resource` free (its advisory lock taken): grants it to its head waiter, after
+    /// forgetting the waiters a hand-off passes over (timed out, or of a node not seen for
+    /// ``nodeLifetime``).
+    static func handOff(_ resource: String, now: Date, _ transaction: PostgresTransaction) async throws
+        -> (LockHandOff, [EventRecord])?
+    {
+        guard
+            let head = try await transaction.rows(
+                """
+                WITH stale AS (
+                    DELETE FROM lock_waiters WHERE resource = \(resource) AND (deadline <= \(now.sqlTime)
+                        OR node_id NOT IN (SELECT node_id FROM nodes WHERE seen_at > \(now.addingTimeInterval(-nodeLifetime).sqlTime)))
+                    RETURNING arrival
+                )
+                DELETE FROM lock_waiters WHERE arrival = (
+                    SELECT arrival FROM lock_waiters WHERE resource = \(resource)
+                    AND arrival NOT IN (SELECT arrival FROM stale)
+                    AND deadline > \(now.sqlTime)
+                    AND node_id IN (SELECT node_id FROM nodes WHERE seen_at > \(now.addingTimeInterval(-nodeLifetime).sqlTime))
+                    ORDER BY priority DESC, arrival LIMIT 1)
+                RETURNING *
+                """
+            ).first
+        else { return nil }
+        let waiterID = try head.decode("waiter_id", as: String.self)
+        let (lock, events) = try await grantLock(
+            resource: resource, owner: try head.decode("owner"), ttl: try head.int("ttl"), priority: try head.int("priority"),
+            waiterID: waiterID, now: now, transaction)
+        return (LockHandOff(waiterID: waiterID, nodeID: try head.decode("node_id"), lock: lock), events)
     }
 
     /// Marks `lock` expired with its `lock.expired` event, and forgets locks expired over an hour ago.

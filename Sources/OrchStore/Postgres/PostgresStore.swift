@@ -75,6 +75,9 @@ public final class PostgresStore: Store {
     /// - Parameters:
     ///   - poolSize: the most connections the pool opens (`ORCH_DATABASE_POOL`).
     ///   - connectTimeout: how long the first connection may take.
+    /// The longest the migrations at start may take.
+    static let migrationTimeout: Duration = .seconds(300)
+
     public static func open(
         _ url: PostgresURL, poolSize: Int = 20, connectTimeout: Duration = .seconds(10),
         operationTimeout: Duration = .seconds(10), logger: Logger = Logger(label: "orch.postgres")
@@ -105,9 +108,11 @@ public final class PostgresStore: Store {
         // line beside a refused start's one.
         var poolLogger = logger
         poolLogger.logLevel = max(logger.logLevel, .error)
+        // The migrations may take long (an index on a big table; a busy server), and the probe
+        // has already shown that the database answers: they get minutes, not seconds.
         let store = PostgresStore(
             client: PostgresClient(configuration: configuration, backgroundLogger: poolLogger), url: url, logger: logger,
-            operationTimeout: connectTimeout + .seconds(1), poolSize: poolSize)
+            operationTimeout: max(connectTimeout + .seconds(1), Self.migrationTimeout), poolSize: poolSize)
         do {
             try await store.migrate()
         } catch {
@@ -413,6 +418,8 @@ enum PostgresLocks {
     static let lockResource: Int32 = 0x6f72_6302
     static let webhookKey: Int32 = 0x6f72_6303
     static let idempotencyKey: Int32 = 0x6f72_6304
+    /// Held for its session by the node that leads (``ClusterChannel/lead(_:)``).
+    static let leader: Int32 = 0x6f72_6305
 }
 
 /// Why `orch serve` could not start on a PostgreSQL database: one line for the operator.

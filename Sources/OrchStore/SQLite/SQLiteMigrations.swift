@@ -16,6 +16,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("009_core_created_index", migrate: migration009)
         migrator.registerMigration("010_task_page_indexes", migrate: migration010)
         migrator.registerMigration("011_user_token_generation", migrate: migration011)
+        migrator.registerMigration("012_lock_queue_nodes_login_failures", migrate: migration012)
         return migrator
     }
 
@@ -285,5 +286,39 @@ enum SQLiteMigrations {
     /// is refused for good (a counter, not a time, so no clock can make an old token valid).
     static func migration011(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE users ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0")
+    }
+
+    /// The lock wait queue of every node (``LockStore``), the nodes seen (one, on SQLite, but
+    /// the same rules), the waiter each lock was handed to, and failed logins per key
+    /// (``LoginFailureStore``), which now survive a restart.
+    static func migration012(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE lock_waiters (
+                    arrival INTEGER PRIMARY KEY AUTOINCREMENT,
+                    waiter_id TEXT NOT NULL UNIQUE,
+                    resource TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    ttl INTEGER NOT NULL,
+                    priority INTEGER NOT NULL,
+                    node_id TEXT NOT NULL,
+                    enqueued_at INTEGER NOT NULL,
+                    deadline INTEGER NOT NULL
+                );
+                CREATE INDEX lock_waiters_queue ON lock_waiters (resource, priority DESC, arrival);
+                CREATE INDEX lock_waiters_node ON lock_waiters (node_id);
+                CREATE TABLE nodes (
+                    node_id TEXT PRIMARY KEY NOT NULL,
+                    seen_at INTEGER NOT NULL
+                );
+                ALTER TABLE locks ADD COLUMN waiter_id TEXT;
+                CREATE INDEX locks_waiter ON locks (waiter_id) WHERE waiter_id IS NOT NULL;
+                CREATE TABLE login_failures (
+                    key TEXT PRIMARY KEY NOT NULL,
+                    failures INTEGER NOT NULL,
+                    last_failure INTEGER NOT NULL
+                );
+                CREATE INDEX login_failures_last ON login_failures (last_failure);
+                """)
     }
 }

@@ -4,13 +4,28 @@ import OrchCore
 import OrchModels
 
 extension SQLiteStore {
-    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int) async throws -> LockAcquisition {
+    public func acquireLock(resource: String, owner: String, ttl: Int, priority: Int, wait: LockWait?) async throws
+        -> LockAcquisition
+    {
         try await write { [clock] db in
             let now = clock().stored
             var events: [EventRecord] = []
             if var holder = try Self.heldLock(db, resource: resource) {
                 if holder.expiresAt > now {
-                    guard holder.owner == owner else { return .heldByOther(holder) }
+                    guard holder.owner == owner else {
+                        guard let wait else { return .heldByOther(holder) }
+                        try db.cachedStatement(
+                            sql: """
+                                INSERT INTO lock_waiters (waiter_id, resource, owner, ttl, priority, node_id, enqueued_at, deadline)
+                                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                """
+                        ).execute(arguments: [
+                            wait.waiterID, resource, owner, ttl, priority, wait.nodeID, now.millis,
+                            now.addingTimeInterval(TimeInterval(wait.timeout)).millis,
+                        ])
+                        try Self.noteNode(wait.nodeID, now: now, db)
+                        return .queued(holder: holder)
+                    }
                     holder = LockLifecycle.renew(holder, ttl: ttl, now: now)
                     try db.execute(
                         sql: "UPDATE locks SET expires_at = ?, ttl = ? WHERE lock_id = ?",
@@ -19,15 +34,16 @@ extension SQLiteStore {
                 }
                 events += try Self.markExpired(holder, now: now, db).events
             }
-            let (lock, granted) = try Self.grantLock(resource: resource, owner: owner, ttl: ttl, priority: priority, now: now, db)
+            let (lock, granted) = try Self.grantLock(
+                resource: resource, owner: owner, ttl: ttl, priority: priority, waiterID: nil, now: now, db)
             return .granted(lock, events + granted)
         }
     }
 
     /// Inserts a new held lock with the next fencing token, and its `lock.acquired` event.
-    static func grantLock(resource: String, owner: String, ttl: Int, priority: Int, now: Date, _ db: Database) throws
-        -> (LockRecord, [EventRecord])
-    {
+    static func grantLock(
+        resource: String, owner: String, ttl: Int, priority: Int, waiterID: String?, now: Date, _ db: Database
+    ) throws -> (LockRecord, [EventRecord]) {
         let token =
             try Int64.fetchOne(
                 db.cachedStatement(
@@ -40,16 +56,38 @@ extension SQLiteStore {
             lockID: Identifier.make("lock"), now: now)
         try db.cachedStatement(
             sql: """
-                INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held')
+                INSERT INTO locks (lock_id, resource, owner, priority, ttl, fencing_token, acquired_at, expires_at, state,
+                    waiter_id)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'held', ?)
                 """
-        ).execute(arguments: [lock.lockID, resource, owner, priority, ttl, token, now.millis, lock.expiresAt.millis])
+        ).execute(arguments: [lock.lockID, resource, owner, priority, ttl, token, now.millis, lock.expiresAt.millis, waiterID])
         return (lock, try Self.insertEvents([acquired], taskID: nil, coreID: nil, db))
     }
 
-    public func releaseLock(resource: String, owner: String?, force: Bool, successor: LockSuccessor?) async throws
-        -> LockReleaseOutcome
-    {
+    /// With `resource` free: grants it to its head waiter, after forgetting the waiters a
+    /// hand-off passes over (timed out, or of a node not seen for ``nodeLifetime``).
+    static func handOff(_ resource: String, now: Date, _ db: Database) throws -> (LockHandOff, [EventRecord])? {
+        try db.cachedStatement(
+            sql: """
+                DELETE FROM lock_waiters WHERE resource = ?
+                AND (deadline <= ? OR node_id NOT IN (SELECT node_id FROM nodes WHERE seen_at > ?))
+                """
+        ).execute(arguments: [resource, now.millis, now.addingTimeInterval(-nodeLifetime).millis])
+        guard
+            let head = try Row.fetchOne(
+                db.cachedStatement(
+                    sql: "SELECT * FROM lock_waiters WHERE resource = ? ORDER BY priority DESC, arrival LIMIT 1"),
+                arguments: [resource])
+        else { return nil }
+        try db.cachedStatement(sql: "DELETE FROM lock_waiters WHERE arrival = ?").execute(arguments: [head["arrival"] as Int64])
+        let waiterID: String = head["waiter_id"]
+        let (lock, events) = try grantLock(
+            resource: resource, owner: head["owner"], ttl: head["ttl"], priority: head["priority"], waiterID: waiterID,
+            now: now, db)
+        return (LockHandOff(waiterID: waiterID, nodeID: head["node_id"], lock: lock), events)
+    }
+
+    public func releaseLock(resource: String, owner: String?, force: Bool) async throws -> LockReleaseOutcome {
         try await write { [clock] db in
             let now = clock().stored
             guard let holder = try Self.heldLock(db, resource: resource), holder.expiresAt > now || force || holder.owner == owner
@@ -58,11 +96,9 @@ extension SQLiteStore {
             try db.cachedStatement(sql: "DELETE FROM locks WHERE lock_id = ?").execute(arguments: [holder.lockID])
             var events = try Self.insertEvents(
                 [LockLifecycle.release(holder, by: owner, force: force, now: now)], taskID: nil, coreID: nil, db)
-            guard let successor else { return .released(holder, events, successorLock: nil) }
-            let (lock, granted) = try Self.grantLock(
-                resource: resource, owner: successor.owner, ttl: successor.ttl, priority: successor.priority, now: now, db)
-            events += granted
-            return .released(holder, events, successorLock: lock)
+            let handOff = try Self.handOff(resource, now: now, db)
+            events += handOff?.1 ?? []
+            return .released(holder, events, handedTo: handOff?.0)
         }
     }
 
@@ -71,8 +107,119 @@ extension SQLiteStore {
             let now = clock().stored
             guard let holder = try Self.heldLock(db, resource: resource), holder.lockID == lockID else { return .gone }
             guard holder.expiresAt <= now else { return .held(until: holder.expiresAt) }
-            let (lock, events) = try Self.markExpired(holder, now: now, db)
-            return .expired(lock, events)
+            var (lock, events) = try Self.markExpired(holder, now: now, db)
+            let handOff = try Self.handOff(resource, now: now, db)
+            events += handOff?.1 ?? []
+            return .expired(lock, events, handedTo: handOff?.0)
+        }
+    }
+
+    public func withdrawLockWaiter(resource: String, waiterID: String) async throws -> LockWithdrawal {
+        try await write { db in
+            try db.cachedStatement(sql: "DELETE FROM lock_waiters WHERE waiter_id = ?").execute(arguments: [waiterID])
+            if db.changesCount > 0 { return .withdrawn }
+            return try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM locks WHERE waiter_id = ?"), arguments: [waiterID]
+            ).map { .granted(try Self.lockRecord($0)) } ?? .gone
+        }
+    }
+
+    public func lockHandOffs(waiterIDs: [String]) async throws -> [String: LockRecord] {
+        guard !waiterIDs.isEmpty else { return [:] }
+        return try await read { db in
+            let marks = Array(repeating: "?", count: waiterIDs.count).joined(separator: ",")
+            var found: [String: LockRecord] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT * FROM locks WHERE waiter_id IN (\(marks))", arguments: StatementArguments(waiterIDs))
+            {
+                found[row["waiter_id"]] = try Self.lockRecord(row)
+            }
+            return found
+        }
+    }
+
+    public func lockQueues() async throws -> [String: LockQueue] {
+        let now = clock().stored
+        return try await read { db in
+            var queues: [String: LockQueue] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT resource, count(*) AS waiting, min(enqueued_at) AS oldest FROM lock_waiters
+                    WHERE deadline > ? AND node_id IN (SELECT node_id FROM nodes WHERE seen_at > ?)
+                    GROUP BY resource
+                    """, arguments: [now.millis, now.addingTimeInterval(-nodeLifetime).millis])
+            {
+                queues[row["resource"]] = LockQueue(waiting: row["waiting"], oldest: Date(millis: row["oldest"]))
+            }
+            return queues
+        }
+    }
+
+    public func recordNodeSeen(_ nodeID: String) async throws {
+        try await write { [clock] db in
+            let now = clock().stored
+            try Self.noteNode(nodeID, now: now, db)
+            // Nodes gone for an hour, and what they left behind.
+            try db.cachedStatement(sql: "DELETE FROM nodes WHERE seen_at < ?").execute(arguments: [
+                now.addingTimeInterval(-3600).millis
+            ])
+            try db.cachedStatement(sql: "DELETE FROM lock_waiters WHERE node_id NOT IN (SELECT node_id FROM nodes)").execute()
+        }
+    }
+
+    static func noteNode(_ nodeID: String, now: Date, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: "INSERT INTO nodes (node_id, seen_at) VALUES (?, ?) ON CONFLICT (node_id) DO UPDATE SET seen_at = excluded.seen_at"
+        ).execute(arguments: [nodeID, now.millis])
+    }
+
+    public func forgetNode(_ nodeID: String) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM lock_waiters WHERE node_id = ?", arguments: [nodeID])
+            try db.execute(sql: "DELETE FROM nodes WHERE node_id = ?", arguments: [nodeID])
+        }
+    }
+
+    // MARK: Failed logins
+
+    public func loginFailures(keys: [String]) async throws -> (now: Date, failures: [String: LoginThrottle.Record]) {
+        let now = clock().stored
+        guard !keys.isEmpty else { return (now, [:]) }
+        return try await read { db in
+            let marks = Array(repeating: "?", count: keys.count).joined(separator: ",")
+            var failures: [String: LoginThrottle.Record] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT * FROM login_failures WHERE key IN (\(marks))", arguments: StatementArguments(keys))
+            {
+                failures[row["key"]] = LoginThrottle.Record(
+                    failures: row["failures"], lastFailure: Date(millis: row["last_failure"]).timeIntervalSince1970)
+            }
+            return (now, failures)
+        }
+    }
+
+    public func recordLoginFailure(keys: [String], forgetAfter: TimeInterval) async throws {
+        try await write { [clock] db in
+            let now = clock().stored
+            let forgotten = now.addingTimeInterval(-forgetAfter).millis
+            try db.cachedStatement(sql: "DELETE FROM login_failures WHERE last_failure <= ?").execute(arguments: [forgotten])
+            for key in keys {
+                try db.cachedStatement(
+                    sql: """
+                        INSERT INTO login_failures (key, failures, last_failure) VALUES (?, 1, ?)
+                        ON CONFLICT (key) DO UPDATE SET failures = failures + 1, last_failure = excluded.last_failure
+                        """
+                ).execute(arguments: [key, now.millis])
+            }
+        }
+    }
+
+    public func clearLoginFailures(keys: [String]) async throws {
+        guard !keys.isEmpty else { return }
+        try await write { db in
+            let marks = Array(repeating: "?", count: keys.count).joined(separator: ",")
+            try db.execute(sql: "DELETE FROM login_failures WHERE key IN (\(marks))", arguments: StatementArguments(keys))
         }
     }
 

@@ -11,7 +11,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Measure an ORCH-Next server.",
         subcommands: [
             BenchAll.self, BenchDispatch.self, BenchBatch.self, BenchEndToEnd.self, BenchLocks.self, BenchSSE.self,
-            BenchMemory.self, BenchLarge.self,
+            BenchMemory.self, BenchLarge.self, BenchCluster.self,
         ],
         defaultSubcommand: BenchAll.self)
 }
@@ -41,7 +41,11 @@ struct BenchContext: Sendable {
 
 /// Options every benchmark shares.
 struct BenchTarget: ParsableArguments {
-    @Option(help: "Server to measure; default: start a fresh `orch serve` on a temporary database.")
+    @Option(
+        help: """
+            Server to measure (several nodes of one database: URLs separated by commas, requests spread round-robin); \
+            default: start a fresh `orch serve` on a temporary database.
+            """)
     var url: String?
     @Option(help: "Admin username for --url.") var username = "admin"
     @Option(help: "Admin password for --url (ORCH_PASSWORD).") var password: String?
@@ -72,22 +76,23 @@ extension BenchTarget {
     /// `report` collects the figures (several servers can share one; `finish: false` leaves
     /// the table and the JSON to a later call).
     func withContext(
-        connections: Int, databasePath: String? = nil, report: BenchReport = BenchReport(), finish: Bool = true,
+        connections: Int, databasePath: String? = nil, nodes: Int = 1, report: BenchReport = BenchReport(),
+        finish: Bool = true,
         _ body: (BenchContext) async throws -> Void
     ) async throws {
         let server: BenchServer
         if let url {
             server = BenchServer(url: url)
         } else {
-            server = try await BenchServer.start(databasePath: databasePath, postgres: try postgresServer())
+            server = try await BenchServer.start(databasePath: databasePath, postgres: try postgresServer(), nodes: nodes)
         }
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections + 8
         configuration.timeout.read = .hours(1)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
-            let token = try await BenchHTTP(client: client, baseURL: server.baseURL).login(self)
-            let http = BenchHTTP(client: client, baseURL: server.baseURL, token: token)
+            let token = try await BenchHTTP(client: client, baseURLs: [server.baseURL]).login(self)
+            let http = BenchHTTP(client: client, baseURLs: server.baseURLs, token: token)
             try await body(BenchContext(server: server, client: client, http: http, report: report))
         } catch {
             await server.stop()

@@ -50,9 +50,24 @@ struct BenchDispatch: BenchScenario {
         -> WrkRunner.Figures
     {
         if let wrk {
-            return try wrk.run(
-                url: bench.server.baseURL + "/dispatch", token: bench.http.token ?? "", connections: connections,
-                seconds: seconds, body: #"{"core_id":"bench-wrk","metadata":{"n":1}}"#)
+            // One wrk per node, the connections shared among them, all at once.
+            let urls = bench.server.baseURLs
+            let runs = try await withThrowingTaskGroup(of: WrkRunner.Figures.self) { group in
+                for (index, url) in urls.enumerated() {
+                    let share = connections / urls.count + (index < connections % urls.count ? 1 : 0)
+                    guard share > 0 else { continue }
+                    group.addTask {
+                        try await wrk.runOffThePool(
+                            url: url + "/dispatch", token: bench.http.token ?? "", connections: share, seconds: seconds,
+                            body: #"{"core_id":"bench-wrk","metadata":{"n":1}}"#)
+                    }
+                }
+                return try await group.reduce(into: [WrkRunner.Figures]()) { $0.append($1) }
+            }
+            // Throughputs add up; for latencies the slowest node's figure stands.
+            return WrkRunner.Figures(
+                requestsPerSecond: runs.map(\.requestsPerSecond).reduce(0, +), p50: runs.map(\.p50).max() ?? 0,
+                p99: runs.map(\.p99).max() ?? 0, p999: runs.map(\.p999).max() ?? 0)
         }
         let (requests, elapsed, latencies) = try await dispatchLoad(
             connections: connections, duration: .seconds(seconds), http: bench.http)
@@ -149,6 +164,16 @@ struct WrkRunner {
     static func find() -> WrkRunner? {
         let paths = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
         return paths.map { "\($0)/wrk" }.first { FileManager.default.isExecutableFile(atPath: $0) }.map(WrkRunner.init)
+    }
+
+    /// ``run(url:token:connections:seconds:body:)`` on a thread of its own (it blocks until wrk ends).
+    func runOffThePool(url: String, token: String, connections: Int, seconds: Int, body: String) async throws -> Figures {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(
+                    with: Result { try run(url: url, token: token, connections: connections, seconds: seconds, body: body) })
+            }
+        }
     }
 
     func run(url: String, token: String, connections: Int, seconds: Int, body: String) throws -> Figures {

@@ -31,6 +31,15 @@ struct BenchEndToEnd: BenchScenario {
     }
 
     func measure(_ bench: BenchContext) async throws {
+        let (completed, seconds, delays) = try await run(bench)
+        let scenario = "end to end, \(workers) workers x \(maxTasks) tasks per claim"
+        bench.report.add(scenario, "completed", Double(completed) / seconds, "tasks/s", target: ">= 10000")
+        bench.report.addLatencies(scenario, "dispatch to start", delays)
+    }
+
+    /// Runs the load; returns the tasks completed, the seconds it took and each task's
+    /// creation-to-claim delay in milliseconds.
+    func run(_ bench: BenchContext) async throws -> (completed: Int, seconds: Double, delays: [Double]) {
         let core = "bench-e2e-\(UInt32.random(in: 0...UInt32.max))"
         let tally = Tally()
         let http = bench.http
@@ -84,9 +93,6 @@ struct BenchEndToEnd: BenchScenario {
             try await group.waitForAll()
         }
         counted = tally.completed.load(ordering: .relaxed)
-        let seconds = (ContinuousClock.now - started).seconds
-        let scenario = "end to end, \(workers) workers x \(maxTasks) tasks per claim"
-        bench.report.add(scenario, "completed", Double(counted) / seconds, "tasks/s", target: ">= 10000")
-        bench.report.addLatencies(scenario, "dispatch to start", tally.startDelays.withLock { $0 })
+        return (counted, (ContinuousClock.now - started).seconds, tally.startDelays.withLock { $0 })
     }
 }

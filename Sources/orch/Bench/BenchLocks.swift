@@ -106,13 +106,28 @@ struct BenchLocks: BenchScenario {
 /// Small JSON-over-HTTP helper for the benchmarks.
 struct BenchHTTP: Sendable {
     let client: HTTPClient
-    let baseURL: String
+    /// Every node's base URL; requests go to them in turn.
+    let baseURLs: [String]
     var token: String? = nil
+    private let turn = Turn()
+
+    init(client: HTTPClient, baseURLs: [String], token: String? = nil) {
+        self.client = client
+        self.baseURLs = baseURLs
+        self.token = token
+    }
+
+    /// Hands out the next node.
+    final class Turn: Sendable {
+        private let next = Atomic<Int>(0)
+        func take() -> Int { next.add(1, ordering: .relaxed).oldValue }
+    }
 
     func send(_ method: HTTPMethod, _ path: String, body: String? = nil, limit: Int = 1 << 20) async throws
         -> (status: Int, body: ByteBuffer)
     {
-        var request = HTTPClientRequest(url: baseURL + path)
+        let base = baseURLs.count == 1 ? baseURLs[0] : baseURLs[turn.take() % baseURLs.count]
+        var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
