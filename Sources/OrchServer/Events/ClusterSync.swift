@@ -25,7 +25,10 @@ struct ClusterSync: Service {
     let state: ClusterState
     let logger: Logger
     var nodeID: String { state.nodeID }
-    static let announceInterval: Duration = .milliseconds(5)
+    static let announceInterval: Duration = .milliseconds(20)
+    /// The shortest pause between two catch-ups: notices that come meanwhile are served by
+    /// one read, so a node reads the others' events at most this often however many announce.
+    static let catchUpInterval: Duration = .milliseconds(20)
 
     func run() async throws {
         let (wanted, want) = AsyncStream.makeStream(of: Int64.self, bufferingPolicy: .bufferingNewest(1))
@@ -52,7 +55,10 @@ struct ClusterSync: Service {
                     }
                 }
                 group.addTask {
-                    for await sequence in wanted { await catchUp(through: sequence) }
+                    for await sequence in wanted {
+                        await catchUp(through: sequence)
+                        try? await Task.sleep(for: Self.catchUpInterval)
+                    }
                 }
                 group.addTask {
                     while !Task.isCancelled {
