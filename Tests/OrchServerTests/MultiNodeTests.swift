@@ -440,9 +440,13 @@ import Testing
 
             let heir = try await Self.acquire(nodes[2], token, #"{"resource":"orphaned","owner":"heir","ttl":30,"timeout":15}"#)
             #expect(heir.status == 200 && heir.grant["owner"] as? String == "heir")
+            // The heir's answer can come before the events reach this stream (the bus releases them
+            // in sequence order, after the dead nodes' gaps are settled): wait for both.
             #expect(await watching.waitUntil(timeout: .seconds(15)) { frames in
                 frames.contains { $0.eventType == "task.requeued" && $0.json?["task_id"] as? String == taskID }
+                    && frames.contains { $0.eventType == "lock.expired" && $0.resource == "orphaned" }
             })
+            try await Task.sleep(for: .milliseconds(300))
             let frames = watching.events
             #expect(frames.filter { $0.eventType == "lock.expired" && $0.resource == "orphaned" }.count == 1)
             #expect(frames.filter { $0.eventType == "task.requeued" }.count == 1)
