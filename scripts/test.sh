@@ -10,6 +10,8 @@ dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # Node runs the reference's JavaScript client (it needs fetch: Node 18 or later).
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+# gdb prints the threads of a test run that hangs (see `watched` below).
+command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "test.sh: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -38,15 +40,43 @@ ORCH_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir/cluster")
 export ORCH_TEST_POSTGRES_URL
 echo "test.sh: PostgreSQL $(cat "$pg_dir/cluster/port") on 127.0.0.1 for the tests"
 
+# Runs "$@" with a time limit of $1 seconds, its output also kept in the file $2. A run past the
+# limit is a hang (the suite takes 3-4 minutes): it prints the tests that had started and not
+# ended and every thread's backtrace in the test process, kills it and fails, instead of
+# running on until CI's own limit and saying nothing.
+watched() {
+  local limit=$1 log=$2; shift 2
+  "$@" > >(tee "$log") 2>&1 &
+  local pid=$! waited=0
+  while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$limit" ]; do sleep 1; waited=$((waited + 1)); done
+  if kill -0 "$pid" 2>/dev/null; then
+    local hung_tests
+    hung_tests=$(comm -23 <(sed -nE 's/^◇ Test ([^ ]+) started.*/\1/p' "$log" | sort -u) \
+      <(sed -nE 's/^(✔|✘) Test ([^ ]+) (passed|failed) .*/\2/p' "$log" | sort -u) || true)
+    for hung in $(pgrep -f 'PackageTests' || true); do
+      echo "test.sh: threads of process $hung:"
+      timeout 120 gdb -p "$hung" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^(Thread|#)' | head -4000 || true
+    done
+    echo "test.sh: still running after ${limit}s; these tests had started and not ended:"
+    echo "$hung_tests"
+    pkill -9 -f 'PackageTests' || true
+    pkill -9 -f "$(swift build --show-bin-path)/orch" || true
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    return 124
+  fi
+  wait "$pid"
+}
+
 start=$(date +%s)
 swift build --build-tests
 echo "test.sh: build took $(( $(date +%s) - start ))s"
 start=$(date +%s)
-swift test --skip-build "$@"
+watched "${ORCH_TEST_TIME_LIMIT:-1200}" "$pg_dir/test.log" swift test --skip-build "$@"
 echo "test.sh: tests took $(( $(date +%s) - start ))s"
 # The whole suite (no filter given): the API contract against a live server as well.
 if [ $# -eq 0 ]; then
   start=$(date +%s)
-  scripts/contract.sh "$(swift build --show-bin-path)/orch"
+  watched 900 "$pg_dir/contract.log" scripts/contract.sh "$(swift build --show-bin-path)/orch"
   echo "test.sh: contract check took $(( $(date +%s) - start ))s"
 fi

@@ -31,8 +31,9 @@ import Testing
         try process.run()
         stdin.fileHandleForWriting.write(Data(input.utf8))
         try stdin.fileHandleForWriting.close()
+        // Read to the end (Python exits once it has written); no `waitUntilExit`, which can
+        // hang off the main thread.
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
         return String(decoding: output, as: UTF8.self)
     }
 

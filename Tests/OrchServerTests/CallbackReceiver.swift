@@ -46,8 +46,16 @@ final class CallbackReceiver: Sendable {
         let app = Application(
             router: router, configuration: .init(address: .hostname("127.0.0.1", port: requested)),
             onServerRunning: { channel in self.state.withLock { $0.port = channel.localAddress?.port ?? 0 } }, logger: logger)
-        task.withLock { $0 = Task { try await app.run() } }
-        while port == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        let running = Task { try await app.run() }
+        task.withLock { $0 = running }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while port == 0 {
+            guard ContinuousClock.now < deadline else {
+                running.cancel()
+                throw ServerProcessError(message: "the callback receiver did not start on port \(requested)")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     func stop() {

@@ -23,7 +23,7 @@ import Glibc
         ]
         env.merge(environment) { _, new in new }
         let environment = env
-        let server = try await offThePool { Result { try ServerProcess(environment: environment, descriptorLimit: descriptorLimit) } }.get()
+        let server = try await ServerProcess.start(environment: environment, descriptorLimit: descriptorLimit)
         return (server, directory)
     }
 

@@ -39,7 +39,7 @@ import Testing
             let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
             let client = HTTPClient.shared
 
-            let server = try ServerProcess(environment: environment)
+            let server = try await ServerProcess.start(environment: environment)
             let token = try await login(client, server)
             let acknowledged = try await withThrowingTaskGroup(of: String?.self) { group in
                 for index in 0..<24 {
@@ -53,25 +53,25 @@ import Testing
                 }
                 return try await group.reduce(into: [String]()) { if let id = $1 { $0.append(id) } }
             }
-            server.stop(signal: SIGKILL)
+            await server.stopped(signal: SIGKILL)
             #expect(acknowledged.count == 24)
 
-            let restarted = try ServerProcess(environment: environment)
+            let restarted = try await ServerProcess.start(environment: environment)
             let newToken = try await login(client, restarted)
             let list = try await client.json(.GET, "\(restarted.baseURL)/users?limit=500", token: newToken)
             let users = try Timestamp.makeDecoder().decode(UserList.self, from: list.body)
             #expect(Set(acknowledged).isSubset(of: Set(users.users.map(\.userID))))
-            restarted.stop(signal: SIGTERM)
+            await restarted.stopped(signal: SIGTERM)
         }
     }
 
     @Test(arguments: TestBackend.all, [SIGTERM, SIGINT])
     func signalShutsDownGracefullyWithExitZero(backend: TestBackend, signal: Int32) async throws {
         try await Self.withDatabase(backend) { database in
-            let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+            let server = try await ServerProcess.start(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
             let client = HTTPClient.shared
             #expect(try await client.json(.GET, "\(server.baseURL)/health").status == 200)
-            #expect(server.stop(signal: signal) == 0)
+            #expect(await server.stopped(signal: signal) == 0)
         }
     }
 
@@ -80,14 +80,14 @@ import Testing
     @Test(arguments: TestBackend.all) func requestLogLinesAreWrittenByShutdown(backend: TestBackend) async throws {
         try await Self.withDatabase(backend) { database in
             let log = database.directory.appendingPathComponent("stderr.log")
-            let server = try ServerProcess(
+            let server = try await ServerProcess.start(
                 environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword, "ORCH_LOG_LEVEL": "info"],
                 standardErrorFile: log)
             var request = HTTPClientRequest(url: "\(server.baseURL)/health")
             request.headers.add(name: "X-Request-ID", value: "log-check-7")
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
             #expect(response.status.code == 200)
-            #expect(server.stop(signal: SIGTERM) == 0)
+            #expect(await server.stopped(signal: SIGTERM) == 0)
             let text = try String(contentsOf: log, encoding: .utf8)
             let line = text.split(separator: "\n").first { $0.contains("request_id=log-check-7") }
             #expect(line?.contains(" info ") == true && line?.contains("route=/health") == true, "\(text)")
@@ -97,7 +97,7 @@ import Testing
     /// Open event streams end cleanly on SIGTERM instead of holding the shutdown up.
     @Test(arguments: TestBackend.all) func shutdownClosesOpenEventStreams(backend: TestBackend) async throws {
         try await Self.withDatabase(backend) { database in
-            let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+            let server = try await ServerProcess.start(environment: ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
             let token = try await login(HTTPClient.shared, server)
             let streams = try await withThrowingTaskGroup(of: SSEConnection.self) { group in
                 for _ in 0..<3 {
@@ -106,7 +106,7 @@ import Testing
                 return try await group.reduce(into: [SSEConnection]()) { $0.append($1) }
             }
             for stream in streams { #expect(await stream.waitUntil { !$0.isEmpty }) }
-            #expect(server.stop(signal: SIGTERM) == 0)
+            #expect(await server.stopped(signal: SIGTERM) == 0)
             for stream in streams { #expect(await stream.waitForEnd(timeout: .seconds(5))) }
         }
     }
@@ -114,7 +114,7 @@ import Testing
     @Test(arguments: TestBackend.all) func firstStartWithoutPasswordPrintsAGeneratedOneOnce(backend: TestBackend) async throws {
         try await Self.withDatabase(backend) { database in
             let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_USERNAME": "root_admin"]
-            let server = try ServerProcess(environment: environment)
+            let server = try await ServerProcess.start(environment: environment)
             let line = try #require(server.outputText.split(separator: "\n").first { $0.contains("generated password") })
             let password = String(line.split(separator: " ").last ?? "")
             #expect(password.count == 24)
@@ -122,11 +122,11 @@ import Testing
             let login = try await client.json(
                 .POST, "\(server.baseURL)/auth/login", body: #"{"username":"root_admin","password":"\#(password)"}"#)
             #expect(login.status == 200)
-            server.stop(signal: SIGTERM)
+            await server.stopped(signal: SIGTERM)
 
-            let again = try ServerProcess(environment: environment)
+            let again = try await ServerProcess.start(environment: environment)
             #expect(!again.outputText.contains("generated password"))
-            again.stop(signal: SIGTERM)
+            await again.stopped(signal: SIGTERM)
         }
     }
 
@@ -137,7 +137,7 @@ import Testing
         try await Self.withDatabase(.sqlite) { database in
             let path = database.directory.appendingPathComponent("live.sqlite").path
             let environment = ["ORCH_DATABASE_URL": database.url, "ORCH_ADMIN_PASSWORD": Self.adminPassword]
-            let first = try ServerProcess(environment: environment)
+            let first = try await ServerProcess.start(environment: environment)
             let second = try await ScriptRunner.run(
                 [ServerProcess.executable.path, "serve", "--port", "0"], environment: environment, timeout: .seconds(20))
             let lines = second.errors.split(separator: "\n")
@@ -148,8 +148,8 @@ import Testing
             let reader = try SQLiteStore(location: .sqliteFile(path: path))
             #expect(try await reader.countUsers() == 1)
             try await reader.close()
-            first.stop(signal: SIGKILL)
-            let next = try ServerProcess(environment: environment)
+            await first.stopped(signal: SIGKILL)
+            let next = try await ServerProcess.start(environment: environment)
             #expect(try await HTTPClient.shared.json(.GET, "\(next.baseURL)/health").status == 200)
         }
     }
@@ -171,27 +171,27 @@ import Testing
                 #expect(lines.count == 1 && lines.first?.contains(saying) == true, "\(run.errors)")
                 #expect(!run.errors.contains("another-secret-of-32-bytes-at-least!!"))
             }
-            var first: ServerProcess? = try ServerProcess(environment: base)
+            var first: ServerProcess? = try await ServerProcess.start(environment: base)
             let generatedToken = try await login(client, first!)
             if backend == .postgres {
-                let second = try ServerProcess(environment: base)
+                let second = try await ServerProcess.start(environment: base)
                 #expect(try await client.json(.GET, "\(second.baseURL)/auth/me", token: generatedToken).status == 200)
                 try await refused(["ORCH_JWT_SECRET": "another-secret-of-32-bytes-at-least!!"], saying: "differs")
                 #expect(try await client.json(.GET, "\(first!.baseURL)/auth/me", token: generatedToken).status == 200)
             }
-            first?.stop(signal: SIGTERM)
+            await first?.stopped(signal: SIGTERM)
             first = nil
             try await refused(["ORCH_JWT_SECRET": "another-secret-of-32-bytes-at-least!!"], saying: "differs")
 
             let configured = ["ORCH_JWT_SECRET": "another-secret-of-32-bytes-at-least!!"]
-            let rotated = try ServerProcess(environment: base.merging(configured.merging(["ORCH_JWT_SECRET_ROTATE": "true"]) { $1 }) { $1 })
+            let rotated = try await ServerProcess.start(environment: base.merging(configured.merging(["ORCH_JWT_SECRET_ROTATE": "true"]) { $1 }) { $1 })
             #expect(try await client.json(.GET, "\(rotated.baseURL)/auth/me", token: generatedToken).status == 401)
             let configuredToken = try await login(client, rotated)
-            rotated.stop(signal: SIGTERM)
+            await rotated.stopped(signal: SIGTERM)
 
-            let again = try ServerProcess(environment: base.merging(configured) { $1 })
+            let again = try await ServerProcess.start(environment: base.merging(configured) { $1 })
             #expect(try await client.json(.GET, "\(again.baseURL)/auth/me", token: configuredToken).status == 200)
-            again.stop(signal: SIGTERM)
+            await again.stopped(signal: SIGTERM)
             try await refused([:], saying: "has no ORCH_JWT_SECRET")
         }
     }

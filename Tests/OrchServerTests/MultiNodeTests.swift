@@ -19,14 +19,14 @@ import Testing
         _ count: Int, environment: [String: String] = [:], _ body: ([ServerProcess], String) async throws -> Void
     ) async throws {
         try await TestBackend.postgres.withDatabase { database in
-            func node(_ number: Int) throws -> ServerProcess {
-                try ServerProcess(environment: [
+            func node(_ number: Int) async throws -> ServerProcess {
+                try await ServerProcess.start(environment: [
                     "ORCH_DATABASE_URL": database.environmentValue, "ORCH_ADMIN_PASSWORD": adminPassword,
                     "ORCH_NODE_ID": "node-\(number)", "ORCH_RATE_LIMITS": "admin=0,operator=0,viewer=0,system=0,anonymous=0",
                 ].merging(environment) { $1 })
             }
-            var nodes = [try node(1)]
-            for number in 2...count { nodes.append(try node(number)) }
+            var nodes = [try await node(1)]
+            for number in 2...count { nodes.append(try await node(number)) }
             let login = try await HTTPClient.shared.json(
                 .POST, "\(nodes[0].baseURL)/auth/login", body: #"{"username":"admin","password":"\#(adminPassword)"}"#)
             let token = try Timestamp.makeDecoder().decode(LoginResponse.self, from: login.body).accessToken

@@ -70,7 +70,7 @@ import Testing
     }
 
     static func outage(url: String, script: String, cluster: String) async throws {
-        let server = try ServerProcess(environment: ["ORCH_DATABASE_URL": url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
+        let server = try await ServerProcess.start(environment: ["ORCH_DATABASE_URL": url, "ORCH_ADMIN_PASSWORD": Self.adminPassword])
         defer { server.stop(signal: SIGTERM) }
         let client = HTTPClient.shared
         let login = try await client.json(

@@ -50,7 +50,7 @@ import Testing
         defer {
             // SIGKILL: a SIGTERM may be ignored when the test runner was started with it ignored.
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            _ = ServerProcess.exited(process, within: 10)
         }
         let printed = Printed()
         Thread.detachNewThread {

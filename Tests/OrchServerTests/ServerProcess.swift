@@ -25,13 +25,24 @@ final class ServerProcess: @unchecked Sendable {
             .deletingLastPathComponent().appendingPathComponent(".build/debug/orch")
     }
 
-    /// Starts `orch serve` on a free port with `environment` added, and waits until it listens.
-    /// Standard error goes to `standardErrorFile` when given. With `descriptorLimit` the server
-    /// runs under `ulimit -n` of that many descriptors (soft and hard).
-    init(
+    /// Starts `orch serve` on a free port with `environment` added, and waits (at most 60 s)
+    /// until it listens. Standard error goes to `standardErrorFile` when given. With
+    /// `descriptorLimit` the server runs under `ulimit -n` of that many descriptors (soft and
+    /// hard). The wait happens on a thread of its own, so it blocks no cooperative thread.
+    static func start(
         arguments: [String] = [], environment: [String: String], standardErrorFile: URL? = nil,
         descriptorLimit: Int? = nil
-    ) throws {
+    ) async throws -> ServerProcess {
+        try await offThePool {
+            Result {
+                try ServerProcess(
+                    arguments: arguments, environment: environment, standardErrorFile: standardErrorFile,
+                    descriptorLimit: descriptorLimit)
+            }
+        }.get()
+    }
+
+    private init(arguments: [String], environment: [String: String], standardErrorFile: URL?, descriptorLimit: Int?) throws {
         if let descriptorLimit {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments =
@@ -53,19 +64,26 @@ final class ServerProcess: @unchecked Sendable {
             process.standardError = FileHandle.nullDevice
         }
         try process.run()
-        let handle = output.fileHandleForReading
-        let deadline = Date().addingTimeInterval(30)
+        let descriptor = output.fileHandleForReading.fileDescriptor
+        let deadline = Date().addingTimeInterval(60)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        // poll(2) with the time left, never a read that could wait past the deadline.
         while Date() < deadline {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            outputText += String(decoding: chunk, as: UTF8.self)
+            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000)))
+            if ready < 0 && errno == EINTR { continue }
+            guard ready > 0 else { break }
+            let count = read(descriptor, &buffer, buffer.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            outputText += String(decoding: buffer[0..<count], as: UTF8.self)
             if let range = outputText.range(of: #"listening on http://[^:]+:(\d+)"#, options: .regularExpression) {
                 let match = outputText[range]
                 port = Int(match.split(separator: ":").last ?? "") ?? 0
                 return
             }
         }
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
         throw ServerProcessError(message: "orch serve did not start: \(outputText)")
     }
 
@@ -76,12 +94,15 @@ final class ServerProcess: @unchecked Sendable {
 
     var isRunning: Bool { process.isRunning }
 
-    /// Sends `signal` and waits for the process to exit; returns its status.
+    /// Sends `signal` and waits (at most 30 s, then SIGKILL) for the process to exit; returns
+    /// its status, or -1 when it never exited. Waits by polling, never on Foundation's
+    /// `waitUntilExit`, which can hang when called off the main thread.
     @discardableResult
     func stop(signal: Int32) -> Int32 {
         kill(process.processIdentifier, signal)
-        process.waitUntilExit()
-        return process.terminationStatus
+        if Self.exited(process, within: 30) { return process.terminationStatus }
+        kill(process.processIdentifier, SIGKILL)
+        return Self.exited(process, within: 10) ? process.terminationStatus : -1
     }
 
     /// ``stop(signal:)`` on a thread of its own, so the wait blocks no cooperative thread.
@@ -89,10 +110,20 @@ final class ServerProcess: @unchecked Sendable {
         await offThePool { self.stop(signal: signal) }
     }
 
+    /// Whether `process` has exited within `seconds`.
+    static func exited(_ process: Process, within seconds: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning {
+            if Date() > deadline { return false }
+            usleep(10_000)
+        }
+        return true
+    }
+
     deinit {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            _ = Self.exited(process, within: 10)
         }
     }
 }

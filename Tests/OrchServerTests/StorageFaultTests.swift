@@ -29,8 +29,7 @@ import Glibc
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         guard (try? process.run()) != nil else { return -1 }
-        process.waitUntilExit()
-        return process.terminationStatus
+        return ServerProcess.exited(process, within: 30) ? process.terminationStatus : -1
     }
 
     func token(_ server: ServerProcess) async throws -> String {
@@ -60,15 +59,11 @@ import Glibc
             Self.run("/bin/umount", ["-l", mount.path])
             try? FileManager.default.removeItem(at: mount)
         }
-        let server = try await offThePool {
-            Result {
-                try ServerProcess(environment: [
-                    "ORCH_DATABASE_URL": "sqlite://\(mount.appendingPathComponent("full.sqlite").path)",
-                    "ORCH_ADMIN_PASSWORD": Self.adminPassword, "ORCH_RATE_LIMITS": "admin=0,anonymous=0",
-                    "ORCH_LOG_LEVEL": "critical",
-                ])
-            }
-        }.get()
+        let server = try await ServerProcess.start(environment: [
+            "ORCH_DATABASE_URL": "sqlite://\(mount.appendingPathComponent("full.sqlite").path)",
+            "ORCH_ADMIN_PASSWORD": Self.adminPassword, "ORCH_RATE_LIMITS": "admin=0,anonymous=0",
+            "ORCH_LOG_LEVEL": "critical",
+        ])
         let token = try await token(server)
         #expect(try await dispatch(server, token).status == 202)
 
@@ -114,14 +109,10 @@ import Glibc
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("gone.sqlite").path
-        let server = try await offThePool {
-            Result {
-                try ServerProcess(environment: [
-                    "ORCH_DATABASE_URL": "sqlite://\(path)", "ORCH_ADMIN_PASSWORD": Self.adminPassword,
-                    "ORCH_RATE_LIMITS": "admin=0,anonymous=0", "ORCH_LOG_LEVEL": "critical",
-                ])
-            }
-        }.get()
+        let server = try await ServerProcess.start(environment: [
+            "ORCH_DATABASE_URL": "sqlite://\(path)", "ORCH_ADMIN_PASSWORD": Self.adminPassword,
+            "ORCH_RATE_LIMITS": "admin=0,anonymous=0", "ORCH_LOG_LEVEL": "critical",
+        ])
         let token = try await token(server)
         #expect(try await dispatch(server, token).status == 202)
         #expect(try await health(server).status == 200)

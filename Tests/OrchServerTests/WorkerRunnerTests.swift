@@ -40,7 +40,7 @@ import Testing
             let deadline = Date().addingTimeInterval(15)
             while process.isRunning && Date() < deadline { usleep(20_000) }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
+            _ = ServerProcess.exited(process, within: 10)
             return process.terminationStatus
         }
     }
