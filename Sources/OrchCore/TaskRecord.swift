@@ -21,8 +21,11 @@ public struct TaskRecord: Sendable, Hashable {
     public var metadata: [String: JSONValue]
     public var result: JSONValue?
     public var error: JSONValue?
-    /// When a queued task may be claimed (later than now for a `stay` task backing off).
+    /// When the task may be claimed: a `scheduled` task becomes `queued` then; a queued task's
+    /// place among those of its priority.
     public var readyAt: Date
+    /// The waits between retries.
+    public var retryPolicy: RetryPolicy
     /// The current claim's token; kept after a cancel so the worker's heartbeat can be told.
     public var leaseToken: String?
     public var leaseExpiresAt: Date?
@@ -41,8 +44,9 @@ public struct TaskRecord: Sendable, Hashable {
         completedAt: Date? = nil, duration: Double? = nil, progress: Int? = nil, workerID: String? = nil,
         metadata: [String: JSONValue] = [:], result: JSONValue? = nil, error: JSONValue? = nil, readyAt: Date? = nil,
         leaseToken: String? = nil, leaseExpiresAt: Date? = nil, leaseSeconds: Int? = nil, cancelRequested: Bool = false,
-        consecutiveFailures: Int = 0, createdBy: String? = nil
+        consecutiveFailures: Int = 0, createdBy: String? = nil, retryPolicy: RetryPolicy = .standard
     ) {
+        self.retryPolicy = retryPolicy
         self.id = id
         self.coreID = coreID
         self.status = status
@@ -81,7 +85,7 @@ public struct TaskRecord: Sendable, Hashable {
             taskID: id, coreID: coreID, status: status, priority: priority, timeout: timeout, stay: stay,
             attempts: attempts, maxAttempts: maxAttempts, createdAt: createdAt, updatedAt: updatedAt,
             startedAt: startedAt, completedAt: completedAt, duration: duration, progress: progress, workerID: workerID,
-            metadata: metadata, result: result, error: error)
+            metadata: metadata, result: result, error: error, runAt: readyAt, retryPolicy: retryPolicy)
     }
 }
 

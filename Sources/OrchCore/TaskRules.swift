@@ -1,3 +1,4 @@
+import Foundation
 import OrchModels
 
 /// Validation of task requests, beyond what decoding checks.
@@ -15,15 +16,41 @@ public enum TaskRules {
     public static let claimWait = 0...60
     public static let leaseSeconds = 1...600
     public static let claimBatch = 1...100
+    /// A dispatch's `delay`, seconds: up to one year. `run_at` may be as far ahead.
+    public static let delays = 0...31_536_000
+    /// A retry policy's intervals, seconds: up to a week.
+    public static let retryIntervals = 0.0...604_800
+    public static let backoffCoefficients = 1.0...100
 
-    /// Checks a dispatch; throws `INVALID_PARAMETER` naming the field.
-    public static func validate(_ request: DispatchRequest, metadataBytes: Int) throws(OrchError) {
+    /// Checks a dispatch made at `now`; throws `INVALID_PARAMETER` naming the field.
+    public static func validate(_ request: DispatchRequest, metadataBytes: Int, now: Date) throws(OrchError) {
         try validateCoreID(request.coreID, field: "coreId")
         try check(request.priority, in: priorities, field: "priority")
         try check(request.timeout, in: timeouts, field: "timeout")
         try check(request.maxAttempts, in: maxAttemptsRange, field: "max_attempts")
+        if let delay = request.delay { try check(delay, in: delays, field: "delay") }
+        if let runAt = request.runAt, runAt.timeIntervalSince(now) > Double(delays.upperBound) {
+            throw .invalidParameter("run_at", "must be at most one year ahead")
+        }
+        if let policy = request.retryPolicy { try validate(policy, field: "retry_policy") }
         guard metadataBytes <= maxMetadataBytes else {
             throw .invalidParameter("metadata", "must be at most \(maxMetadataBytes) bytes as JSON")
+        }
+    }
+
+    /// Checks a retry policy's ranges: intervals from 0 to a week, the maximum at least the
+    /// initial one, a coefficient from 1 to 100.
+    public static func validate(_ policy: RetryPolicy, field: String) throws(OrchError) {
+        for (name, value) in [("initial_interval", policy.initialInterval), ("maximum_interval", policy.maximumInterval)] {
+            guard value.isFinite, retryIntervals.contains(value) else {
+                throw .invalidParameter("\(field).\(name)", "must be a number of seconds from 0 to 604800")
+            }
+        }
+        guard policy.backoffCoefficient.isFinite, backoffCoefficients.contains(policy.backoffCoefficient) else {
+            throw .invalidParameter("\(field).backoff_coefficient", "must be a number from 1 to 100")
+        }
+        guard policy.maximumInterval >= policy.initialInterval else {
+            throw .invalidParameter("\(field).maximum_interval", "must be at least initial_interval")
         }
     }
 
@@ -45,7 +72,7 @@ public enum TaskRules {
     /// those of the text as sent, as the OpenAPI document states them).
     public static func validated(_ update: StatusUpdateRequest) throws(OrchError) -> StatusUpdateRequest {
         var update = update
-        guard update.status != .queued else {
+        guard update.status != .queued, update.status != .scheduled else {
             throw .invalidParameter("status", "must be one of running, completed, failed, cancelled")
         }
         if let progress = update.progress { try check(progress, in: progressRange, field: "progress") }

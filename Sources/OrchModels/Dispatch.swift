@@ -17,10 +17,17 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
     public var maxAttempts: Int
     /// Free-form, at most 64 KiB as JSON. `callback_url` here asks for a callback when the task ends.
     public var metadata: [String: JSONValue]
+    /// Seconds from now before the task may run, 0 to one year; the task is `scheduled` until then.
+    public var delay: Int?
+    /// When the task may run (RFC 3339), at most a year ahead; a time in the past means now.
+    /// Not together with `delay`.
+    public var runAt: Date?
+    /// The waits between retries after failures (default ``RetryPolicy/standard``).
+    public var retryPolicy: RetryPolicy?
 
     public init(
         coreID: String, priority: Int = 1, timeout: Int = 300, stay: Bool = false, maxAttempts: Int = 3,
-        metadata: [String: JSONValue] = [:]
+        metadata: [String: JSONValue] = [:], delay: Int? = nil, runAt: Date? = nil, retryPolicy: RetryPolicy? = nil
     ) {
         self.coreID = coreID
         self.priority = priority
@@ -28,6 +35,9 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
         self.stay = stay
         self.maxAttempts = maxAttempts
         self.metadata = metadata
+        self.delay = delay
+        self.runAt = runAt
+        self.retryPolicy = retryPolicy
     }
 
     enum CodingKeys: String, CodingKey {
@@ -35,7 +45,9 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
         case core_id
         case priority, timeout, stay
         case maxAttempts = "max_attempts"
-        case metadata
+        case metadata, delay
+        case runAt = "run_at"
+        case retryPolicy = "retry_policy"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -58,6 +70,21 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
         stay = try container.decodeIfPresent(Bool.self, forKey: .stay) ?? false
         maxAttempts = try container.decodeIntegerIfPresent(forKey: .maxAttempts) ?? 3
         metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:]
+        delay = try container.decodeIntegerIfPresent(forKey: .delay)
+        if let text = try container.decodeIfPresent(String.self, forKey: .runAt) {
+            guard delay == nil else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .runAt, in: container, debugDescription: "give delay or run_at, not both")
+            }
+            guard let date = Timestamp.parse(text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .runAt, in: container, debugDescription: "must be an RFC 3339 date-time")
+            }
+            runAt = date
+        } else {
+            runAt = nil
+        }
+        retryPolicy = try container.decodeIfPresent(RetryPolicy.self, forKey: .retryPolicy)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -68,13 +95,16 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
         try container.encode(stay, forKey: .stay)
         try container.encode(maxAttempts, forKey: .maxAttempts)
         try container.encode(metadata, forKey: .metadata)
+        try container.encodeIfPresent(delay, forKey: .delay)
+        try container.encodeIfPresent(runAt.map(Timestamp.format), forKey: .runAt)
+        try container.encodeIfPresent(retryPolicy, forKey: .retryPolicy)
     }
 }
 
 /// `POST /dispatch` response body (202 for a new task, 200 for an idempotent repeat).
 public struct DispatchResponse: Codable, Sendable, Hashable {
     public var taskID: String
-    /// The task's status now (`queued` for a new task).
+    /// The task's status now (`queued` for a new task, `scheduled` for a delayed one).
     public var status: TaskStatus
     public var coreID: String
     public var priority: Int
@@ -82,13 +112,16 @@ public struct DispatchResponse: Codable, Sendable, Hashable {
     public var createdAt: Date
     /// When a worker is expected to start the task (see the README for how it is estimated).
     public var estimatedStart: Date
-    /// 1-based place in the core's claim order; 0 when the task is no longer queued.
+    /// 1-based place in the core's claim order; 0 when the task is not queued (yet).
     public var queuePosition: Int
+    /// When the task may run: its `run_at` when delayed, else when it was dispatched.
+    public var runAt: Date?
 
     public init(
         taskID: String, status: TaskStatus, coreID: String, priority: Int, timeout: Int, createdAt: Date,
-        estimatedStart: Date, queuePosition: Int
+        estimatedStart: Date, queuePosition: Int, runAt: Date? = nil
     ) {
+        self.runAt = runAt
         self.taskID = taskID
         self.status = status
         self.coreID = coreID
@@ -107,6 +140,7 @@ public struct DispatchResponse: Codable, Sendable, Hashable {
         case createdAt = "created_at"
         case estimatedStart = "estimated_start"
         case queuePosition = "queue_position"
+        case runAt = "run_at"
     }
 }
 

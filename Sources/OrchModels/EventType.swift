@@ -7,6 +7,8 @@ public enum EventType: String, Sendable, Hashable, CaseIterable, Codable {
     case taskFailed = "task.failed"
     case taskCancelled = "task.cancelled"
     case taskRequeued = "task.requeued"
+    /// A `scheduled` task reached its `run_at` and joined its core's queue.
+    case taskReady = "task.ready"
     case lockAcquired = "lock.acquired"
     case lockReleased = "lock.released"
     case lockExpired = "lock.expired"

@@ -32,12 +32,19 @@ public struct OrchTask: Codable, Sendable, Hashable {
     public var result: JSONValue?
     /// Why the last run failed.
     public var error: JSONValue?
+    /// When the task became (or, while `scheduled`, becomes) claimable.
+    public var runAt: Date?
+    /// The waits between retries.
+    public var retryPolicy: RetryPolicy
 
     public init(
         taskID: String, coreID: String, status: TaskStatus, priority: Int, timeout: Int, stay: Bool, attempts: Int,
         maxAttempts: Int, createdAt: Date, updatedAt: Date, startedAt: Date?, completedAt: Date?, duration: Double?,
-        progress: Int?, workerID: String?, metadata: [String: JSONValue], result: JSONValue?, error: JSONValue?
+        progress: Int?, workerID: String?, metadata: [String: JSONValue], result: JSONValue?, error: JSONValue?,
+        runAt: Date? = nil, retryPolicy: RetryPolicy = .standard
     ) {
+        self.runAt = runAt
+        self.retryPolicy = retryPolicy
         self.taskID = taskID
         self.coreID = coreID
         self.status = status
@@ -70,6 +77,8 @@ public struct OrchTask: Codable, Sendable, Hashable {
         case duration, progress
         case workerID = "worker_id"
         case metadata, result, error
+        case runAt = "run_at"
+        case retryPolicy = "retry_policy"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -92,6 +101,8 @@ public struct OrchTask: Codable, Sendable, Hashable {
         metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:]
         result = try container.decodeIfPresent(JSONValue.self, forKey: .result)
         error = try container.decodeIfPresent(JSONValue.self, forKey: .error)
+        runAt = try container.decodeIfPresent(Date.self, forKey: .runAt)
+        retryPolicy = try container.decodeIfPresent(RetryPolicy.self, forKey: .retryPolicy) ?? .standard
     }
 
     /// Every field is written, absent values as `null`.
@@ -115,6 +126,8 @@ public struct OrchTask: Codable, Sendable, Hashable {
         try container.encode(metadata, forKey: .metadata)
         try container.encode(result, forKey: .result)
         try container.encode(error, forKey: .error)
+        try container.encode(runAt, forKey: .runAt)
+        try container.encode(retryPolicy, forKey: .retryPolicy)
     }
 }
 

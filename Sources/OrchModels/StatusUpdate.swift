@@ -20,12 +20,16 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
     /// Seconds the run took, when the reporter measured it (webhooks); else measured from
     /// `started_at`.
     public var duration: Double?
+    /// With `failed` and the current `lease_token`: `false` makes the failure final even when
+    /// attempts remain (default: retried).
+    public var retry: Bool?
 
     public init(
         status: TaskStatus, progress: Int? = nil, message: String? = nil, metadata: [String: JSONValue]? = nil,
         result: JSONValue? = nil, error: JSONValue? = nil, leaseToken: String? = nil, workerID: String? = nil,
-        duration: Double? = nil
+        duration: Double? = nil, retry: Bool? = nil
     ) {
+        self.retry = retry
         self.status = status
         self.progress = progress
         self.message = message
@@ -41,7 +45,7 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
         case status, progress, message, metadata, result, error
         case leaseToken = "lease_token"
         case workerID = "worker_id"
-        case duration
+        case duration, retry
     }
 
     public init(from decoder: any Decoder) throws {
@@ -55,6 +59,7 @@ public struct StatusUpdateRequest: Codable, Sendable, Hashable {
         leaseToken = try container.decodeIfPresent(String.self, forKey: .leaseToken)
         workerID = try container.decodeIfPresent(String.self, forKey: .workerID)
         duration = try container.decodeIfPresent(Double.self, forKey: .duration)
+        retry = try container.decodeIfPresent(Bool.self, forKey: .retry)
     }
 }
 

@@ -164,8 +164,14 @@ public protocol TaskStore: Sendable {
     /// The earliest lease expiry or timeout among running tasks, `nil` when none runs.
     func nextExpiry() async throws -> Date?
 
-    /// The earliest time after `now` at which a queued task of `coreID` becomes ready.
-    func nextReadyTime(coreID: String, after now: Date) async throws -> Date?
+    /// Applies `change` to `scheduled` tasks whose `ready_at` is at or before `now` (up to
+    /// `limit` of them, earliest first) and stores the results. With several nodes each task
+    /// goes to one caller.
+    func promoteTasks(now: Date, limit: Int, _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?)
+        async throws -> [StoredTransition]
+
+    /// The earliest `ready_at` among `scheduled` tasks, `nil` when none is scheduled.
+    func nextPromotion() async throws -> Date?
 
     /// The 1-based place of a queued task in its core's claim order; 0 when it is not queued.
     func queuePosition(of task: TaskRecord) async throws -> Int

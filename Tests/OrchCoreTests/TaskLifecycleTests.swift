@@ -17,6 +17,7 @@ import Testing
     static let allowed: Set<String> = [
         "queued>running", "queued>completed", "queued>failed", "queued>cancelled",
         "running>running", "running>completed", "running>failed", "running>cancelled", "running>queued",
+        "running>scheduled", "scheduled>queued", "scheduled>cancelled",
     ]
 
     @Test(arguments: TaskStatus.allCases, TaskStatus.allCases)
@@ -114,11 +115,17 @@ import Testing
     @Test func expiredLeaseRequeuesWhileAttemptsRemainThenFails() throws {
         var task = try TaskLifecycle.claim(Self.task(maxAttempts: 2), workerID: "w", lease: 5, leaseToken: "l1", now: Self.now).task
         #expect(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(4)) == nil)
-        let requeued = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(5)))
-        #expect(requeued.task.status == .queued && requeued.task.leaseToken == nil && requeued.task.attempts == 1)
+        let requeued = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(5), jitter: 0))
+        // Retried after the first backoff (1 s by default), as a worker's failure would be.
+        #expect(requeued.task.status == .scheduled && requeued.task.leaseToken == nil && requeued.task.attempts == 1)
+        #expect(requeued.task.readyAt == Self.now.addingTimeInterval(6))
         #expect(requeued.events.map(\.type.rawValue) == ["task.requeued"])
         #expect(requeued.events[0].data["reason"] == "lease_expired")
-        task = try TaskLifecycle.claim(requeued.task, workerID: "w", lease: 5, leaseToken: "l2", now: Self.now.addingTimeInterval(6)).task
+        #expect(requeued.events[0].data["attempt"] == 1)
+        #expect(TaskLifecycle.promote(requeued.task, now: Self.now.addingTimeInterval(5.9)) == nil)
+        let ready = try #require(TaskLifecycle.promote(requeued.task, now: Self.now.addingTimeInterval(6)))
+        #expect(ready.task.status == .queued && ready.events.map(\.type.rawValue) == ["task.ready"])
+        task = try TaskLifecycle.claim(ready.task, workerID: "w", lease: 5, leaseToken: "l2", now: Self.now.addingTimeInterval(6)).task
         #expect(task.attempts == 2)
         let failed = try #require(TaskLifecycle.expire(task, now: Self.now.addingTimeInterval(20)))
         #expect(failed.task.status == .failed)
@@ -147,14 +154,128 @@ import Testing
         var current = completed.task
         for _ in 0..<4 {
             current = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .running), now: Self.now).task
-            let failed = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .failed, error: "boom"), now: Self.now)
+            let failed = try TaskLifecycle.update(
+                current, with: StatusUpdateRequest(status: .failed, error: "boom"), now: Self.now, jitter: 0)
             #expect(failed.events.map(\.type.rawValue) == ["task.failed", "task.requeued"])
-            current = failed.task
-            delays.append(current.readyAt.timeIntervalSince(Self.now))
+            #expect(failed.task.status == .scheduled)
+            delays.append(failed.task.readyAt.timeIntervalSince(Self.now))
+            current = try #require(TaskLifecycle.promote(failed.task, now: failed.task.readyAt)).task
         }
         #expect(delays == [1, 2, 4, 8])
         let cancelled = try TaskLifecycle.update(current, with: StatusUpdateRequest(status: .cancelled), now: Self.now)
         #expect(cancelled.task.status == .cancelled)
         #expect(cancelled.events.map(\.type.rawValue) == ["task.cancelled"])
+    }
+
+    // MARK: Delays and retries
+
+    @Test func aDelayOrAFutureRunAtSchedulesAndAPastOneQueues() throws {
+        let delayed = TaskLifecycle.dispatch(
+            DispatchRequest(coreID: "core", delay: 90), id: "task-d", createdBy: nil, now: Self.now)
+        #expect(delayed.task.status == .scheduled && delayed.task.readyAt == Self.now.addingTimeInterval(90))
+        #expect(delayed.events[0].data["status"] == "scheduled")
+        #expect(delayed.events[0].data["run_at"] == .string(Timestamp.format(Self.now.addingTimeInterval(90))))
+        let at = TaskLifecycle.dispatch(
+            DispatchRequest(coreID: "core", runAt: Self.now.addingTimeInterval(3600)), id: "task-a", createdBy: nil,
+            now: Self.now)
+        #expect(at.task.status == .scheduled && at.task.readyAt == Self.now.addingTimeInterval(3600))
+        let past = TaskLifecycle.dispatch(
+            DispatchRequest(coreID: "core", runAt: Self.now.addingTimeInterval(-60)), id: "task-p", createdBy: nil,
+            now: Self.now)
+        #expect(past.task.status == .queued && past.task.readyAt == Self.now)
+        let zero = TaskLifecycle.dispatch(DispatchRequest(coreID: "core", delay: 0), id: "task-z", createdBy: nil, now: Self.now)
+        #expect(zero.task.status == .queued)
+    }
+
+    @Test func aScheduledTaskCannotStartButCanBeCancelled() throws {
+        var task = Self.task(.scheduled)
+        task.readyAt = Self.now.addingTimeInterval(60)
+        #expect(throws: OrchError.self) {
+            _ = try TaskLifecycle.update(task, with: StatusUpdateRequest(status: .running), now: Self.now)
+        }
+        #expect(throws: OrchError.self) {
+            _ = try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: "l", now: Self.now)
+        }
+        let cancelled = try TaskLifecycle.update(task, with: StatusUpdateRequest(status: .cancelled), now: Self.now)
+        #expect(cancelled.task.status == .cancelled && !cancelled.task.cancelRequested)
+        #expect(TaskLifecycle.promote(cancelled.task, now: Self.now.addingTimeInterval(120)) == nil)
+    }
+
+    /// The n-th retry waits min(initial * coefficient^(n-1), maximum), moved by jitter at most 10 %.
+    @Test func backoffGrowsToItsMaximumWithinTheJitterBounds() {
+        let policy = RetryPolicy(initialInterval: 2, backoffCoefficient: 3, maximumInterval: 100)
+        #expect((1...6).map { policy.delay(beforeRetry: $0, jitter: 0) } == [2, 6, 18, 54, 100, 100])
+        #expect(abs(policy.delay(beforeRetry: 2, jitter: 1) - 6.6) < 1e-9)
+        #expect(abs(policy.delay(beforeRetry: 2, jitter: -1) - 5.4) < 1e-9)
+        #expect(abs(policy.delay(beforeRetry: 9, jitter: 1) - 110) < 1e-9)
+        for _ in 0..<1000 {
+            let delay = policy.delay(beforeRetry: 3, jitter: .random(in: -1...1))
+            #expect(delay >= 18 * 0.9 - 1e-9 && delay <= 18 * 1.1 + 1e-9)
+        }
+        #expect(RetryPolicy.standard.delay(beforeRetry: 1, jitter: 0) == 1)
+        #expect(RetryPolicy.standard.delay(beforeRetry: 20, jitter: 0) == 300)
+    }
+
+    @Test func aWorkersFailureIsRetriedWithBackoffUntilAttemptsAreSpent() throws {
+        var task = Self.task(maxAttempts: 3)
+        task.retryPolicy = RetryPolicy(initialInterval: 10, backoffCoefficient: 2, maximumInterval: 300)
+        var now = Self.now
+        var waits: [Double] = []
+        for attempt in 1...3 {
+            let claimed = try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: "l\(attempt)", now: now).task
+            #expect(claimed.attempts == attempt)
+            let failed = try TaskLifecycle.update(
+                claimed, with: StatusUpdateRequest(status: .failed, error: "boom", leaseToken: "l\(attempt)"), now: now,
+                jitter: 0)
+            if attempt == 3 {
+                #expect(failed.task.status == .failed)
+                #expect(failed.events.map(\.type.rawValue) == ["task.failed"])
+                #expect(failed.events[0].data["attempts"] == 3)
+                break
+            }
+            #expect(failed.task.status == .scheduled && failed.task.error == "boom" && failed.task.leaseToken == nil)
+            #expect(failed.events.map(\.type.rawValue) == ["task.requeued"])
+            let data = failed.events[0].data
+            #expect(data["reason"] == "retry" && data["attempt"] == .int(Int64(attempt)) && data["error"] == "boom")
+            #expect(data["ready_at"] == .string(Timestamp.format(failed.task.readyAt)))
+            waits.append(failed.task.readyAt.timeIntervalSince(now))
+            now = failed.task.readyAt
+            task = try #require(TaskLifecycle.promote(failed.task, now: now)).task
+        }
+        #expect(waits == [10, 20])
+    }
+
+    @Test func retryFalseAFailureWithoutALeaseAndATimeoutAreFinal() throws {
+        let claimed = try TaskLifecycle.claim(Self.task(), workerID: "w", lease: 30, leaseToken: "l", now: Self.now).task
+        let refused = try TaskLifecycle.update(
+            claimed, with: StatusUpdateRequest(status: .failed, error: "bad input", leaseToken: "l", retry: false),
+            now: Self.now)
+        #expect(refused.task.status == .failed && refused.events.map(\.type.rawValue) == ["task.failed"])
+        let unleased = try TaskLifecycle.update(claimed, with: StatusUpdateRequest(status: .failed, error: "x"), now: Self.now)
+        #expect(unleased.task.status == .failed)
+        let timedOut = try #require(TaskLifecycle.expire(claimed, now: Self.now.addingTimeInterval(60)))
+        #expect(timedOut.task.status == .failed && timedOut.events[0].data["reason"] == "timeout")
+    }
+
+    @Test(arguments: [TaskStatus.failed, .cancelled])
+    func anOperatorRetryRequeuesWithAFreshBudget(status: TaskStatus) throws {
+        var task = Self.task(status, attempts: 3)
+        task.error = "boom"
+        task.completedAt = Self.now
+        let retried = try TaskLifecycle.retry(task, now: Self.now)
+        #expect(retried.task.status == .queued && retried.task.attempts == 0 && retried.task.readyAt == Self.now)
+        #expect(retried.task.completedAt == nil && !retried.task.cancelRequested)
+        #expect(retried.events.map(\.type.rawValue) == ["task.requeued"])
+        #expect(retried.events[0].data["reason"] == "manual")
+        #expect(retried.events[0].data["previous_status"] == .string(status.rawValue))
+    }
+
+    @Test(arguments: [TaskStatus.scheduled, .queued, .running, .completed])
+    func anOperatorRetryOfAnyOtherStatusIsAConflict(status: TaskStatus) {
+        #expect {
+            _ = try TaskLifecycle.retry(Self.task(status), now: Self.now)
+        } throws: { error in
+            (error as? OrchError)?.status == 409
+        }
     }
 }

@@ -254,8 +254,73 @@ import Testing
             let later = now.addingTimeInterval(5)
             let expired = try await store.expireTasks(now: later, limit: 10) { TaskLifecycle.expire($0, now: later) }
             #expect(expired.count == 2)
-            #expect(expired.allSatisfy { $0.task.status == .queued && $0.events.map(\.type.rawValue) == ["task.requeued"] })
+            #expect(expired.allSatisfy { $0.task.status == .scheduled && $0.events.map(\.type.rawValue) == ["task.requeued"] })
             #expect(try await store.nextExpiry() == nil)
+        }
+    }
+
+    /// Scheduled tasks are not claimable; promotion takes those due, earliest first, and
+    /// puts them in claim order at their `run_at`.
+    @Test(arguments: backends)
+    func scheduledTasksArePromotedWhenDueAndOnlyThenClaimable(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let now = Self.start
+            for (name, delay) in [("late", 20), ("early", 10)] {
+                let transition = TaskLifecycle.dispatch(
+                    DispatchRequest(coreID: "core", delay: delay), id: "task-\(name)", createdBy: nil, now: now)
+                _ = try await store.insertTask(transition, idempotency: nil, activeSince: now)
+            }
+            let plain = try await Self.insert(store, Self.dispatch(at: 15))
+            #expect(try await store.nextPromotion() == now.addingTimeInterval(10))
+            #expect(try await store.listTasks(TaskQuery(status: .scheduled)).total == 2)
+            let at16 = now.addingTimeInterval(16)
+            let claimedFirst = try await store.claimTasks(coreID: "core", workerID: "w", limit: 5, now: at16) { task in
+                try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: at16)
+            }
+            #expect(claimedFirst.map(\.task.id) == [plain.id])
+            let promoted = try await store.promoteTasks(now: at16, limit: 10) { TaskLifecycle.promote($0, now: at16) }
+            #expect(promoted.map(\.task.id) == ["task-early"])
+            #expect(promoted.first?.events.map(\.type.rawValue) == ["task.ready"])
+            #expect(try await store.nextPromotion() == now.addingTimeInterval(20))
+            #expect(try await store.task(id: "task-early")?.status == .queued)
+            #expect(try await store.listTasks(TaskQuery(status: .scheduled)).total == 1)
+            let claimed = try await store.claimTasks(coreID: "core", workerID: "w", limit: 5, now: at16) { task in
+                try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: at16)
+            }
+            #expect(claimed.map(\.task.id) == ["task-early"])
+            let at30 = now.addingTimeInterval(30)
+            let rest = try await store.promoteTasks(now: at30, limit: 10) { TaskLifecycle.promote($0, now: at30) }
+            #expect(rest.map(\.task.id) == ["task-late"])
+            #expect(try await store.nextPromotion() == nil)
+        }
+    }
+
+    /// With several promoters at once (nodes), each due task is promoted exactly once.
+    @Test(arguments: backends)
+    func concurrentPromotersPromoteEachTaskOnce(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            let now = Self.start
+            let transitions = (0..<200).map { index in
+                TaskLifecycle.dispatch(
+                    DispatchRequest(coreID: "core", delay: 5), id: "task-\(index)", createdBy: nil, now: now)
+            }
+            _ = try await store.insertTasks(transitions, activeSince: now)
+            let due = now.addingTimeInterval(5)
+            let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        var mine: [String] = []
+                        while true {
+                            let batch = try await store.promoteTasks(now: due, limit: 10) { TaskLifecycle.promote($0, now: due) }
+                            if batch.isEmpty { return mine }
+                            mine += batch.map(\.task.id)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0 += $1 }
+            }
+            #expect(ids.count == 200 && Set(ids).count == 200)
+            #expect(try await store.listTasks(TaskQuery(status: .queued)).total == 200)
         }
     }
 

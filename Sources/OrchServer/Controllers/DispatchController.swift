@@ -78,7 +78,7 @@ struct DispatchController {
 
     /// `body` validated (fields, metadata size, callback URL) as a new task's dispatch.
     func prepare(_ body: DispatchRequest, createdBy: String?, now: Date) throws -> TaskTransition {
-        try TaskRules.validate(body, metadataBytes: JSONValue.jsonText(body.metadata).utf8.count)
+        try TaskRules.validate(body, metadataBytes: JSONValue.jsonText(body.metadata).utf8.count, now: now)
         if let callback = body.metadata["callback_url"] {
             guard let url = callback.stringValue else {
                 throw OrchError.invalidParameter("metadata.callback_url", "must be an http or https URL")
@@ -94,14 +94,16 @@ struct DispatchController {
         return DispatchResponse(
             taskID: task.id, status: task.status, coreID: task.coreID, priority: task.priority, timeout: task.timeout,
             createdAt: task.createdAt, estimatedStart: estimatedStart(task, position: position, load: load, now: now),
-            queuePosition: position)
+            queuePosition: position, runAt: task.readyAt)
     }
 
     /// When a queued task is expected to start: the tasks ahead of it are shared among the
     /// core's active workers (at least one), each wave taking the mean duration of the core's
-    /// 100 most recently created completed tasks (30 s until there are some). A task that is not queued started
-    /// (or would have) at its `started_at`, else now.
+    /// 100 most recently created completed tasks (30 s until there are some). A scheduled task
+    /// starts at its `run_at`; one that is neither started (or would have) at its `started_at`,
+    /// else now.
     static func estimatedStart(_ task: TaskRecord, position: Int, load: CoreLoad, now: Date) -> Date {
+        if task.status == .scheduled { return task.readyAt }
         guard task.status == .queued, position > 0 else { return task.startedAt ?? now }
         let perTask = load.averageDuration ?? defaultTaskDuration
         let waves = (position - 1) / max(1, load.activeWorkers)

@@ -17,6 +17,7 @@ struct TaskController {
         api.on(.get, "/tasks/{task_id}", access: .role(.viewer), handler: show)
         api.on(.get, "/jobs/{task_id}/events", access: .role(.viewer), handler: events)
         api.on(.put, "/jobs/{task_id}/status", access: .role(.operator), handler: updateStatus)
+        api.on(.post, "/tasks/{task_id}/retry", access: .role(.operator), handler: retry)
     }
 
     @Sendable func list(_ request: Request, context: OrchRequestContext) async throws -> Response {
@@ -74,6 +75,16 @@ struct TaskController {
         bus.publish(events)
         guard let last = events.last else { throw OrchError.internalError }
         return try .json(StatusUpdateResponse(taskID: task.id, updatedAt: task.updatedAt, eventID: last.apiValue.eventID))
+    }
+
+    /// Puts a failed or cancelled task back in the queue with a fresh attempt budget; answers
+    /// the task. 409 for any other status.
+    @Sendable func retry(_ request: Request, context: OrchRequestContext) async throws -> Response {
+        let id = try context.pathParameter("task_id")
+        let now = Date()
+        let (task, events) = try await store.modifyTask(id: id) { task in try TaskLifecycle.retry(task, now: now) }
+        bus.publish(events)
+        return try .json(task.apiValue)
     }
 
     func existingTask(_ id: String) async throws -> TaskRecord {

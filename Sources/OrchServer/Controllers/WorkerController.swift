@@ -57,17 +57,9 @@ struct WorkerController {
                 }
                 return try .json(ClaimResponse(tasks: tasks))
             }
-            var remaining = deadline - ContinuousClock.now
+            // A scheduled task coming due is announced (`task.ready`) like a dispatch.
+            let remaining = deadline - ContinuousClock.now
             guard remaining > .zero, !Task.isCancelled else { return Response(status: .noContent) }
-            let nextReady: Date?
-            do {
-                nextReady = try await store.nextReadyTime(coreID: core, after: now)
-            } catch is CancellationError {
-                return Response(status: .noContent)
-            }
-            if let ready = nextReady {
-                remaining = min(remaining, .milliseconds(Int64(max(0, ready.timeIntervalSinceNow) * 1000) + 1))
-            }
             await signals.wait(on: core, after: version, timeout: remaining)
         }
     }

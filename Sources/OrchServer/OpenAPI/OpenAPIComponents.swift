@@ -104,7 +104,7 @@ enum OpenAPIComponents {
             "DispatchResponse": Schema.record([
                 "task_id": Schema.string, "status": taskStatus, "core_id": Schema.string,
                 "priority": Schema.integer(), "timeout": Schema.integer(), "created_at": Schema.dateTime,
-                "estimated_start": Schema.dateTime, "queue_position": Schema.integer(),
+                "estimated_start": Schema.dateTime, "queue_position": Schema.integer(), "run_at": Schema.dateTime,
             ]),
             "DispatchBatchRequest": Schema.request(
                 [
@@ -115,6 +115,7 @@ enum OpenAPIComponents {
                 ], required: ["tasks"]),
             "DispatchBatchResponse": Schema.record(["tasks": Schema.array(Schema.ref("DispatchResponse"))]),
             "Task": Schema.record(taskProperties),
+            "RetryPolicy": retryPolicy,
             "TaskList": Schema.record([
                 "total_tasks": Schema.integer(), "tasks": Schema.array(Schema.ref("Task")),
                 "pagination": Schema.ref("Pagination"),
@@ -139,7 +140,9 @@ enum OpenAPIComponents {
                     "lease_token": Schema.string,
                     "worker_id": workerID,
                     "duration": Schema.number,
-                ], required: ["status"]),
+                    "retry": Schema.boolean,
+                ], required: ["status"],
+                description: "A `failed` with the current `lease_token` is retried while attempts remain; `retry: false` makes it final."),
             "StatusUpdateResponse": Schema.record([
                 "status": Schema.enumeration(["updated"]), "task_id": Schema.string, "updated_at": Schema.dateTime,
                 "event_id": Schema.string,
@@ -222,6 +225,10 @@ enum OpenAPIComponents {
                     "timeout": Schema.integer(TaskRules.timeouts, default: 300, description: "Seconds a run may take."),
                     "stay": Schema.boolean,
                     "max_attempts": Schema.integer(TaskRules.maxAttemptsRange, default: 3),
+                    "delay": Schema.integer(
+                        TaskRules.delays, description: "Seconds before the task may run; `scheduled` until then. Not with `run_at`."),
+                    "run_at": ["type": "string", "format": "date-time", "description": "When the task may run (at most a year ahead; a past time means now). Not with `delay`."],
+                    "retry_policy": Schema.ref("RetryPolicy"),
                     "metadata": Schema.object(
                         [
                             "callback_url": Schema.string(
@@ -248,7 +255,23 @@ enum OpenAPIComponents {
             "duration": Schema.nullable(Schema.number), "progress": Schema.nullable(Schema.integer()),
             "worker_id": Schema.nullable(Schema.string), "metadata": Schema.anyObject,
             "result": Schema.nullable(Schema.any), "error": Schema.nullable(Schema.any),
+            "run_at": Schema.nullable(Schema.dateTime), "retry_policy": Schema.ref("RetryPolicy"),
         ]
+    }
+
+    /// ``RetryPolicy``: every field optional in a request, every field present in a task.
+    static var retryPolicy: JSONValue {
+        let interval = "Seconds, \(Int(TaskRules.retryIntervals.lowerBound)) to \(Int(TaskRules.retryIntervals.upperBound))."
+        return Schema.object(
+            [
+                "initial_interval": ["type": "number", "default": 1, "description": .string(interval)],
+                "backoff_coefficient": [
+                    "type": "number", "default": 2, "minimum": .double(TaskRules.backoffCoefficients.lowerBound),
+                    "maximum": .double(TaskRules.backoffCoefficients.upperBound),
+                ],
+                "maximum_interval": ["type": "number", "default": 300, "description": .string(interval + " At least initial_interval.")],
+            ], required: [],
+            description: "The n-th retry waits min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds, ±10 % jitter.")
     }
 
     static var apiTokenProperties: [String: JSONValue] {

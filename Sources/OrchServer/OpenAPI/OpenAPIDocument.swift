@@ -145,6 +145,11 @@ enum OpenAPIDocument {
                 method: .get, path: "/tasks/{task_id}", summary: "One task",
                 responses: [200: .json("The task", schema: "Task")]),
             Operation(
+                method: .post, path: "/tasks/{task_id}/retry", summary: "Retry a failed or cancelled task",
+                description: "Back in the queue at once with a fresh attempt budget; its history stays (`task.requeued`, reason `manual`).",
+                responses: [200: .json("The task, queued", schema: "Task")],
+                errors: [409: "The task is neither failed nor cancelled"]),
+            Operation(
                 method: .get, path: "/jobs/{task_id}/events", summary: "A task's events, oldest first",
                 query: [
                     query("event_type", Schema.string, "Only this event type."),

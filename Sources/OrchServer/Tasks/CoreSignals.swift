@@ -1,9 +1,10 @@
 import Foundation
 import OrchCore
+import OrchModels
 import Synchronization
 
-/// Wakes claims waiting on a core as soon as a task becomes claimable there (a dispatch or a
-/// requeue), without polling.
+/// Wakes claims waiting on a core as soon as a task becomes claimable there (a dispatch, a
+/// requeue, a scheduled task coming due), without polling.
 ///
 /// Each core has a version that every signal increments. A claimer reads the version, tries to
 /// claim, and if nothing was there waits for the version to move past what it read, so a
@@ -19,11 +20,14 @@ final class CoreSignals: Sendable {
     /// Listens on `bus` for events that make tasks claimable.
     init(bus: EventBus) {
         bus.listen { [weak self] events in
-            for event in events where event.type == .taskCreated || event.type == .taskRequeued {
+            for event in events where Self.wakingTypes.contains(event.type) {
                 if let core = event.coreID { self?.signal(core) }
             }
         }
     }
+
+    /// Events after which a core may have a claimable task.
+    static let wakingTypes: Set<EventType> = [.taskCreated, .taskRequeued, .taskReady]
 
     /// The core's current version.
     func version(of core: String) -> UInt64 {

@@ -4,8 +4,10 @@ import OrchCore
 import OrchStore
 import ServiceLifecycle
 
-/// Fails tasks that run past their timeout and takes back tasks whose lease ran out, at the
-/// moment it happens (see ``DeadlineLoop``).
+/// Fails tasks that run past their timeout, takes back tasks whose lease ran out, and moves
+/// `scheduled` tasks into their core's queue when their `run_at` comes, at the moment it
+/// happens (see ``DeadlineLoop``). Every node runs one; the store hands each task to one of
+/// them.
 struct TaskSupervisor: Service {
     let store: any Store
     let bus: EventBus
@@ -16,12 +18,16 @@ struct TaskSupervisor: Service {
     func run() async throws {
         await DeadlineLoop.run("task supervisor", logger: logger) {
             let now = Date()
-            let changed = try await store.expireTasks(now: now, limit: batchSize) { task in
+            let expired = try await store.expireTasks(now: now, limit: batchSize) { task in
                 TaskLifecycle.expire(task, now: now)
             }
-            bus.publish(changed.flatMap(\.events))
-            if changed.count == batchSize { return now }
-            return try await store.nextExpiry()
+            bus.publish(expired.flatMap(\.events))
+            let promoted = try await store.promoteTasks(now: now, limit: batchSize) { task in
+                TaskLifecycle.promote(task, now: now)
+            }
+            bus.publish(promoted.flatMap(\.events))
+            if expired.count == batchSize || promoted.count == batchSize { return now }
+            return [try await store.nextExpiry(), try await store.nextPromotion()].compactMap { $0 }.min()
         }
     }
 }

@@ -19,6 +19,7 @@ enum PostgresMigrations {
         ("001_schema", schema001),
         ("002_cheaper_row_functions", schema002),
         ("003_lock_queue_nodes_login_failures", schema003),
+        ("004_scheduled_tasks_retry_policy_cores", schema004),
     ]
 
     static func apply(_ transaction: PostgresTransaction) async throws {
@@ -320,5 +321,22 @@ enum PostgresMigrations {
             last_failure timestamptz NOT NULL
         );
         CREATE INDEX login_failures_last ON login_failures (last_failure)
+        """
+
+    /// Delayed tasks and retries: the `scheduled` status with its own index (queued tasks
+    /// that were backing off become scheduled), each task's retry policy, and the cores'
+    /// settings (paused, running cap).
+    static let schema004 = """
+        ALTER TABLE tasks ADD COLUMN retry_initial double precision NOT NULL DEFAULT 1;
+        ALTER TABLE tasks ADD COLUMN retry_coefficient double precision NOT NULL DEFAULT 2;
+        ALTER TABLE tasks ADD COLUMN retry_maximum double precision NOT NULL DEFAULT 300;
+        CREATE INDEX tasks_scheduled ON tasks (ready_at) WHERE status = 'scheduled';
+        UPDATE tasks SET status = 'scheduled' WHERE status = 'queued' AND ready_at > now();
+        CREATE TABLE cores (
+            core_id text PRIMARY KEY,
+            paused boolean NOT NULL DEFAULT false,
+            max_running bigint,
+            updated_at timestamptz NOT NULL
+        )
         """
 }

@@ -109,7 +109,15 @@ extension PostgresStore {
         Field("cancel_requested", .boolean) { .bool($0.cancelRequested) },
         Field("consecutive_failures", .bigint) { .int($0.consecutiveFailures) },
         Field("created_by", .text) { .text($0.createdBy) },
+        Field("retry_initial", .double) { .double($0.retryPolicy.initialInterval) },
+        Field("retry_coefficient", .double) { .double($0.retryPolicy.backoffCoefficient) },
+        Field("retry_maximum", .double) { .double($0.retryPolicy.maximumInterval) },
     ]
+
+    /// In the single-task statements: the first of the event parameters, after the task's.
+    static let firstEventParameter = taskFields.count + 1
+    /// In the single-task statements: the first parameter after the task's and its events'.
+    static let firstParameterAfterEvents = taskFields.count + eventParameterTypes.count + 1
 
     static let taskColumnNames = taskFields.map(\.name).joined(separator: ", ")
 
@@ -124,7 +132,7 @@ extension PostgresStore {
             WITH ORDINALITY AS x(\(taskColumnNames), ord)
         """
 
-    /// One task inserted from the parameters `$1`-`$26` (``bindTask(_:into:)``), only when
+    /// One task inserted from the task parameters (`$1` on) (``bindTask(_:into:)``), only when
     /// `condition` holds.
     static func insertTaskSQL(onlyIf condition: String? = nil) -> String {
         """
@@ -148,7 +156,7 @@ extension PostgresStore {
         """
     }
 
-    /// The task with id `$1` replaced by the parameters `$1`-`$26` (``bindTask(_:into:)``).
+    /// The task with id `$1` replaced by the task parameters (`$1` on) (``bindTask(_:into:)``).
     static let updateTaskSQL = """
         UPDATE tasks SET \(taskFields.indices.dropFirst().map { "\(taskFields[$0].name) = \(taskFields[$0].parameter($0 + 1))" }
             .joined(separator: ", "))
@@ -193,7 +201,7 @@ extension PostgresStore {
         seq, id, core_id, status, priority, timeout, stay, attempts, max_attempts, created_at, updated_at, started_at,
         completed_at, duration, progress, worker_id, metadata::text AS metadata, result::text AS result,
         error::text AS error, ready_at, lease_token, lease_expires_at, lease_seconds, cancel_requested,
-        consecutive_failures, created_by
+        consecutive_failures, created_by, retry_initial, retry_coefficient, retry_maximum
         """
 
     static let eventColumns = "seq, task_id, core_id, type, timestamp, data::text AS data"
@@ -261,7 +269,10 @@ extension PostgresStore {
             readyAt: try row.date("ready_at"), leaseToken: try row.decode("lease_token"),
             leaseExpiresAt: try row.optionalDate("lease_expires_at"), leaseSeconds: try row.optionalInt("lease_seconds"),
             cancelRequested: try row.decode("cancel_requested"),
-            consecutiveFailures: try row.int("consecutive_failures"), createdBy: try row.decode("created_by"))
+            consecutiveFailures: try row.int("consecutive_failures"), createdBy: try row.decode("created_by"),
+            retryPolicy: RetryPolicy(
+                initialInterval: try row.decode("retry_initial"), backoffCoefficient: try row.decode("retry_coefficient"),
+                maximumInterval: try row.decode("retry_maximum")))
     }
 
     static func eventRecord(_ row: PostgresRandomAccessRow) throws -> EventRecord {

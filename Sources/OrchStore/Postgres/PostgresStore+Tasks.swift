@@ -92,11 +92,13 @@ extension PostgresStore {
         return try await repeatedDispatch(idempotency, activeSince: activeSince)
     }
 
-    /// The dispatch statement: `$1`-`$26` the task (``bindTask(_:into:)``), `$27`-`$31` its
-    /// events (``bindEvents(_:into:)``), `$32` active since; with `keyed`, `$33`-`$36` the
-    /// idempotency key (user, key, fingerprint, valid after). An expired key is taken over; a live one is left alone, and then nothing is
-    /// inserted.
+    /// The dispatch statement: the task's parameters (``bindTask(_:into:)``), then its events'
+    /// (``bindEvents(_:into:)``), then active since; with `keyed`, the idempotency key after
+    /// that (user, key, fingerprint, valid after). An expired key is taken over; a live one is
+    /// left alone, and then nothing is inserted.
     static func dispatchSQL(keyed: Bool) -> String {
+        let after = firstParameterAfterEvents
+        let (activeSince, user, key, fingerprint, validAfter) = ("$\(after)", "$\(after + 1)", "$\(after + 2)", "$\(after + 3)", "$\(after + 4)")
         let (id, core, priority, createdAt, readyAt) = (
             taskParameter("id"), taskParameter("core_id"), taskParameter("priority"), taskParameter("created_at"),
             taskParameter("ready_at")
@@ -104,21 +106,21 @@ extension PostgresStore {
         let claim = """
             claimed AS (
                 INSERT INTO idempotency_keys (user_id, key, fingerprint, task_id, created_at)
-                VALUES ($33, $34, $35, \(id), \(createdAt))
+                VALUES (\(user), \(key), \(fingerprint), \(id), \(createdAt))
                 ON CONFLICT (user_id, key) DO UPDATE
                     SET fingerprint = excluded.fingerprint, task_id = excluded.task_id, created_at = excluded.created_at
-                    WHERE idempotency_keys.created_at < $36
+                    WHERE idempotency_keys.created_at < \(validAfter)
                 RETURNING 1),
             """
         return """
             WITH \(keyed ? claim : "")
             inserted AS (\(insertTaskSQL(onlyIf: keyed ? "EXISTS (SELECT 1 FROM claimed)" : nil)) RETURNING seq),
-            stored_events AS (\(insertEventsSQL(from: 27, onlyIf: "inserted")))
+            stored_events AS (\(insertEventsSQL(from: firstEventParameter, onlyIf: "inserted")))
             SELECT
                 (SELECT count(*) FROM inserted) AS created,
                 (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences,
                 \(positionColumns(core, priority, readyAt)),
-                \(loadColumns(core, "$32"))
+                \(loadColumns(core, activeSince))
             """
     }
 
@@ -436,12 +438,12 @@ extension PostgresStore {
         }
     }
 
-    /// `$1`-`$26` one task (``bindTask(_:into:)``), `$27`-`$31` its events
-    /// (``bindEvents(_:into:)``), `$32` the row version it was read at: the task replaced and
-    /// its events inserted only if the row is still that version.
+    /// One task (``bindTask(_:into:)``), its events (``bindEvents(_:into:)``), then the row
+    /// version it was read at: the task replaced and its events inserted only if the row is
+    /// still that version.
     static let updateTaskIfUnchangedSQL = """
-        WITH updated AS (\(updateTaskSQL) AND xmin = $32::xid RETURNING 1),
-        stored_events AS (\(insertEventsSQL(from: 27, onlyIf: "updated")))
+        WITH updated AS (\(updateTaskSQL) AND xmin = $\(firstParameterAfterEvents)::xid RETURNING 1),
+        stored_events AS (\(insertEventsSQL(from: firstEventParameter, onlyIf: "updated")))
         SELECT (SELECT count(*) FROM updated) AS updated,
             (SELECT coalesce(array_agg(seq ORDER BY seq), '{}') FROM stored_events) AS sequences
         """
@@ -489,13 +491,24 @@ extension PostgresStore {
         )?.optionalDate("next")
     }
 
-    public func nextReadyTime(coreID: String, after now: Date) async throws -> Date? {
-        try await row(
-            """
-            SELECT min(ready_at) AS next FROM tasks
-            WHERE core_id = \(coreID) AND status = 'queued' AND ready_at > \(now.sqlTime)
-            """
-        )?.optionalDate("next")
+    public func promoteTasks(now: Date, limit: Int, _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?)
+        async throws -> [StoredTransition]
+    {
+        try await transaction { transaction in
+            let tasks = try await transaction.rows(
+                """
+                SELECT \(unescaped: Self.taskColumns) FROM tasks
+                WHERE status = 'scheduled' AND ready_at <= \(now.sqlTime)
+                ORDER BY ready_at LIMIT \(Int64(limit))
+                FOR UPDATE SKIP LOCKED
+                """
+            ).map(Self.taskRecord)
+            return try await Self.store(tasks.compactMap(change), transaction)
+        }
+    }
+
+    public func nextPromotion() async throws -> Date? {
+        try await row("SELECT min(ready_at) AS next FROM tasks WHERE status = 'scheduled'")?.optionalDate("next")
     }
 
     public func queuePosition(of task: TaskRecord) async throws -> Int {

@@ -17,6 +17,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("010_task_page_indexes", migrate: migration010)
         migrator.registerMigration("011_user_token_generation", migrate: migration011)
         migrator.registerMigration("012_lock_queue_nodes_login_failures", migrate: migration012)
+        migrator.registerMigration("013_scheduled_tasks_retry_policy_cores", migrate: migration013)
         return migrator
     }
 
@@ -319,6 +320,28 @@ enum SQLiteMigrations {
                     last_failure INTEGER NOT NULL
                 );
                 CREATE INDEX login_failures_last ON login_failures (last_failure);
+                """)
+    }
+
+    /// Delayed tasks and retries: the `scheduled` status (tasks not claimable before their
+    /// `ready_at`, found by the promoter through their own index; queued tasks that were
+    /// backing off become scheduled), each task's retry policy, and the cores' settings
+    /// (paused, running cap).
+    static func migration013(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE tasks ADD COLUMN retry_initial REAL NOT NULL DEFAULT 1;
+                ALTER TABLE tasks ADD COLUMN retry_coefficient REAL NOT NULL DEFAULT 2;
+                ALTER TABLE tasks ADD COLUMN retry_maximum REAL NOT NULL DEFAULT 300;
+                CREATE INDEX tasks_scheduled ON tasks (ready_at) WHERE status = 'scheduled';
+                UPDATE tasks SET status = 'scheduled'
+                    WHERE status = 'queued' AND ready_at > CAST(strftime('%s', 'now') AS INTEGER) * 1000;
+                CREATE TABLE cores (
+                    core_id TEXT PRIMARY KEY NOT NULL,
+                    paused INTEGER NOT NULL DEFAULT 0,
+                    max_running INTEGER,
+                    updated_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
                 """)
     }
 }

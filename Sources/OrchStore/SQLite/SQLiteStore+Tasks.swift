@@ -180,12 +180,24 @@ extension SQLiteStore {
         }
     }
 
-    public func nextReadyTime(coreID: String, after now: Date) async throws -> Date? {
+    public func promoteTasks(now: Date, limit: Int, _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?)
+        async throws -> [StoredTransition]
+    {
+        try await write { db in
+            let rows = try Row.fetchAll(
+                db.cachedStatement(
+                    sql: "SELECT * FROM tasks WHERE status = 'scheduled' AND ready_at <= ? ORDER BY ready_at LIMIT ?"),
+                arguments: [now.millis, limit])
+            return try rows.compactMap { row in
+                guard let transition = change(try Self.taskRecord(row)) else { return nil }
+                return try Self.store(transition, db)
+            }
+        }
+    }
+
+    public func nextPromotion() async throws -> Date? {
         try await read { db in
-            try Int64.fetchOne(
-                db, sql: "SELECT min(ready_at) FROM tasks WHERE core_id = ? AND status = 'queued' AND ready_at > ?",
-                arguments: [coreID, now.millis]
-            ).map(Date.init(millis:))
+            try Int64.fetchOne(db, sql: "SELECT min(ready_at) FROM tasks WHERE status = 'scheduled'").map(Date.init(millis:))
         }
     }
 
@@ -365,7 +377,7 @@ extension SQLiteStore {
         "id", "core_id", "status", "priority", "timeout", "stay", "attempts", "max_attempts", "created_at",
         "updated_at", "started_at", "completed_at", "duration", "progress", "worker_id", "metadata", "result", "error",
         "ready_at", "lease_token", "lease_expires_at", "lease_seconds", "timeout_at", "cancel_requested",
-        "consecutive_failures", "created_by",
+        "consecutive_failures", "created_by", "retry_initial", "retry_coefficient", "retry_maximum",
     ]
 
     static func taskValues(_ task: TaskRecord) throws -> [(any DatabaseValueConvertible)?] {
@@ -376,7 +388,8 @@ extension SQLiteStore {
             try task.result.map(JSONColumn.encodeValue), try task.error.map(JSONColumn.encodeValue), task.readyAt.millis,
             task.leaseToken, task.leaseExpiresAt?.millis, task.leaseSeconds,
             task.status == .running ? task.timeoutAt?.millis : nil, task.cancelRequested, task.consecutiveFailures,
-            task.createdBy,
+            task.createdBy, task.retryPolicy.initialInterval, task.retryPolicy.backoffCoefficient,
+            task.retryPolicy.maximumInterval,
         ]
         return values
     }
@@ -428,7 +441,10 @@ extension SQLiteStore {
             error: try (row["error"] as String?).map(JSONColumn.decodeValue), readyAt: Date(millis: row["ready_at"]),
             leaseToken: row["lease_token"], leaseExpiresAt: (row["lease_expires_at"] as Int64?).map(Date.init(millis:)),
             leaseSeconds: row["lease_seconds"], cancelRequested: row["cancel_requested"],
-            consecutiveFailures: row["consecutive_failures"], createdBy: row["created_by"])
+            consecutiveFailures: row["consecutive_failures"], createdBy: row["created_by"],
+            retryPolicy: RetryPolicy(
+                initialInterval: row["retry_initial"], backoffCoefficient: row["retry_coefficient"],
+                maximumInterval: row["retry_maximum"]))
     }
 
     static func eventRecord(_ row: Row) throws -> EventRecord {
