@@ -16,4 +16,6 @@ public enum EventType: String, Sendable, Hashable, CaseIterable, Codable {
     case webhookDelivered = "webhook.delivered"
     case webhookFailed = "webhook.failed"
     case systemAlert = "system.alert"
+    /// A core was paused, resumed or given another running cap (`PATCH /cores/{core_id}`).
+    case coreUpdated = "core.updated"
 }

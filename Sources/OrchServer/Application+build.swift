@@ -151,6 +151,7 @@ func buildAPI(
     UserController(store: store, passwords: passwords, bus: bus).addRoutes(to: api)
     DispatchController(store: store, bus: bus, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)
+    CoreController(store: store, bus: bus).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
     EventStreamController(
         store: store, bus: bus, bufferCapacity: configuration.sseBufferSize,

@@ -150,11 +150,13 @@ public protocol TaskStore: Sendable {
 
     /// Takes up to `limit` ready tasks of `coreID` in claim order (priority descending, then
     /// oldest ready first), applies `change` to each and stores them, atomically, and records
-    /// that `workerID` was seen on the core. Each task goes to exactly one caller.
+    /// that `workerID` was seen on the core. Each task goes to exactly one caller. A paused
+    /// core gives nothing; a core with `max_running` gives no more than brings its running
+    /// tasks to the cap, counted over every node (claims of a capped core are serialised).
     func claimTasks(
         coreID: String, workerID: String, limit: Int, now: Date,
         _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition
-    ) async throws -> [StoredTransition]
+    ) async throws -> ClaimResult
 
     /// Applies `change` to running tasks whose lease ran out or that passed their timeout by
     /// `now` (up to `limit` of them) and stores the results.

@@ -123,6 +123,55 @@ import Testing
         }
     }
 
+    /// A core's cap holds over every node (12 racing claims for 5 on three nodes take 3 tasks
+    /// in all); a pause set through one node stops claims on the others and resuming there
+    /// wakes a claim waiting on another; a delayed task dispatched through one node wakes a
+    /// claim waiting on another when it comes due.
+    @Test func capsPausesAndDelaysHoldAcrossNodes() async throws {
+        try await Self.withNodes(3) { nodes, token in
+            let client = HTTPClient.shared
+            let capped = try await client.json(
+                .PATCH, "\(nodes[0].baseURL)/cores/capped", token: token, body: #"{"max_running":3}"#)
+            #expect(capped.status == 200)
+            for index in 0..<20 { _ = try await Self.dispatch(nodes[index % 3], token, core: "capped") }
+            let claimed = try await withThrowingTaskGroup(of: Int.self) { group in
+                for worker in 0..<12 {
+                    group.addTask {
+                        let response = try await client.json(
+                            .POST, "\(nodes[worker % 3].baseURL)/cores/capped/claim", token: token,
+                            body: #"{"worker_id":"w-\#(worker)","max_tasks":5}"#)
+                        guard response.status == 200 else { return 0 }
+                        return try Timestamp.makeDecoder().decode(ClaimResponse.self, from: response.body).tasks.count
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(claimed == 3)
+
+            _ = try await client.json(.PATCH, "\(nodes[0].baseURL)/cores/held", token: token, body: #"{"paused":true}"#)
+            _ = try await Self.dispatch(nodes[1], token, core: "held")
+            let refused = try await client.json(
+                .POST, "\(nodes[2].baseURL)/cores/held/claim", token: token, body: #"{"worker_id":"w"}"#)
+            #expect(refused.status == 204)
+            let started = ContinuousClock.now
+            async let waiting = client.json(
+                .POST, "\(nodes[2].baseURL)/cores/held/claim", token: token, body: #"{"worker_id":"w","wait":20}"#)
+            try await Task.sleep(for: .milliseconds(400))
+            _ = try await client.json(.PATCH, "\(nodes[1].baseURL)/cores/held", token: token, body: #"{"paused":false}"#)
+            #expect(try await waiting.status == 200)
+            #expect(ContinuousClock.now - started < .seconds(10))
+
+            let delayed = try await client.json(
+                .POST, "\(nodes[0].baseURL)/dispatch", token: token, body: #"{"core_id":"later","delay":2}"#)
+            #expect(delayed.status == 202)
+            let later = ContinuousClock.now
+            let due = try await client.json(
+                .POST, "\(nodes[1].baseURL)/cores/later/claim", token: token, body: #"{"worker_id":"w","wait":20}"#)
+            #expect(due.status == 200)
+            #expect(ContinuousClock.now - later >= .seconds(1.9) && ContinuousClock.now - later < .seconds(10))
+        }
+    }
+
     /// A user deactivated through node 1 is refused by nodes 2 and 3, which had the user
     /// cached, as soon as their listeners hear of it: well within the cache's 5 s lifetime; the
     /// user's open streams on nodes 2 and 3 end.

@@ -206,8 +206,8 @@ import Testing
             let claimed = try await store.claimTasks(coreID: "core", workerID: "w", limit: 2, now: now) { task in
                 try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: now)
             }
-            #expect(claimed.map(\.task.id) == [high.id, low1.id])
-            #expect(claimed.allSatisfy { $0.task.status == .running && $0.events.map(\.type.rawValue) == ["task.started"] })
+            #expect(claimed.tasks.map(\.task.id) == [high.id, low1.id])
+            #expect(claimed.tasks.allSatisfy { $0.task.status == .running && $0.events.map(\.type.rawValue) == ["task.started"] })
             #expect(try await store.queuePosition(of: low2) == 1)
             #expect(try await store.countTasks(status: .running) == 2)
             #expect(try await store.coreLoad(coreID: "core", since: Self.start).activeWorkers == 1)
@@ -227,8 +227,8 @@ import Testing
                             let claimed = try await store.claimTasks(coreID: "core", workerID: "w\(worker)", limit: 3, now: now) { task in
                                 try TaskLifecycle.claim(task, workerID: "w\(worker)", lease: 30, leaseToken: Identifier.make("lease"), now: now)
                             }
-                            if claimed.isEmpty { return mine }
-                            mine += claimed.map(\.task.id)
+                            if claimed.tasks.isEmpty { return mine }
+                            mine += claimed.tasks.map(\.task.id)
                         }
                     }
                 }
@@ -277,7 +277,7 @@ import Testing
             let claimedFirst = try await store.claimTasks(coreID: "core", workerID: "w", limit: 5, now: at16) { task in
                 try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: at16)
             }
-            #expect(claimedFirst.map(\.task.id) == [plain.id])
+            #expect(claimedFirst.tasks.map(\.task.id) == [plain.id])
             let promoted = try await store.promoteTasks(now: at16, limit: 10) { TaskLifecycle.promote($0, now: at16) }
             #expect(promoted.map(\.task.id) == ["task-early"])
             #expect(promoted.first?.events.map(\.type.rawValue) == ["task.ready"])
@@ -287,7 +287,7 @@ import Testing
             let claimed = try await store.claimTasks(coreID: "core", workerID: "w", limit: 5, now: at16) { task in
                 try TaskLifecycle.claim(task, workerID: "w", lease: 30, leaseToken: Identifier.make("lease"), now: at16)
             }
-            #expect(claimed.map(\.task.id) == ["task-early"])
+            #expect(claimed.tasks.map(\.task.id) == ["task-early"])
             let at30 = now.addingTimeInterval(30)
             let rest = try await store.promoteTasks(now: at30, limit: 10) { TaskLifecycle.promote($0, now: at30) }
             #expect(rest.map(\.task.id) == ["task-late"])

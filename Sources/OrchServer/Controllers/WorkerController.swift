@@ -42,7 +42,7 @@ struct WorkerController {
     func poll(core: String, body: ClaimRequest) async throws -> Response {
         let deadline = ContinuousClock.now + .seconds(body.wait)
         while true {
-            let version = signals.version(of: core)
+            let versions = signals.versions(of: core)
             let now = Date()
             let claimed = try await store.claimTasks(
                 coreID: core, workerID: body.workerID, limit: body.maxTasks, now: now
@@ -50,17 +50,19 @@ struct WorkerController {
                 try TaskLifecycle.claim(
                     task, workerID: body.workerID, lease: body.lease, leaseToken: Identifier.make("lease"), now: now)
             }
-            if !claimed.isEmpty {
-                bus.publish(claimed.flatMap(\.events))
-                let tasks = claimed.map { task, _ in
+            if !claimed.tasks.isEmpty {
+                bus.publish(claimed.tasks.flatMap(\.events))
+                let tasks = claimed.tasks.map { task, _ in
                     ClaimedTask(task: task.apiValue, leaseToken: task.leaseToken ?? "", leaseExpiresAt: task.leaseExpiresAt ?? now)
                 }
                 return try .json(ClaimResponse(tasks: tasks))
             }
-            // A scheduled task coming due is announced (`task.ready`) like a dispatch.
+            // A scheduled task coming due is announced (`task.ready`) like a dispatch; a core at
+            // its cap waits for a run to end as well.
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero, !Task.isCancelled else { return Response(status: .noContent) }
-            await signals.wait(on: core, after: version, timeout: remaining)
+            let need: CoreSignals.Need = claimed.blocked == .atCapacity ? .room : .task
+            await signals.wait(on: core, after: versions, for: need, timeout: remaining)
         }
     }
 

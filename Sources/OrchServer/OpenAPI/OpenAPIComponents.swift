@@ -116,6 +116,18 @@ enum OpenAPIComponents {
             "DispatchBatchResponse": Schema.record(["tasks": Schema.array(Schema.ref("DispatchResponse"))]),
             "Task": Schema.record(taskProperties),
             "RetryPolicy": retryPolicy,
+            "Core": Schema.record([
+                "core_id": Schema.string, "queued": Schema.integer(), "scheduled": Schema.integer(),
+                "running": Schema.integer(), "paused": Schema.boolean,
+                "max_running": Schema.nullable(Schema.integer()), "active_workers": Schema.integer(),
+                "oldest_queued_at": Schema.nullable(Schema.dateTime), "oldest_queued_age": Schema.nullable(Schema.number),
+            ]),
+            "CoreList": Schema.record(["cores": Schema.array(Schema.ref("Core"))]),
+            "CoreUpdateRequest": Schema.object(
+                [
+                    "paused": Schema.boolean,
+                    "max_running": Schema.nullable(Schema.integer(1...CoreController.maximumRunningCap)),
+                ], required: [], description: "At least one of the two."),
             "TaskList": Schema.record([
                 "total_tasks": Schema.integer(), "tasks": Schema.array(Schema.ref("Task")),
                 "pagination": Schema.ref("Pagination"),

@@ -161,6 +161,17 @@ enum OpenAPIDocument {
                 body: "StatusUpdateRequest", responses: [200: .json("Updated", schema: "StatusUpdateResponse")],
                 errors: [409: "The task cannot make this move (finished, or another worker's lease)"]),
             Operation(
+                method: .get, path: "/cores", summary: "Every core: counts, settings, workers",
+                description: "Cores with tasks, settings, or workers seen in the last minute, by id.",
+                responses: [200: .json("The cores", schema: "CoreList")]),
+            Operation(
+                method: .get, path: "/cores/{core_id}", summary: "One core",
+                responses: [200: .json("The core", schema: "Core")]),
+            Operation(
+                method: .patch, path: "/cores/{core_id}", summary: "Pause, resume or cap a core",
+                description: "A paused core takes dispatches but hands out nothing; `max_running` caps its running tasks over every node (`null` removes the cap). Resuming wakes waiting claims at once.",
+                body: "CoreUpdateRequest", responses: [200: .json("The core, changed", schema: "Core")]),
+            Operation(
                 method: .post, path: "/cores/{core_id}/claim", summary: "Claim queued tasks of a core (long-poll)",
                 body: "ClaimRequest",
                 responses: [

@@ -110,8 +110,9 @@ extension PostgresStore {
                 ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen)
             SELECT \(PostgresStore.taskColumns) FROM tasks
             WHERE core_id = $2 AND status = 'queued' AND ready_at <= $3
+                AND NOT EXISTS (SELECT 1 FROM cores WHERE core_id = $2 AND (paused OR max_running IS NOT NULL))
             ORDER BY priority DESC, ready_at, seq LIMIT $4
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF tasks SKIP LOCKED
             """
     }
 }

@@ -454,14 +454,43 @@ extension PostgresStore {
     public func claimTasks(
         coreID: String, workerID: String, limit: Int, now: Date,
         _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition
-    ) async throws -> [StoredTransition] {
+    ) async throws -> ClaimResult {
         try await transaction { transaction in
-            // The worker is recorded and the tasks are taken in one statement.
+            // The worker is recorded and the tasks are taken in one statement, unless the core
+            // is paused or capped.
             var binds = Self.bindings(workerID, coreID)
             binds.append(now.sqlTime)
             binds.append(Int64(limit))
             let tasks = try await transaction.rows(Claim.self, binds).map(Self.taskRecord)
-            return try await Self.store(try tasks.map(change), transaction)
+            if !tasks.isEmpty { return ClaimResult(tasks: try await Self.store(try tasks.map(change), transaction)) }
+            guard let settings = try await Self.coreSettings(coreID, transaction),
+                settings.paused || settings.maxRunning != nil
+            else { return ClaimResult(tasks: []) }
+            if settings.paused { return ClaimResult(tasks: [], blocked: .paused) }
+            // Capped: claims of the core take its row lock in turn, and each counts the running
+            // tasks in a statement begun after the previous claim committed.
+            guard let locked = try await Self.coreSettings(coreID, transaction, forUpdate: true) else {
+                return ClaimResult(tasks: [])
+            }
+            if locked.paused { return ClaimResult(tasks: [], blocked: .paused) }
+            guard let cap = locked.maxRunning else { return ClaimResult(tasks: []) }
+            let running = try await transaction.rows(
+                """
+                SELECT coalesce(sum(n), 0)::bigint AS running FROM task_counts
+                WHERE core_id = \(coreID) AND status = 'running'
+                """
+            ).first?.int("running") ?? 0
+            let room = min(limit, cap - running)
+            guard room > 0 else { return ClaimResult(tasks: [], blocked: .atCapacity) }
+            let capped = try await transaction.rows(
+                """
+                SELECT \(unescaped: Self.taskColumns) FROM tasks
+                WHERE core_id = \(coreID) AND status = 'queued' AND ready_at <= \(now.sqlTime)
+                ORDER BY priority DESC, ready_at, seq LIMIT \(Int64(room))
+                FOR UPDATE OF tasks SKIP LOCKED
+                """
+            ).map(Self.taskRecord)
+            return ClaimResult(tasks: try await Self.store(try capped.map(change), transaction))
         }
     }
 

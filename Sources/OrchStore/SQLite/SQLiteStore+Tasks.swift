@@ -133,22 +133,36 @@ extension SQLiteStore {
     public func claimTasks(
         coreID: String, workerID: String, limit: Int, now: Date,
         _ change: @escaping @Sendable (TaskRecord) throws -> TaskTransition
-    ) async throws -> [StoredTransition] {
+    ) async throws -> ClaimResult {
         try await write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO workers (worker_id, core_id, last_seen) VALUES (?, ?, ?)
                     ON CONFLICT (core_id, worker_id) DO UPDATE SET last_seen = excluded.last_seen
-                    """,
-                arguments: [workerID, coreID, now.millis])
+                    """
+            ).execute(arguments: [workerID, coreID, now.millis])
+            // One writer: the settings and the running count cannot move under this claim.
+            var room = limit
+            if let settings = try Self.coreSettings(coreID, db) {
+                if settings.paused { return ClaimResult(tasks: [], blocked: .paused) }
+                if let cap = settings.maxRunning {
+                    let running =
+                        try Int.fetchOne(
+                            db.cachedStatement(
+                                sql: "SELECT coalesce(sum(n), 0) FROM task_counts WHERE core_id = ? AND status = 'running'"),
+                            arguments: [coreID]) ?? 0
+                    room = min(limit, cap - running)
+                    if room <= 0 { return ClaimResult(tasks: [], blocked: .atCapacity) }
+                }
+            }
             let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM tasks WHERE core_id = ? AND status = 'queued' AND ready_at <= ?
-                    ORDER BY priority DESC, ready_at, seq LIMIT ?
-                    """,
-                arguments: [coreID, now.millis, limit])
-            return try rows.map { row in try Self.store(try change(try Self.taskRecord(row)), db) }
+                db.cachedStatement(
+                    sql: """
+                        SELECT * FROM tasks WHERE core_id = ? AND status = 'queued' AND ready_at <= ?
+                        ORDER BY priority DESC, ready_at, seq LIMIT ?
+                        """),
+                arguments: [coreID, now.millis, room])
+            return ClaimResult(tasks: try rows.map { row in try Self.store(try change(try Self.taskRecord(row)), db) })
         }
     }
 

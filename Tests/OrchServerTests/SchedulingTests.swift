@@ -1,0 +1,268 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import OrchModels
+import OrchTestSupport
+import Testing
+
+/// When tasks run: delayed dispatches, retries with backoff, operator retries, paused and
+/// capped cores, over HTTP on each backend. Delays are a second or two: nothing waits a
+/// real minute.
+@Suite struct SchedulingTests {
+    static func task(_ api: APIClient, _ token: String, _ id: String) async throws -> OrchTask {
+        try await api.request(.get, "/tasks/\(id)", token: token).decode(OrchTask.self)
+    }
+
+    static func events(_ api: APIClient, _ token: String, _ id: String) async throws -> [TaskEvent] {
+        try await api.request(.get, "/jobs/\(id)/events", token: token).decode(TaskEventList.self).events
+    }
+
+    static func dispatch(_ api: APIClient, _ token: String, _ request: DispatchRequest) async throws -> DispatchResponse {
+        let response = try await api.send(.post, "/dispatch", token: token, body: request)
+        #expect(response.status == .accepted, "\(response.text)")
+        return try response.decode(DispatchResponse.self)
+    }
+
+    static func claim(_ api: APIClient, _ token: String, _ core: String, wait: Int = 0, max: Int = 1, lease: Int = 30)
+        async throws -> [ClaimedTask]
+    {
+        let response = try await api.send(
+            .post, "/cores/\(core)/claim", token: token, body: ClaimRequest(workerID: "w", wait: wait, lease: lease, maxTasks: max))
+        return response.status == .noContent ? [] : try response.decode(ClaimResponse.self).tasks
+    }
+
+    // MARK: Delayed tasks
+
+    @Test(arguments: TestBackend.all)
+    func aDelayedTaskIsScheduledUntilItsRunAtThenWakesAWaitingClaim(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let before = Date()
+            let answer = try await Self.dispatch(api, token, DispatchRequest(coreID: "later", delay: 2))
+            #expect(answer.status == .scheduled && answer.queuePosition == 0)
+            let runAt = try #require(answer.runAt)
+            #expect(runAt.timeIntervalSince(before) >= 1.9 && runAt.timeIntervalSince(before) < 3)
+            #expect(answer.estimatedStart == runAt)
+            let shown = try await Self.task(api, token, answer.taskID)
+            #expect(shown.status == .scheduled && shown.runAt == runAt)
+            let listed = try await api.request(.get, "/tasks?status=scheduled", token: token).decode(TaskList.self)
+            #expect(listed.totalTasks == 1 && listed.tasks.map(\.taskID) == [answer.taskID])
+            #expect(try await Self.claim(api, token, "later").isEmpty)
+            // A claim waiting now is handed the task as soon as it comes due, not at its wait's end.
+            let claimed = try await Self.claim(api, token, "later", wait: 10)
+            let claimedAt = Date()
+            #expect(claimed.map(\.task.taskID) == [answer.taskID])
+            #expect(claimedAt >= runAt.addingTimeInterval(-0.05))
+            #expect(claimedAt.timeIntervalSince(runAt) < 3)
+            let types = try await Self.events(api, token, answer.taskID).map(\.eventType)
+            #expect(types == ["task.created", "task.ready", "task.started"])
+        }
+    }
+
+    @Test(arguments: TestBackend.all)
+    func aRunAtInThePastMeansNowAndAScheduledTaskCanBeCancelled(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let past = try await Self.dispatch(
+                api, token, DispatchRequest(coreID: "past", runAt: Date().addingTimeInterval(-3600)))
+            #expect(past.status == .queued && past.queuePosition == 1)
+            let future = try await Self.dispatch(
+                api, token, DispatchRequest(coreID: "past", runAt: Date().addingTimeInterval(3600)))
+            #expect(future.status == .scheduled)
+            let cancel = try await api.send(
+                .put, "/jobs/\(future.taskID)/status", token: token, body: StatusUpdateRequest(status: .cancelled))
+            #expect(cancel.status == .ok)
+            #expect(try await Self.task(api, token, future.taskID).status == .cancelled)
+            // Not due, so nothing to start by hand either.
+            let another = try await Self.dispatch(api, token, DispatchRequest(coreID: "past", delay: 600))
+            let start = try await api.send(
+                .put, "/jobs/\(another.taskID)/status", token: token, body: StatusUpdateRequest(status: .running))
+            #expect(start.status == .conflict)
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"coreId":"c","delay":5,"run_at":"2030-01-01T00:00:00Z"}"#, "run_at"),
+        (#"{"coreId":"c","delay":-1}"#, "delay"),
+        (#"{"coreId":"c","delay":31536001}"#, "delay"),
+        (#"{"coreId":"c","delay":1.5}"#, "delay"),
+        (#"{"coreId":"c","run_at":"tomorrow"}"#, "run_at"),
+        (#"{"coreId":"c","run_at":"2999-01-01T00:00:00Z"}"#, "run_at"),
+        (#"{"coreId":"c","retry_policy":{"initial_interval":-1}}"#, "retry_policy.initial_interval"),
+        (#"{"coreId":"c","retry_policy":{"backoff_coefficient":0.5}}"#, "retry_policy.backoff_coefficient"),
+        (#"{"coreId":"c","retry_policy":{"initial_interval":10,"maximum_interval":5}}"#, "retry_policy.maximum_interval"),
+        (#"{"coreId":"c","retry_policy":{"initial_interval":"soon"}}"#, "retry_policy.initial_interval"),
+    ])
+    func badTimingFieldsAreRefusedNamingTheField(body: String, field: String) async throws {
+        try await TestServer.withApp(backend: .sqlite) { api in
+            let token = try await api.adminToken()
+            let response = try await api.request(.post, "/dispatch", token: token, json: body)
+            #expect(response.status == .badRequest, "\(response.text)")
+            #expect(try response.error.details["field"] == .string(field), "\(response.text)")
+        }
+    }
+
+    // MARK: Retries
+
+    @Test(arguments: TestBackend.all)
+    func aWorkersFailureIsRetriedAfterItsBackoffUntilAttemptsAreSpent(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let policy = RetryPolicy(initialInterval: 0.5, backoffCoefficient: 2, maximumInterval: 10)
+            let id = try await Self.dispatch(
+                api, token, DispatchRequest(coreID: "flaky", maxAttempts: 3, retryPolicy: policy)
+            ).taskID
+            var failedAt: [Date] = []
+            var startedAt: [Date] = []
+            for attempt in 1...3 {
+                let claimed = try await Self.claim(api, token, "flaky", wait: 10)
+                startedAt.append(Date())
+                #expect(claimed.first?.task.attempts == attempt)
+                let lease = try #require(claimed.first?.leaseToken)
+                let failure = try await api.send(
+                    .put, "/jobs/\(id)/status", token: token,
+                    body: StatusUpdateRequest(status: .failed, error: .string("boom \(attempt)"), leaseToken: lease))
+                #expect(failure.status == .ok)
+                failedAt.append(Date())
+                let task = try await Self.task(api, token, id)
+                #expect(task.status == (attempt < 3 ? .scheduled : .failed))
+            }
+            // The waits grow: 0.5 s, then 1 s (each within 10 % jitter, plus the claim's wake-up).
+            let firstWait = startedAt[1].timeIntervalSince(failedAt[0])
+            let secondWait = startedAt[2].timeIntervalSince(failedAt[1])
+            #expect(firstWait >= 0.45 - 0.05 && firstWait < 2)
+            #expect(secondWait >= 0.9 - 0.05 && secondWait < 3)
+            let events = try await Self.events(api, token, id)
+            let requeues = events.filter { $0.eventType == "task.requeued" }
+            #expect(requeues.map { $0.data["reason"] } == ["retry", "retry"])
+            #expect(requeues.map { $0.data["attempt"] } == [1, 2])
+            #expect(requeues.first?.data["error"] == "boom 1" && requeues.first?.data["ready_at"] != nil)
+            let failed = events.filter { $0.eventType == "task.failed" }
+            #expect(failed.count == 1 && failed.first?.data["attempts"] == 3)
+        }
+    }
+
+    @Test(arguments: TestBackend.all)
+    func retryFalseAndAFailureWithoutALeaseAreFinal(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, DispatchRequest(coreID: "final")).taskID
+            let lease = try #require(try await Self.claim(api, token, "final").first?.leaseToken)
+            _ = try await api.send(
+                .put, "/jobs/\(id)/status", token: token,
+                body: StatusUpdateRequest(status: .failed, error: "bad input", leaseToken: lease, retry: false))
+            #expect(try await Self.task(api, token, id).status == .failed)
+            let other = try await Self.dispatch(api, token, DispatchRequest(coreID: "final")).taskID
+            _ = try await api.send(.put, "/jobs/\(other)/status", token: token, body: StatusUpdateRequest(status: .running))
+            _ = try await api.send(.put, "/jobs/\(other)/status", token: token, body: StatusUpdateRequest(status: .failed))
+            #expect(try await Self.task(api, token, other).status == .failed)
+        }
+    }
+
+    @Test(arguments: TestBackend.all)
+    func anOperatorRetryRequeuesAFailedTaskWithAFreshBudget(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, DispatchRequest(coreID: "manual", maxAttempts: 1)).taskID
+            let early = try await api.request(.post, "/tasks/\(id)/retry", token: token)
+            #expect(early.status == .conflict)
+            let lease = try #require(try await Self.claim(api, token, "manual").first?.leaseToken)
+            _ = try await api.send(
+                .put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .failed, leaseToken: lease))
+            #expect(try await Self.task(api, token, id).status == .failed)
+            let retried = try await api.request(.post, "/tasks/\(id)/retry", token: token)
+            #expect(retried.status == .ok)
+            let task = try retried.decode(OrchTask.self)
+            #expect(task.status == .queued && task.attempts == 0)
+            #expect(try await Self.claim(api, token, "manual").first?.task.attempts == 1)
+            let types = try await Self.events(api, token, id).map(\.eventType)
+            #expect(types == ["task.created", "task.started", "task.failed", "task.requeued", "task.started"])
+            let viewer = try await api.createUser("watcher", role: .viewer, adminToken: token).token
+            #expect(try await api.request(.post, "/tasks/\(id)/retry", token: viewer).status == .forbidden)
+            #expect(try await api.request(.post, "/tasks/task-unknown/retry", token: token).status == .notFound)
+        }
+    }
+
+    // MARK: Cores
+
+    @Test(arguments: TestBackend.all)
+    func aPausedCoreHandsOutNothingAndResumingWakesWaitingClaims(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let paused = try await api.send(.patch, "/cores/held", token: token, body: CoreUpdateRequest(paused: true))
+            #expect(paused.status == .ok)
+            #expect(try paused.decode(CoreInfo.self).paused)
+            let id = try await Self.dispatch(api, token, DispatchRequest(coreID: "held")).taskID
+            #expect(try await Self.claim(api, token, "held").isEmpty)
+            async let waiting = Self.claim(api, token, "held", wait: 20)
+            try await Task.sleep(for: .milliseconds(400))
+            let resumedAt = ContinuousClock.now
+            _ = try await api.send(.patch, "/cores/held", token: token, body: CoreUpdateRequest(paused: false))
+            let claimed = try await waiting
+            #expect(claimed.map(\.task.taskID) == [id])
+            #expect(ContinuousClock.now - resumedAt < .seconds(5))
+        }
+    }
+
+    @Test(arguments: TestBackend.all)
+    func maxRunningCapsClaimsAndARunEndingMakesRoom(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            _ = try await api.send(.patch, "/cores/capped", token: token, body: CoreUpdateRequest(maxRunning: 2))
+            for _ in 0..<6 { _ = try await Self.dispatch(api, token, DispatchRequest(coreID: "capped")) }
+            let first = try await Self.claim(api, token, "capped", max: 5)
+            #expect(first.count == 2)
+            #expect(try await Self.claim(api, token, "capped", max: 5).isEmpty)
+            async let waiting = Self.claim(api, token, "capped", wait: 20, max: 5)
+            try await Task.sleep(for: .milliseconds(400))
+            _ = try await api.send(
+                .put, "/jobs/\(first[0].task.taskID)/status", token: token,
+                body: StatusUpdateRequest(status: .completed, leaseToken: first[0].leaseToken))
+            #expect(try await waiting.count == 1)
+            let core = try await api.request(.get, "/cores/capped", token: token).decode(CoreInfo.self)
+            #expect(core.running == 2 && core.queued == 3 && core.maxRunning == 2 && !core.paused)
+            // Without the cap the rest comes at once.
+            _ = try await api.request(.patch, "/cores/capped", token: token, json: #"{"max_running":null}"#)
+            #expect(try await Self.claim(api, token, "capped", max: 5).count == 3)
+        }
+    }
+
+    @Test(arguments: TestBackend.all)
+    func coresAreListedWithTheirCountsWorkersAndOldestQueuedTask(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let dispatchedAt = Date()
+            for core in ["alpha", "alpha", "beta"] { _ = try await Self.dispatch(api, token, DispatchRequest(coreID: core)) }
+            _ = try await Self.dispatch(api, token, DispatchRequest(coreID: "alpha", priority: 5, delay: 600))
+            _ = try await Self.claim(api, token, "beta")
+            let viewer = try await api.createUser("viewer", role: .viewer, adminToken: token).token
+            let listed = try await api.request(.get, "/cores", token: viewer)
+            #expect(listed.status == .ok, "\(listed.text)")
+            let list = try listed.decode(CoreList.self)
+            #expect(list.cores.map(\.coreID) == ["alpha", "beta"])
+            let alpha = list.cores[0]
+            #expect(alpha.queued == 2 && alpha.scheduled == 1 && alpha.running == 0 && alpha.activeWorkers == 0)
+            let oldest = try #require(alpha.oldestQueuedAt)
+            #expect(abs(oldest.timeIntervalSince(dispatchedAt)) < 2 && (alpha.oldestQueuedAge ?? -1) >= 0)
+            let beta = list.cores[1]
+            #expect(beta.queued == 0 && beta.running == 1 && beta.activeWorkers == 1 && beta.oldestQueuedAt == nil)
+            #expect(try await api.request(.get, "/cores/nowhere", token: viewer).status == .notFound)
+            #expect(try await api.send(.patch, "/cores/alpha", token: viewer, body: CoreUpdateRequest(paused: true)).status == .forbidden)
+        }
+    }
+
+    @Test(arguments: [
+        (#"{}"#, nil as String?),
+        (#"{"max_running":0}"#, "max_running"),
+        (#"{"max_running":"two"}"#, "max_running"),
+        (#"{"paused":"yes"}"#, "paused"),
+    ])
+    func badCoreUpdatesAreRefused(body: String, field: String?) async throws {
+        try await TestServer.withApp(backend: .sqlite) { api in
+            let token = try await api.adminToken()
+            let response = try await api.request(.patch, "/cores/c", token: token, json: body)
+            #expect(response.status == .badRequest, "\(response.text)")
+            if let field { #expect(try response.error.details["field"] == .string(field), "\(response.text)") }
+        }
+    }
+}
