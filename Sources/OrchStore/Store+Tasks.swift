@@ -38,6 +38,45 @@ public struct TaskQuery: Sendable, Hashable {
     }
 }
 
+/// Which tasks a bulk action takes: every filter given must hold.
+public struct TaskFilter: Sendable, Hashable {
+    public var coreID: String?
+    /// Any of these statuses (all when empty).
+    public var statuses: [TaskStatus]
+    public var priority: Int?
+    public var createdBefore: Date?
+    public var createdAfter: Date?
+    public var taskIDs: [String]?
+
+    public init(
+        coreID: String? = nil, statuses: [TaskStatus] = [], priority: Int? = nil, createdBefore: Date? = nil,
+        createdAfter: Date? = nil, taskIDs: [String]? = nil
+    ) {
+        self.coreID = coreID
+        self.statuses = statuses
+        self.priority = priority
+        self.createdBefore = createdBefore
+        self.createdAfter = createdAfter
+        self.taskIDs = taskIDs
+    }
+}
+
+/// One batch of a bulk action: the tasks changed, how many matched, and where the next batch
+/// starts.
+public struct BulkBatch: Sendable {
+    public var changed: [StoredTransition]
+    /// Tasks of the batch that matched the filter (changed or not).
+    public var matched: Int
+    /// The last task read, in storage order; `nil` when there were none (the action is done).
+    public var cursor: Int64?
+
+    public init(changed: [StoredTransition], matched: Int, cursor: Int64?) {
+        self.changed = changed
+        self.matched = matched
+        self.cursor = cursor
+    }
+}
+
 /// Filters and page of `GET /jobs/{task_id}/events`, oldest first.
 public struct EventQuery: Sendable, Hashable {
     public var eventType: String?
@@ -183,6 +222,18 @@ public protocol TaskStore: Sendable {
 
     /// How many tasks have `status`.
     func countTasks(status: TaskStatus) async throws -> Int
+
+    /// How many tasks match `filter`.
+    func countTasks(matching filter: TaskFilter) async throws -> Int
+
+    /// Reads up to `limit` tasks matching `filter` that come after `cursor` in storage order
+    /// (from the start when `nil`), applies `change` to each (`nil`: left as it is) and stores
+    /// the results, in one transaction; a bulk action is a run of these, so no transaction
+    /// holds the write lock for long.
+    func modifyTasks(
+        matching filter: TaskFilter, after cursor: Int64?, limit: Int,
+        _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?
+    ) async throws -> BulkBatch
 
     /// Queued tasks per core (cores with none are left out).
     func queueSummary() async throws -> [CoreQueueSummary]

@@ -265,4 +265,68 @@ import Testing
             if let field { #expect(try response.error.details["field"] == .string(field), "\(response.text)") }
         }
     }
+
+    // MARK: Bulk actions
+
+    @Test(arguments: TestBackend.all)
+    func bulkCancelAndRetryCountOrChangeTheMatchingTasks(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            var batch = (0..<600).map { index in DispatchRequest(coreID: "bulk", priority: index % 3 + 1) }
+            batch += (0..<5).map { _ in DispatchRequest(coreID: "kept") }
+            let created = try await api.send(.post, "/dispatch/batch", token: token, body: DispatchBatchRequest(tasks: batch))
+            #expect(created.status == .accepted)
+            let finished = try await Self.dispatch(api, token, DispatchRequest(coreID: "bulk")).taskID
+            _ = try await api.send(.put, "/jobs/\(finished)/status", token: token, body: StatusUpdateRequest(status: .completed))
+
+            let dry = try await api.send(.post, "/tasks/cancel", token: token, body: BulkTaskRequest(coreID: "bulk", dryRun: true))
+            #expect(dry.status == .ok, "\(dry.text)")
+            let counted = try dry.decode(BulkTaskResponse.self)
+            #expect(counted.matched == 601 && counted.skipped == 1 && counted.changed == nil && counted.dryRun)
+            #expect(try await api.request(.get, "/tasks?status=queued", token: token).decode(TaskList.self).totalTasks == 605)
+
+            // More than one batch: every matching task is cancelled once, the finished one skipped.
+            let cancelled = try await api.send(.post, "/tasks/cancel", token: token, body: BulkTaskRequest(coreID: "bulk"))
+            #expect(cancelled.text.contains(#""cancelled":600"#), "\(cancelled.text)")
+            let result = try cancelled.decode(BulkTaskResponse.self)
+            #expect(result.matched == 601 && result.changed == 600 && result.skipped == 1)
+            #expect(try await api.request(.get, "/tasks?status=cancelled", token: token).decode(TaskList.self).totalTasks == 600)
+            #expect(try await api.request(.get, "/tasks?status=queued", token: token).decode(TaskList.self).totalTasks == 5)
+
+            let retried = try await api.send(
+                .post, "/tasks/retry", token: token, body: BulkTaskRequest(coreID: "bulk", priority: 2))
+            #expect(retried.text.contains(#""retried":200"#), "\(retried.text)")
+            #expect(try retried.decode(BulkTaskResponse.self).skipped == 0)
+            let byStatus = try await api.send(
+                .post, "/tasks/retry", token: token, body: BulkTaskRequest(status: .cancelled, dryRun: true))
+            #expect(try byStatus.decode(BulkTaskResponse.self).matched == 400)
+            let ids = try await api.send(
+                .post, "/tasks/retry", token: token, body: BulkTaskRequest(taskIDs: [finished, "task-none"]))
+            let byID = try ids.decode(BulkTaskResponse.self)
+            #expect(byID.matched == 1 && byID.changed == 0 && byID.skipped == 1)
+        }
+    }
+
+    @Test(arguments: [
+        (#"{}"#, nil as String?),
+        (#"{"dry_run":true}"#, nil),
+        (#"{"status":"sleeping"}"#, "status"),
+        (#"{"priority":11}"#, "priority"),
+        (#"{"core_id":"bad core"}"#, "core_id"),
+        (#"{"created_before":"yesterday"}"#, "created_before"),
+        (#"{"task_ids":"task-1"}"#, "task_ids"),
+    ])
+    func badBulkFiltersAreRefused(body: String, field: String?) async throws {
+        try await TestServer.withApp(backend: .sqlite) { api in
+            let token = try await api.adminToken()
+            for path in ["/tasks/cancel", "/tasks/retry"] {
+                let response = try await api.request(.post, path, token: token, json: body)
+                #expect(response.status == .badRequest, "\(response.text)")
+                if let field { #expect(try response.error.details["field"] == .string(field), "\(response.text)") }
+            }
+            let many = #"{"task_ids":[\#((0...1000).map { "\"task-\($0)\"" }.joined(separator: ","))]}"#
+            let tooMany = try await api.request(.post, "/tasks/cancel", token: token, json: many)
+            #expect(try tooMany.error.details["field"] == "task_ids")
+        }
+    }
 }

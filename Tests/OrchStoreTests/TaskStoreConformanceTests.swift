@@ -479,6 +479,39 @@ import Testing
             #expect(try await store.taskEvents(taskID: existing.id, EventQuery()).total == 1)
         }
     }
+
+    /// Bulk batches read matching tasks in storage order from a cursor, change those `change`
+    /// takes, and count the rest as matched; the filters combine.
+    @Test(arguments: backends)
+    func bulkBatchesWalkTheMatchingTasksFromACursor(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            var ids: [String] = []
+            for index in 0..<7 {
+                ids.append(try await Self.insert(store, Self.dispatch(index < 5 ? "bulk" : "other", priority: index % 2 + 1, at: Double(index))).id)
+            }
+            let filter = TaskFilter(coreID: "bulk")
+            #expect(try await store.countTasks(matching: filter) == 5)
+            #expect(try await store.countTasks(matching: TaskFilter(coreID: "bulk", priority: 2)) == 2)
+            #expect(try await store.countTasks(matching: TaskFilter(createdBefore: Self.start.addingTimeInterval(2))) == 2)
+            #expect(try await store.countTasks(matching: TaskFilter(createdAfter: Self.start.addingTimeInterval(5))) == 1)
+            #expect(try await store.countTasks(matching: TaskFilter(taskIDs: [ids[0], ids[6], "task-none"])) == 2)
+            #expect(try await store.countTasks(matching: TaskFilter(statuses: [.queued, .running])) == 7)
+            let now = Self.start.addingTimeInterval(10)
+            let cancel: @Sendable (TaskRecord) -> TaskTransition? = { task in
+                task.priority == 1
+                    ? try? TaskLifecycle.update(task, with: StatusUpdateRequest(status: .cancelled), now: now) : nil
+            }
+            let first = try await store.modifyTasks(matching: filter, after: nil, limit: 3, cancel)
+            #expect(first.matched == 3 && first.changed.map(\.task.id) == [ids[0], ids[2]])
+            #expect(first.changed.allSatisfy { $0.task.status == .cancelled && $0.events.map(\.type.rawValue) == ["task.cancelled"] })
+            let second = try await store.modifyTasks(matching: filter, after: first.cursor, limit: 3, cancel)
+            #expect(second.matched == 2 && second.changed.map(\.task.id) == [ids[4]])
+            let done = try await store.modifyTasks(matching: filter, after: second.cursor, limit: 3, cancel)
+            #expect(done.matched == 0 && done.cursor == nil)
+            #expect(try await store.countTasks(matching: TaskFilter(statuses: [.cancelled])) == 3)
+            #expect(try await store.task(id: ids[5])?.status == .queued)
+        }
+    }
 }
 
 /// A small seeded random number generator (SplitMix64), for repeatable random tests.
@@ -494,4 +527,5 @@ struct SplitMix64: RandomNumberGenerator {
         value = (value ^ (value >> 27)) &* 0x94D0_49BB_1331_11EB
         return value ^ (value >> 31)
     }
+
 }

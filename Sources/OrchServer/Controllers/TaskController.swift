@@ -18,6 +18,98 @@ struct TaskController {
         api.on(.get, "/jobs/{task_id}/events", access: .role(.viewer), handler: events)
         api.on(.put, "/jobs/{task_id}/status", access: .role(.operator), handler: updateStatus)
         api.on(.post, "/tasks/{task_id}/retry", access: .role(.operator), handler: retry)
+        api.on(.post, "/tasks/cancel", access: .role(.operator)) { request, context in
+            try await bulk(request, context: context, action: .cancel)
+        }
+        api.on(.post, "/tasks/retry", access: .role(.operator)) { request, context in
+            try await bulk(request, context: context, action: .retry)
+        }
+    }
+
+    /// The tasks one bulk transaction changes at most: small enough that a batch holds the
+    /// SQLite write lock for a few milliseconds (see the README for the measured stall).
+    static let bulkBatchSize = 250
+    /// The most ids `task_ids` takes.
+    static let maximumBulkIDs = 1000
+
+    /// What `POST /tasks/cancel` and `POST /tasks/retry` do to each matching task.
+    enum BulkAction {
+        case cancel, retry
+
+        /// The statuses the action applies to; other matching tasks are skipped.
+        var applies: [TaskStatus] {
+            switch self {
+            case .cancel: [.scheduled, .queued, .running]
+            case .retry: [.failed, .cancelled]
+            }
+        }
+
+        var past: String {
+            switch self {
+            case .cancel: "cancelled"
+            case .retry: "retried"
+            }
+        }
+
+        func change(_ task: TaskRecord, now: Date) -> TaskTransition? {
+            switch self {
+            case .cancel:
+                try? TaskLifecycle.update(task, with: StatusUpdateRequest(status: .cancelled, message: "bulk cancel"), now: now)
+            case .retry:
+                try? TaskLifecycle.retry(task, now: now)
+            }
+        }
+    }
+
+    /// Cancels or retries every task matching the filter, in batches of ``bulkBatchSize``
+    /// (each its own transaction, so dispatches are not held up behind one long one), or with
+    /// `dry_run` only counts them. Answers how many matched, changed and were skipped.
+    func bulk(_ request: Request, context: OrchRequestContext, action: BulkAction) async throws -> Response {
+        let body = try await request.decodeJSON(as: BulkTaskRequest.self)
+        let filter = try Self.filter(body)
+        if body.dryRun {
+            let matched = try await store.countTasks(matching: filter)
+            var applicable = filter
+            applicable.statuses = (filter.statuses.isEmpty ? action.applies : filter.statuses).filter(action.applies.contains)
+            let applying = applicable.statuses.isEmpty ? 0 : try await store.countTasks(matching: applicable)
+            return try .json(
+                BulkTaskResponse(matched: matched, changed: nil, skipped: matched - applying, dryRun: true, action: action.past))
+        }
+        var (matched, changed) = (0, 0)
+        var cursor: Int64?
+        repeat {
+            let now = Date()
+            let batch = try await store.modifyTasks(matching: filter, after: cursor, limit: Self.bulkBatchSize) { task in
+                action.change(task, now: now)
+            }
+            bus.publish(batch.changed.flatMap(\.events))
+            matched += batch.matched
+            changed += batch.changed.count
+            cursor = batch.matched == Self.bulkBatchSize ? batch.cursor : nil
+        } while cursor != nil
+        context.logger.info(
+            "bulk \(action.past)", metadata: ["matched": "\(matched)", "changed": "\(changed)"])
+        return try .json(
+            BulkTaskResponse(matched: matched, changed: changed, skipped: matched - changed, dryRun: false, action: action.past))
+    }
+
+    /// A bulk request's filter, checked: at least one filter, valid values, at most 1,000 ids.
+    static func filter(_ body: BulkTaskRequest) throws -> TaskFilter {
+        guard body.coreID != nil || body.status != nil || body.priority != nil || body.createdBefore != nil
+            || body.createdAfter != nil || body.taskIDs != nil
+        else {
+            throw OrchError.validation(
+                "Give at least one filter: core_id, status, priority, created_before, created_after or task_ids",
+                details: ["fields": ["core_id", "status", "priority", "created_before", "created_after", "task_ids"]])
+        }
+        if let core = body.coreID { try TaskRules.validateCoreID(core, field: "core_id") }
+        if let priority = body.priority { try TaskRules.check(priority, in: TaskRules.priorities, field: "priority") }
+        if let ids = body.taskIDs, ids.count > maximumBulkIDs {
+            throw OrchError.invalidParameter("task_ids", "must hold at most \(maximumBulkIDs) ids")
+        }
+        return TaskFilter(
+            coreID: body.coreID, statuses: body.status.map { [$0] } ?? [], priority: body.priority,
+            createdBefore: body.createdBefore, createdAfter: body.createdAfter, taskIDs: body.taskIDs)
     }
 
     @Sendable func list(_ request: Request, context: OrchRequestContext) async throws -> Response {

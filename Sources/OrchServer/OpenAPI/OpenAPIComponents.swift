@@ -122,6 +122,17 @@ enum OpenAPIComponents {
                 "max_running": Schema.nullable(Schema.integer()), "active_workers": Schema.integer(),
                 "oldest_queued_at": Schema.nullable(Schema.dateTime), "oldest_queued_age": Schema.nullable(Schema.number),
             ]),
+            "BulkTaskRequest": Schema.request(
+                [
+                    "core_id": coreID, "status": taskStatus, "priority": Schema.integer(TaskRules.priorities),
+                    "created_before": Schema.dateTime, "created_after": Schema.dateTime,
+                    "task_ids": [
+                        "type": "array", "items": Schema.string, "maxItems": .int(Int64(TaskController.maximumBulkIDs)),
+                    ],
+                    "dry_run": Schema.boolean,
+                ], required: [], description: "At least one filter; every filter given must hold."),
+            "BulkCancelResponse": bulkResponse("cancelled"),
+            "BulkRetryResponse": bulkResponse("retried"),
             "CoreList": Schema.record(["cores": Schema.array(Schema.ref("Core"))]),
             "CoreUpdateRequest": Schema.object(
                 [
@@ -269,6 +280,13 @@ enum OpenAPIComponents {
             "result": Schema.nullable(Schema.any), "error": Schema.nullable(Schema.any),
             "run_at": Schema.nullable(Schema.dateTime), "retry_policy": Schema.ref("RetryPolicy"),
         ]
+    }
+
+    /// A bulk action's answer; `changed` (its wire name) is absent in a dry run.
+    static func bulkResponse(_ changed: String) -> JSONValue {
+        Schema.object(
+            [changed: Schema.integer(), "matched": Schema.integer(), "skipped": Schema.integer(), "dry_run": Schema.boolean],
+            required: ["matched", "skipped", "dry_run"])
     }
 
     /// ``RetryPolicy``: every field optional in a request, every field present in a task.

@@ -145,6 +145,14 @@ enum OpenAPIDocument {
                 method: .get, path: "/tasks/{task_id}", summary: "One task",
                 responses: [200: .json("The task", schema: "Task")]),
             Operation(
+                method: .post, path: "/tasks/cancel", summary: "Cancel every task matching a filter",
+                description: "In batches of \(TaskController.bulkBatchSize) tasks, each its own transaction. Finished tasks are skipped. `dry_run` only counts.",
+                body: "BulkTaskRequest", responses: [200: .json("How many matched, were cancelled, were skipped", schema: "BulkCancelResponse")]),
+            Operation(
+                method: .post, path: "/tasks/retry", summary: "Retry every failed or cancelled task matching a filter",
+                description: "As POST /tasks/{task_id}/retry for each; other statuses are skipped. `dry_run` only counts.",
+                body: "BulkTaskRequest", responses: [200: .json("How many matched, were retried, were skipped", schema: "BulkRetryResponse")]),
+            Operation(
                 method: .post, path: "/tasks/{task_id}/retry", summary: "Retry a failed or cancelled task",
                 description: "Back in the queue at once with a fresh attempt budget; its history stays (`task.requeued`, reason `manual`).",
                 responses: [200: .json("The task, queued", schema: "Task")],

@@ -554,6 +554,39 @@ extension PostgresStore {
             .int("n") ?? 0
     }
 
+    public func countTasks(matching filter: TaskFilter) async throws -> Int {
+        let conditions = Self.postgresFilter(filter)
+        return try await rows(conditions.query("SELECT count(*)::bigint AS n FROM tasks", suffix: "")).first?.int("n") ?? 0
+    }
+
+    public func modifyTasks(
+        matching filter: TaskFilter, after cursor: Int64?, limit: Int,
+        _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?
+    ) async throws -> BulkBatch {
+        var conditions = Self.postgresFilter(filter)
+        conditions.condition("seq > $?", [cursor ?? 0])
+        let query = conditions.query(
+            "SELECT \(Self.taskColumns) FROM tasks", suffix: " ORDER BY seq LIMIT \(limit) FOR UPDATE")
+        return try await transaction { transaction in
+            let rows = try await transaction.rows(query)
+            let tasks = try rows.map(Self.taskRecord)
+            let changed = try await Self.store(tasks.compactMap(change), transaction)
+            return BulkBatch(changed: changed, matched: rows.count, cursor: try rows.last?.decode("seq", as: Int64.self))
+        }
+    }
+
+    /// A bulk action's filter as a `WHERE` clause.
+    static func postgresFilter(_ filter: TaskFilter) -> PostgresFilter {
+        var conditions = PostgresFilter()
+        conditions.equal("core_id", filter.coreID)
+        if !filter.statuses.isEmpty { conditions.condition("status = ANY($?)", [filter.statuses.map(\.rawValue)]) }
+        conditions.equal("priority", filter.priority.map(Int64.init))
+        if let before = filter.createdBefore { conditions.condition("created_at < $?", [before.sqlTime]) }
+        if let after = filter.createdAfter { conditions.condition("created_at > $?", [after.sqlTime]) }
+        if let ids = filter.taskIDs { conditions.condition("id = ANY($?)", [ids]) }
+        return conditions
+    }
+
     public func queueSummary() async throws -> [CoreQueueSummary] {
         try await rows(
             """

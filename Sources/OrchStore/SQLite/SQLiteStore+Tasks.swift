@@ -358,6 +358,61 @@ extension SQLiteStore {
         }
     }
 
+    public func countTasks(matching filter: TaskFilter) async throws -> Int {
+        try await read { db in
+            let (clause, arguments) = Self.sqlFilter(filter)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM tasks WHERE \(clause)", arguments: arguments) ?? 0
+        }
+    }
+
+    public func modifyTasks(
+        matching filter: TaskFilter, after cursor: Int64?, limit: Int,
+        _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?
+    ) async throws -> BulkBatch {
+        try await write { db in
+            let (clause, arguments) = Self.sqlFilter(filter)
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM tasks WHERE seq > ? AND \(clause) ORDER BY seq LIMIT ?",
+                arguments: [cursor ?? 0] + arguments + [limit])
+            let changed = try rows.compactMap { row -> StoredTransition? in
+                guard let transition = change(try Self.taskRecord(row)) else { return nil }
+                return try Self.store(transition, db)
+            }
+            return BulkBatch(changed: changed, matched: rows.count, cursor: rows.last.map { $0["seq"] as Int64 })
+        }
+    }
+
+    /// The conditions of a bulk action's filter (`1` for none) and their arguments.
+    static func sqlFilter(_ filter: TaskFilter) -> (String, StatementArguments) {
+        var conditions: [String] = ["1"]
+        var arguments = StatementArguments()
+        if let core = filter.coreID {
+            conditions.append("core_id = ?")
+            arguments += [core]
+        }
+        if !filter.statuses.isEmpty {
+            conditions.append("status IN (\(Array(repeating: "?", count: filter.statuses.count).joined(separator: ", ")))")
+            arguments += StatementArguments(filter.statuses.map(\.rawValue))
+        }
+        if let priority = filter.priority {
+            conditions.append("priority = ?")
+            arguments += [priority]
+        }
+        if let before = filter.createdBefore {
+            conditions.append("created_at < ?")
+            arguments += [before.millis]
+        }
+        if let after = filter.createdAfter {
+            conditions.append("created_at > ?")
+            arguments += [after.millis]
+        }
+        if let ids = filter.taskIDs {
+            conditions.append(ids.isEmpty ? "0" : "id IN (\(Array(repeating: "?", count: ids.count).joined(separator: ", ")))")
+            arguments += StatementArguments(ids)
+        }
+        return (conditions.joined(separator: " AND "), arguments)
+    }
+
     public func queueSummary() async throws -> [CoreQueueSummary] {
         try await read { db in
             try Row.fetchAll(
