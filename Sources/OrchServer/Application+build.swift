@@ -95,6 +95,7 @@ func buildServer(
         services: clusterServices(cluster, store: store, bus: bus, logger: logger) + [
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
+            ScheduleRunner(store: store, bus: bus, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
             LockSupervisor(locks: locks, logger: logger),
             CallbackDeliverer(
@@ -152,6 +153,7 @@ func buildAPI(
     DispatchController(store: store, bus: bus, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     TaskController(store: store, bus: bus).addRoutes(to: api)
     CoreController(store: store, bus: bus).addRoutes(to: api)
+    ScheduleController(store: store, callbackAllowedHosts: configuration.callbackAllowedHosts).addRoutes(to: api)
     WorkerController(store: store, bus: bus, signals: CoreSignals(bus: bus)).addRoutes(to: api)
     EventStreamController(
         store: store, bus: bus, bufferCapacity: configuration.sseBufferSize,

@@ -21,6 +21,20 @@ public enum Callback {
     public static let urlPattern =
         "^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*)?$"
 
+    /// Checks the `callback_url` of a task's metadata, if any (`prefix` locates the metadata in
+    /// the request, as in `task.`).
+    public static func validate(metadata: [String: JSONValue], allowedHosts: [String], prefix: String = "") throws(OrchError) {
+        guard let callback = metadata["callback_url"] else { return }
+        do throws(OrchError) {
+            guard let url = callback.stringValue else {
+                throw OrchError.invalidParameter("metadata.callback_url", "must be an http or https URL")
+            }
+            try validate(url, allowedHosts: allowedHosts)
+        } catch {
+            throw prefix.isEmpty ? error : error.located(in: String(prefix.dropLast()))
+        }
+    }
+
     public static func validate(_ text: String, allowedHosts: [String]) throws(OrchError) {
         let field = "metadata.callback_url"
         guard text.utf8.count <= 2048, let host = host(ofURL: text) else {

@@ -79,12 +79,7 @@ struct DispatchController {
     /// `body` validated (fields, metadata size, callback URL) as a new task's dispatch.
     func prepare(_ body: DispatchRequest, createdBy: String?, now: Date) throws -> TaskTransition {
         try TaskRules.validate(body, metadataBytes: JSONValue.jsonText(body.metadata).utf8.count, now: now)
-        if let callback = body.metadata["callback_url"] {
-            guard let url = callback.stringValue else {
-                throw OrchError.invalidParameter("metadata.callback_url", "must be an http or https URL")
-            }
-            try Callback.validate(url, allowedHosts: callbackAllowedHosts)
-        }
+        try Callback.validate(metadata: body.metadata, allowedHosts: callbackAllowedHosts)
         return TaskLifecycle.dispatch(body, id: Identifier.make("task"), createdBy: createdBy, now: now)
     }
 

@@ -122,6 +122,40 @@ enum OpenAPIComponents {
                 "max_running": Schema.nullable(Schema.integer()), "active_workers": Schema.integer(),
                 "oldest_queued_at": Schema.nullable(Schema.dateTime), "oldest_queued_age": Schema.nullable(Schema.number),
             ]),
+            "ScheduleTaskTemplate": Schema.object(
+                [
+                    "priority": Schema.integer(TaskRules.priorities, default: 1),
+                    "timeout": Schema.integer(TaskRules.timeouts, default: 300),
+                    "stay": Schema.boolean,
+                    "max_attempts": Schema.integer(TaskRules.maxAttemptsRange, default: 3),
+                    "retry_policy": Schema.ref("RetryPolicy"),
+                    "metadata": Schema.anyObject,
+                ], required: [], description: "Each firing's task; its metadata also gets schedule_id."),
+            "CreateScheduleRequest": Schema.request(
+                [
+                    "name": Schema.string(length: ScheduleLifecycle.nameLength), "core_id": coreID,
+                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([0-9]+[smhd])+$"],
+                    "timezone": ["type": "string", "default": "UTC", "description": "An IANA zone name."],
+                    "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
+                ], required: ["name", "core_id"], description: "Give cron or every, not both."),
+            "UpdateScheduleRequest": Schema.request(
+                [
+                    "name": Schema.string(length: ScheduleLifecycle.nameLength), "core_id": coreID,
+                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([0-9]+[smhd])+$"],
+                    "timezone": Schema.string, "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
+                ], required: [], description: "cron or every replaces the timing (the other is dropped)."),
+            "Schedule": Schema.record([
+                "schedule_id": Schema.string, "name": Schema.string, "core_id": Schema.string,
+                "cron": Schema.nullable(Schema.string), "every": Schema.nullable(Schema.string),
+                "timezone": Schema.string, "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
+                "created_at": Schema.dateTime, "updated_at": Schema.dateTime,
+                "next_run_at": Schema.nullable(Schema.dateTime), "last_run_at": Schema.nullable(Schema.dateTime),
+                "last_task_id": Schema.nullable(Schema.string),
+            ]),
+            "ScheduleList": Schema.record([
+                "total_schedules": Schema.integer(), "schedules": Schema.array(Schema.ref("Schedule")),
+                "pagination": Schema.ref("Pagination"),
+            ]),
             "BulkTaskRequest": Schema.request(
                 [
                     "core_id": coreID, "status": taskStatus, "priority": Schema.integer(TaskRules.priorities),

@@ -169,6 +169,26 @@ enum OpenAPIDocument {
                 body: "StatusUpdateRequest", responses: [200: .json("Updated", schema: "StatusUpdateResponse")],
                 errors: [409: "The task cannot make this move (finished, or another worker's lease)"]),
             Operation(
+                method: .post, path: "/schedules", summary: "Create a recurring schedule",
+                description: "Each slot of `cron` (5 fields or a macro, in `timezone`) or `every` dispatches one task, also with several nodes; after downtime the missed slots fire once.",
+                body: "CreateScheduleRequest", responses: [201: .json("The schedule", schema: "Schedule")],
+                errors: [409: "The name is taken"]),
+            Operation(
+                method: .get, path: "/schedules", summary: "Schedules, by name",
+                query: limitOffset(1...ScheduleController.maximumPage, 50),
+                responses: [200: .json("A page of schedules", schema: "ScheduleList")]),
+            Operation(
+                method: .get, path: "/schedules/{schedule_id}", summary: "One schedule",
+                responses: [200: .json("The schedule", schema: "Schedule")]),
+            Operation(
+                method: .patch, path: "/schedules/{schedule_id}", summary: "Change, pause or resume a schedule",
+                description: "A new timing counts from now; resuming does not fire the slots passed while paused.",
+                body: "UpdateScheduleRequest", responses: [200: .json("The schedule", schema: "Schedule")],
+                errors: [409: "The name is taken"]),
+            Operation(
+                method: .delete, path: "/schedules/{schedule_id}", summary: "Delete a schedule (its tasks stay)",
+                responses: [204: .empty("Deleted")]),
+            Operation(
                 method: .get, path: "/cores", summary: "Every core: counts, settings, workers",
                 description: "Cores with tasks, settings, or workers seen in the last minute, by id.",
                 responses: [200: .json("The cores", schema: "CoreList")]),

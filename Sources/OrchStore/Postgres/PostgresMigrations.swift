@@ -20,6 +20,7 @@ enum PostgresMigrations {
         ("002_cheaper_row_functions", schema002),
         ("003_lock_queue_nodes_login_failures", schema003),
         ("004_scheduled_tasks_retry_policy_cores", schema004),
+        ("005_schedules", schema005),
     ]
 
     static func apply(_ transaction: PostgresTransaction) async throws {
@@ -337,6 +338,35 @@ enum PostgresMigrations {
             paused boolean NOT NULL DEFAULT false,
             max_running bigint,
             updated_at timestamptz NOT NULL
+        )
+        """
+
+    /// Recurring schedules, due ones found by their own index, and one key per fired slot.
+    static let schema005 = """
+        CREATE TABLE schedules (
+            id text PRIMARY KEY,
+            name text NOT NULL UNIQUE,
+            core_id text NOT NULL,
+            cron text,
+            every text,
+            timezone text NOT NULL,
+            template jsonb NOT NULL,
+            paused boolean NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            anchor_at timestamptz NOT NULL,
+            next_run_at timestamptz,
+            last_run_at timestamptz,
+            last_task_id text,
+            created_by text
+        );
+        CREATE INDEX schedules_due ON schedules (next_run_at) WHERE NOT paused AND next_run_at IS NOT NULL;
+        CREATE TABLE schedule_firings (
+            schedule_id text NOT NULL,
+            slot timestamptz NOT NULL,
+            task_id text NOT NULL,
+            fired_at timestamptz NOT NULL,
+            PRIMARY KEY (schedule_id, slot)
         )
         """
 }

@@ -18,6 +18,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("011_user_token_generation", migrate: migration011)
         migrator.registerMigration("012_lock_queue_nodes_login_failures", migrate: migration012)
         migrator.registerMigration("013_scheduled_tasks_retry_policy_cores", migrate: migration013)
+        migrator.registerMigration("014_schedules", migrate: migration014)
         return migrator
     }
 
@@ -341,6 +342,38 @@ enum SQLiteMigrations {
                     paused INTEGER NOT NULL DEFAULT 0,
                     max_running INTEGER,
                     updated_at INTEGER NOT NULL
+                ) WITHOUT ROWID;
+                """)
+    }
+
+    /// Recurring schedules, due ones found by their own index, and one key per fired slot.
+    static func migration014(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE schedules (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    core_id TEXT NOT NULL,
+                    cron TEXT,
+                    every TEXT,
+                    timezone TEXT NOT NULL,
+                    template TEXT NOT NULL,
+                    paused INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    anchor_at INTEGER NOT NULL,
+                    next_run_at INTEGER,
+                    last_run_at INTEGER,
+                    last_task_id TEXT,
+                    created_by TEXT
+                ) WITHOUT ROWID;
+                CREATE INDEX schedules_due ON schedules (next_run_at) WHERE paused = 0 AND next_run_at IS NOT NULL;
+                CREATE TABLE schedule_firings (
+                    schedule_id TEXT NOT NULL,
+                    slot INTEGER NOT NULL,
+                    task_id TEXT NOT NULL,
+                    fired_at INTEGER NOT NULL,
+                    PRIMARY KEY (schedule_id, slot)
                 ) WITHOUT ROWID;
                 """)
     }
