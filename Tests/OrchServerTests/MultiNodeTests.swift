@@ -172,6 +172,34 @@ import Testing
         }
     }
 
+    /// Three nodes race to fire one schedule every second: each slot dispatches one task.
+    @Test func eachScheduleSlotFiresOnceWithSeveralNodes() async throws {
+        try await Self.withNodes(3) { nodes, token in
+            let client = HTTPClient.shared
+            let created = try await client.json(
+                .POST, "\(nodes[1].baseURL)/schedules", token: token,
+                body: #"{"name":"tick","core_id":"ticks","every":"1s"}"#)
+            #expect(created.status == 201)
+            let schedule = try Timestamp.makeDecoder().decode(Schedule.self, from: created.body)
+            try await Task.sleep(for: .seconds(4.5))
+            let paused = try await client.json(
+                .PATCH, "\(nodes[2].baseURL)/schedules/\(schedule.scheduleID)", token: token, body: #"{"paused":true}"#)
+            #expect(paused.status == 200)
+            try await Task.sleep(for: .milliseconds(300))
+            let listed = try await client.json(.GET, "\(nodes[0].baseURL)/tasks?core_id=ticks&limit=100", token: token)
+            let tasks = try Timestamp.makeDecoder().decode(TaskList.self, from: listed.body).tasks
+            var slots: [String] = []
+            for task in tasks {
+                let events = try await client.json(
+                    .GET, "\(nodes[0].baseURL)/jobs/\(task.taskID)/events?event_type=task.created", token: token)
+                let created = try Timestamp.makeDecoder().decode(TaskEventList.self, from: events.body).events
+                slots += created.compactMap { $0.data["slot"]?.stringValue }
+            }
+            #expect(tasks.count >= 3 && tasks.count <= 5)
+            #expect(slots.count == tasks.count && Set(slots).count == slots.count)
+        }
+    }
+
     /// A user deactivated through node 1 is refused by nodes 2 and 3, which had the user
     /// cached, as soon as their listeners hear of it: well within the cache's 5 s lifetime; the
     /// user's open streams on nodes 2 and 3 end.

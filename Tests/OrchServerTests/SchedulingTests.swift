@@ -329,4 +329,91 @@ import Testing
             #expect(try tooMany.error.details["field"] == "task_ids")
         }
     }
+
+    // MARK: Schedules
+
+    @Test(arguments: TestBackend.all)
+    func aScheduleFiresEachSlotWithItsTemplateUntilPausedOrDeleted(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            let created = try await api.send(
+                .post, "/schedules", token: token,
+                body: CreateScheduleRequest(
+                    name: "heartbeat", coreID: "periodic", every: "1s",
+                    task: ScheduleTaskTemplate(priority: 7, maxAttempts: 2, metadata: ["report": "daily"])))
+            #expect(created.status == .created, "\(created.text)")
+            let schedule = try created.decode(Schedule.self)
+            #expect(schedule.scheduleID.hasPrefix("schedule-") && schedule.timezone == "UTC" && !schedule.paused)
+            let first = try #require(schedule.nextRunAt)
+            #expect(first.timeIntervalSince(schedule.createdAt) == 1)
+            let taken = try await api.send(.post, "/schedules", token: token, body: CreateScheduleRequest(name: "heartbeat", coreID: "x", every: "5m"))
+            #expect(taken.status == .conflict)
+            #expect(try taken.error.details["field"] == "name")
+
+            let claimed = try await Self.claim(api, token, "periodic", wait: 10)
+            let task = try #require(claimed.first?.task)
+            #expect(task.priority == 7 && task.maxAttempts == 2)
+            #expect(task.metadata["schedule_id"] == .string(schedule.scheduleID) && task.metadata["report"] == "daily")
+            let shown = try await api.request(.get, "/schedules/\(schedule.scheduleID)", token: token).decode(Schedule.self)
+            #expect(shown.lastRunAt != nil && shown.lastTaskID != nil)
+            #expect((shown.nextRunAt ?? .distantPast) > (shown.lastRunAt ?? .distantFuture))
+
+            let paused = try await api.send(
+                .patch, "/schedules/\(schedule.scheduleID)", token: token, body: UpdateScheduleRequest(paused: true))
+            #expect(paused.status == .ok)
+            #expect(try paused.decode(Schedule.self).nextRunAt == nil)
+            let count = try await api.request(.get, "/tasks?core_id=periodic", token: token).decode(TaskList.self).totalTasks
+            try await Task.sleep(for: .seconds(2.2))
+            #expect(try await api.request(.get, "/tasks?core_id=periodic", token: token).decode(TaskList.self).totalTasks == count)
+
+            let list = try await api.request(.get, "/schedules", token: token).decode(ScheduleList.self)
+            #expect(list.totalSchedules == 1 && list.schedules.map(\.name) == ["heartbeat"])
+            #expect(try await api.request(.delete, "/schedules/\(schedule.scheduleID)", token: token).status == .noContent)
+            #expect(try await api.request(.get, "/schedules/\(schedule.scheduleID)", token: token).status == .notFound)
+            #expect(try await api.request(.delete, "/schedules/\(schedule.scheduleID)", token: token).status == .notFound)
+        }
+    }
+
+    @Test func aCronScheduleShowsItsNextSlotInItsZone() async throws {
+        try await TestServer.withApp(backend: .sqlite) { api in
+            let token = try await api.adminToken()
+            let created = try await api.send(
+                .post, "/schedules", token: token,
+                body: CreateScheduleRequest(name: "morning", coreID: "reports", cron: "0 9 * * *", timezone: "Asia/Tokyo"))
+            let schedule = try created.decode(Schedule.self)
+            let next = try #require(schedule.nextRunAt)
+            // 09:00 in Tokyo is 00:00 UTC; the next one is within a day.
+            #expect(Int(next.timeIntervalSince1970) % 86_400 == 0)
+            #expect(next > Date() && next.timeIntervalSinceNow <= 86_400)
+            let changed = try await api.send(
+                .patch, "/schedules/\(schedule.scheduleID)", token: token, body: UpdateScheduleRequest(every: "90s"))
+            let every = try changed.decode(Schedule.self)
+            #expect(every.cron == nil && every.every == "90s")
+            #expect(abs((every.nextRunAt ?? .distantPast).timeIntervalSinceNow - 90) < 5)
+        }
+    }
+
+    @Test(arguments: [
+        (#"{"name":"n","core_id":"c"}"#, "cron"),
+        (#"{"name":"n","core_id":"c","cron":"* * *"}"#, "cron"),
+        (#"{"name":"n","core_id":"c","cron":"0 0 30 2 *"}"#, "cron"),
+        (#"{"name":"n","core_id":"c","cron":"@reboot"}"#, "cron"),
+        (#"{"name":"n","core_id":"c","every":"0s"}"#, "every"),
+        (#"{"name":"n","core_id":"c","every":"soon"}"#, "every"),
+        (#"{"name":"n","core_id":"c","cron":"* * * * *","every":"5m"}"#, "every"),
+        (#"{"name":"n","core_id":"c","every":"5m","timezone":"Mars/Olympus"}"#, "timezone"),
+        (#"{"name":"","core_id":"c","every":"5m"}"#, "name"),
+        (#"{"name":"n","core_id":"bad core","every":"5m"}"#, "core_id"),
+        (#"{"name":"n","core_id":"c","every":"5m","task":{"priority":0}}"#, "task.priority"),
+        (#"{"name":"n","core_id":"c","every":"5m","task":{"metadata":{"callback_url":"ftp://x"}}}"#, "task.metadata.callback_url"),
+        (#"{"core_id":"c","every":"5m"}"#, "name"),
+    ])
+    func badSchedulesAreRefusedNamingTheField(body: String, field: String) async throws {
+        try await TestServer.withApp(backend: .sqlite) { api in
+            let token = try await api.adminToken()
+            let response = try await api.request(.post, "/schedules", token: token, json: body)
+            #expect(response.status == .badRequest, "\(response.text)")
+            #expect(try response.error.details["field"] == .string(field), "\(response.text)")
+        }
+    }
 }
