@@ -60,17 +60,20 @@ public struct APITokenRecord: Sendable, Hashable {
     }
 }
 
-/// Queued tasks of one core, as the monitor and `/metrics` see them.
+/// Waiting tasks of one core, as the monitor and `/metrics` see them.
 public struct CoreQueueSummary: Sendable, Hashable {
     public var coreID: String
     /// Tasks in `queued`.
     public var depth: Int
     /// When the longest-waiting queued task became claimable (created, or ready after a delay).
     public var oldestReadyAt: Date?
+    /// Tasks in `scheduled`.
+    public var scheduled: Int
 
-    public init(coreID: String, depth: Int, oldestReadyAt: Date?) {
+    public init(coreID: String, depth: Int, oldestReadyAt: Date?, scheduled: Int = 0) {
         self.coreID = coreID
         self.depth = depth
         self.oldestReadyAt = oldestReadyAt
+        self.scheduled = scheduled
     }
 }

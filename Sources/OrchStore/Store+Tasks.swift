@@ -235,7 +235,7 @@ public protocol TaskStore: Sendable {
         _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?
     ) async throws -> BulkBatch
 
-    /// Queued tasks per core (cores with none are left out).
+    /// Queued and scheduled tasks per core (cores with neither are left out).
     func queueSummary() async throws -> [CoreQueueSummary]
 }
 

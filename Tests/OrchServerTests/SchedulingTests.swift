@@ -416,4 +416,26 @@ import Testing
             #expect(try response.error.details["field"] == .string(field), "\(response.text)")
         }
     }
+
+    // MARK: Metrics
+
+    @Test(arguments: TestBackend.all)
+    func scheduledTasksRetriesAndFiringsAreCounted(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let token = try await api.adminToken()
+            for _ in 0..<3 { _ = try await Self.dispatch(api, token, DispatchRequest(coreID: "waiting", delay: 600)) }
+            let id = try await Self.dispatch(
+                api, token, DispatchRequest(coreID: "flaky", retryPolicy: RetryPolicy(initialInterval: 600, maximumInterval: 600))).taskID
+            let lease = try #require(try await Self.claim(api, token, "flaky").first?.leaseToken)
+            _ = try await api.send(
+                .put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .failed, leaseToken: lease))
+            _ = try await api.send(.post, "/schedules", token: token, body: CreateScheduleRequest(name: "m", coreID: "fired", every: "1s"))
+            #expect(try await Self.claim(api, token, "fired", wait: 10).count == 1)
+            let (_, metrics) = try await MetricsTests.scrape(api, token: token)
+            #expect(metrics.value("orch_tasks_scheduled", ["core_id": "waiting"]) == 3)
+            #expect(metrics.value("orch_tasks_scheduled", ["core_id": "flaky"]) == 1)
+            #expect(metrics.value("orch_task_retries_total", ["core_id": "flaky"]) == 1)
+            #expect((metrics.value("orch_schedule_firings_total", ["core_id": "fired"]) ?? 0) >= 1)
+        }
+    }
 }

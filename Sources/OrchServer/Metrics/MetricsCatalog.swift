@@ -53,6 +53,14 @@ enum MetricsCatalog {
     static let queueOldestAge = Entry(
         "orch_queue_oldest_age_seconds", .gauge, "How long the longest-waiting queued task has been claimable, by core",
         labels: ["core_id"])
+    static let tasksScheduled = Entry(
+        "orch_tasks_scheduled", .gauge, "Tasks waiting for their run_at (delayed, or backing off before a retry), by core",
+        labels: ["core_id"])
+    static let taskRetries = Entry(
+        "orch_task_retries_total", .counter, "Runs that failed or lost their lease and were scheduled again, by core",
+        labels: ["core_id"])
+    static let scheduleFirings = Entry(
+        "orch_schedule_firings_total", .counter, "Tasks dispatched by recurring schedules, by core", labels: ["core_id"])
     static let tasksRunning = Entry("orch_tasks_running", .gauge, "Tasks currently running")
     static let nodeInfo = Entry("orch_node_info", .gauge, "This node (always 1), by its ORCH_NODE_ID", labels: ["node_id"])
     static let clusterListener = Entry(
@@ -89,7 +97,7 @@ enum MetricsCatalog {
     static let all: [Entry] = [
         httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused,
         connectionsClosed, webhookSignatures, tasksDispatched,
-        tasksFinished, queueDepth, queueOldestAge, tasksRunning, nodeInfo, clusterListener, clusterLeader,
+        tasksFinished, queueDepth, queueOldestAge, tasksScheduled, taskRetries, scheduleFirings, tasksRunning, nodeInfo, clusterListener, clusterLeader,
         locksHeld, lockWaiters, lockWait, rateLimited,
         callbackDeliveries, monitorSamples, databaseLatency, processResidentMemory, processVirtualMemory, processCPU,
         processOpenFDs, processMaxFDs, processStartTime,

@@ -114,6 +114,13 @@ public final class OrchMetrics: Sendable {
             switch event.type {
             case .taskCreated:
                 counter(MetricsCatalog.tasksDispatched, [("core_id", coreLabel(coreID))]).increment()
+                if event.data["schedule_id"] != nil {
+                    counter(MetricsCatalog.scheduleFirings, [("core_id", coreLabel(coreID))]).increment()
+                }
+            case .taskRequeued:
+                if event.data["reason"] == "retry" || event.data["reason"] == "lease_expired" {
+                    counter(MetricsCatalog.taskRetries, [("core_id", coreLabel(coreID))]).increment()
+                }
             case .taskCompleted, .taskFailed, .taskCancelled:
                 let core = coreLabel(coreID)
                 let outcome = String(event.type.rawValue.dropFirst("task.".count))
@@ -164,17 +171,21 @@ public final class OrchMetrics: Sendable {
         for core in emptied {
             gauge(MetricsCatalog.queueDepth, [("core_id", core)]).record(0)
             gauge(MetricsCatalog.queueOldestAge, [("core_id", core)]).record(0)
+            gauge(MetricsCatalog.tasksScheduled, [("core_id", core)]).record(0)
         }
         var depths: [String: Int] = [:]
+        var scheduled: [String: Int] = [:]
         var ages: [String: Double] = [:]
         for queue in sample.queues {
             let core = coreLabel(queue.coreID)
             depths[core, default: 0] += queue.depth
+            scheduled[core, default: 0] += queue.scheduled
             ages[core] = max(ages[core] ?? 0, sample.age(of: queue))
         }
         for (core, depth) in depths {
             gauge(MetricsCatalog.queueDepth, [("core_id", core)]).record(depth)
             gauge(MetricsCatalog.queueOldestAge, [("core_id", core)]).record(ages[core] ?? 0)
+            gauge(MetricsCatalog.tasksScheduled, [("core_id", core)]).record(scheduled[core] ?? 0)
         }
         if let running = sample.runningTasks { gauge(MetricsCatalog.tasksRunning).record(running) }
         if let held = sample.heldLocks { gauge(MetricsCatalog.locksHeld).record(held) }

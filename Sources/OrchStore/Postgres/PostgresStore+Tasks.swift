@@ -588,13 +588,28 @@ extension PostgresStore {
     }
 
     public func queueSummary() async throws -> [CoreQueueSummary] {
-        try await rows(
-            """
-            SELECT core_id, count(*) AS depth, min(greatest(created_at, ready_at)) AS oldest
-            FROM tasks WHERE status = 'queued' GROUP BY core_id ORDER BY core_id
-            """
-        ).map { row in
-            CoreQueueSummary(coreID: try row.decode("core_id"), depth: try row.int("depth"), oldestReadyAt: try row.optionalDate("oldest"))
+        try await transaction { transaction in
+            var summaries: [String: CoreQueueSummary] = [:]
+            for row in try await transaction.rows(
+                """
+                SELECT core_id, count(*) AS depth, min(greatest(created_at, ready_at)) AS oldest
+                FROM tasks WHERE status = 'queued' GROUP BY core_id
+                """
+            ) {
+                let core: String = try row.decode("core_id")
+                summaries[core] = CoreQueueSummary(
+                    coreID: core, depth: try row.int("depth"), oldestReadyAt: try row.optionalDate("oldest"))
+            }
+            for row in try await transaction.rows(
+                """
+                SELECT core_id, sum(n)::bigint AS n FROM task_counts WHERE status = 'scheduled'
+                GROUP BY core_id HAVING sum(n) > 0
+                """
+            ) {
+                let core: String = try row.decode("core_id")
+                summaries[core, default: CoreQueueSummary(coreID: core, depth: 0, oldestReadyAt: nil)].scheduled = try row.int("n")
+            }
+            return summaries.values.sorted { $0.coreID < $1.coreID }
         }
     }
 

@@ -415,16 +415,25 @@ extension SQLiteStore {
 
     public func queueSummary() async throws -> [CoreQueueSummary] {
         try await read { db in
-            try Row.fetchAll(
+            var summaries: [String: CoreQueueSummary] = [:]
+            for row in try Row.fetchAll(
                 db,
                 sql: """
                     SELECT core_id, count(*) AS depth, min(max(created_at, ready_at)) AS oldest
-                    FROM tasks WHERE status = 'queued' GROUP BY core_id ORDER BY core_id
-                    """
-            ).map { row in
-                CoreQueueSummary(
+                    FROM tasks WHERE status = 'queued' GROUP BY core_id
+                    """)
+            {
+                summaries[row["core_id"]] = CoreQueueSummary(
                     coreID: row["core_id"], depth: row["depth"], oldestReadyAt: (row["oldest"] as Int64?).map(Date.init(millis:)))
             }
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT core_id, sum(n) AS n FROM task_counts WHERE status = 'scheduled' GROUP BY core_id HAVING sum(n) > 0")
+            {
+                let core: String = row["core_id"]
+                summaries[core, default: CoreQueueSummary(coreID: core, depth: 0, oldestReadyAt: nil)].scheduled = row["n"]
+            }
+            return summaries.values.sorted { $0.coreID < $1.coreID }
         }
     }
 
