@@ -9,8 +9,9 @@ struct Orch: AsyncParsableCommand {
         abstract: "ORCH-Next: task orchestration server and tools.",
         version: OrchVersion.current,
         subcommands: [
-            Serve.self, Login.self, Dispatch.self, Tasks.self, TaskCommand.self, Events.self, Lock.self,
-            UserCommand.self, TokenCommand.self, Worker.self, Bench.self,
+            Serve.self, Login.self, Dispatch.self, Tasks.self, TaskCommand.self, Events.self, Retry.self, Cancel.self,
+            ScheduleCommand.self, CoreCommand.self, Lock.self, UserCommand.self, TokenCommand.self, Worker.self,
+            Bench.self,
         ],
         defaultSubcommand: nil)
 }

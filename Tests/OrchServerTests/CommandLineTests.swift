@@ -25,7 +25,9 @@ import Testing
     /// Every command parses its own options (two options of one name would fail here).
     @Test(arguments: [
         "serve", "login", "dispatch", "tasks", "task", "events", "lock acquire", "lock release", "lock list", "user create",
-        "user list", "user update", "token create", "token list", "token revoke", "worker", "bench",
+        "user list", "user update", "token create", "token list", "token revoke", "worker", "bench", "retry", "cancel",
+        "schedule create", "schedule list", "schedule pause", "schedule resume", "schedule delete", "core list",
+        "core pause", "core resume", "core limit",
     ])
     func everyCommandHasHelp(command: String) async throws {
         let home = try Self.temporaryHome()
@@ -105,6 +107,62 @@ import Testing
                 #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == taskID)
                 #expect(result.errors.contains(outcome == .completed ? "task.completed" : "task.failed"))
             }
+        }
+    }
+
+    /// The scheduling commands against a live server: a delayed dispatch with a retry policy,
+    /// bulk cancel (dry run, then for real) and retry, cores paused and capped, a schedule
+    /// created, listed, paused and deleted.
+    @Test(arguments: TestBackend.all)
+    func schedulingCommandsDriveTheServer(backend: TestBackend) async throws {
+        let home = try Self.temporaryHome()
+        defer { try? FileManager.default.removeItem(at: home) }
+        try await EventStreamTests.withLiveServer(backend: backend) { api, port, _ in
+            let token = try await api.adminToken()
+            let auth = ["--url", "http://127.0.0.1:\(port)", "--token", token]
+            let dispatched = try await Self.orch(
+                ["dispatch", "cli-later", "--delay", "600", "--max-attempts", "5", "--retry-initial", "2", "--retry-max", "60"] + auth,
+                home: home)
+            #expect(dispatched.status == 0, "\(dispatched.errors)")
+            let id = dispatched.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let task = try await api.request(.get, "/tasks/\(id)", token: token).decode(OrchTask.self)
+            #expect(task.status == .scheduled && task.maxAttempts == 5)
+            #expect(task.retryPolicy == RetryPolicy(initialInterval: 2, backoffCoefficient: 2, maximumInterval: 60))
+            let both = try await Self.orch(["dispatch", "x", "--delay", "5", "--run-at", "2030-01-01T00:00:00Z"] + auth, home: home)
+            #expect(both.status != 0)
+
+            let dry = try await Self.orch(["cancel", "--core", "cli-later", "--dry-run"] + auth, home: home)
+            #expect(dry.output.contains("1 matched, 1 would be cancelled"), "\(dry.output) \(dry.errors)")
+            #expect(try await api.request(.get, "/tasks/\(id)", token: token).decode(OrchTask.self).status == .scheduled)
+            let cancelled = try await Self.orch(["cancel", id] + auth, home: home)
+            #expect(cancelled.output.contains("1 matched, 1 cancelled"), "\(cancelled.output) \(cancelled.errors)")
+            let retried = try await Self.orch(["retry", id] + auth, home: home)
+            #expect(retried.status == 0, "\(retried.errors)")
+            #expect(try Timestamp.makeDecoder().decode(OrchTask.self, from: Data(retried.output.utf8)).status == .queued)
+            #expect(try await Self.orch(["cancel"] + auth, home: home).status != 0)
+
+            #expect(try await Self.orch(["core", "pause", "cli-later"] + auth, home: home).status == 0)
+            #expect(try await Self.orch(["core", "limit", "cli-later", "4"] + auth, home: home).status == 0)
+            let cores = try await Self.orch(["core", "list", "--json"] + auth, home: home)
+            let core = try Timestamp.makeDecoder().decode(CoreList.self, from: Data(cores.output.utf8)).cores.first { $0.coreID == "cli-later" }
+            #expect(core?.paused == true && core?.maxRunning == 4 && core?.queued == 1)
+            _ = try await Self.orch(["core", "resume", "cli-later"] + auth, home: home)
+            _ = try await Self.orch(["core", "limit", "cli-later", "none"] + auth, home: home)
+            let resumed = try await api.request(.get, "/cores/cli-later", token: token).decode(CoreInfo.self)
+            #expect(!resumed.paused && resumed.maxRunning == nil)
+
+            let created = try await Self.orch(
+                ["schedule", "create", "nightly", "--core", "cli-reports", "--cron", "0 3 * * *", "--timezone", "Europe/Paris"] + auth,
+                home: home)
+            #expect(created.status == 0, "\(created.errors)")
+            let schedule = try Timestamp.makeDecoder().decode(Schedule.self, from: Data(created.output.utf8))
+            #expect(schedule.timezone == "Europe/Paris" && schedule.nextRunAt != nil)
+            let list = try await Self.orch(["schedule", "list"] + auth, home: home)
+            #expect(list.output.contains("nightly") && list.output.contains("0 3 * * * (Europe/Paris)"))
+            let paused = try await Self.orch(["schedule", "pause", schedule.scheduleID] + auth, home: home)
+            #expect(try Timestamp.makeDecoder().decode(Schedule.self, from: Data(paused.output.utf8)).paused)
+            #expect(try await Self.orch(["schedule", "delete", schedule.scheduleID] + auth, home: home).status == 0)
+            #expect(try await api.request(.get, "/schedules/\(schedule.scheduleID)", token: token).status == .notFound)
         }
     }
 }

@@ -40,18 +40,39 @@ struct Dispatch: AsyncParsableCommand {
     @Argument(help: "The core (worker queue).") var core: String
     @Option(help: "Priority 1-10 (default 1).") var priority: Int?
     @Option(help: "Seconds a run may take (default 300).") var timeout: Int?
-    @Option(help: "Attempts before a task whose lease lapses fails (default 3).") var maxAttempts: Int?
+    @Option(help: "Runs allowed before a failure is final (default 3).") var maxAttempts: Int?
+    @Option(help: "Seconds before the task may run (0 to one year).") var delay: Int?
+    @Option(help: "When the task may run, RFC 3339 (e.g. 2026-12-24T18:00:00Z).") var runAt: String?
+    @Option(help: "Seconds before the first retry (default 1).") var retryInitial: Double?
+    @Option(help: "What each further retry multiplies the wait by (default 2).") var retryCoefficient: Double?
+    @Option(help: "Longest wait between retries, seconds (default 300).") var retryMax: Double?
     @Flag(help: "Requeue after each run until cancelled.") var stay = false
     @Option(help: "Metadata as a JSON object.") var metadata: String?
     @Option(help: "Idempotency key: a repeat within 24 h answers the first task.") var idempotencyKey: String?
     @Flag(help: "Wait for the task to finish, printing its events.") var wait = false
+
+    func validate() throws {
+        if delay != nil, runAt != nil { throw ValidationError("give --delay or --run-at, not both") }
+        if let runAt, Timestamp.parse(runAt) == nil { throw ValidationError("--run-at must be an RFC 3339 date-time") }
+    }
+
+    /// The retry policy the options give, `nil` when none is given.
+    var retryPolicy: RetryPolicy? {
+        guard retryInitial != nil || retryCoefficient != nil || retryMax != nil else { return nil }
+        let standard = RetryPolicy.standard
+        return RetryPolicy(
+            initialInterval: retryInitial ?? standard.initialInterval,
+            backoffCoefficient: retryCoefficient ?? standard.backoffCoefficient,
+            maximumInterval: retryMax ?? standard.maximumInterval)
+    }
 
     func run() async throws {
         try await runClient {
             let client = options.client()
             let request = DispatchRequest(
                 coreID: core, priority: priority ?? 1, timeout: timeout ?? 300, stay: stay, maxAttempts: maxAttempts ?? 3,
-                metadata: try metadata.map { try parseObject($0, option: "--metadata") } ?? [:])
+                metadata: try metadata.map { try parseObject($0, option: "--metadata") } ?? [:], delay: delay,
+                runAt: runAt.flatMap(Timestamp.parse), retryPolicy: retryPolicy)
             // Listen first, so no event between dispatch and subscription is missed.
             let stream = wait ? client.events(filter: "task.*") : nil
             let task = try await client.dispatch(request, idempotencyKey: idempotencyKey)
@@ -93,7 +114,7 @@ struct Tasks: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List tasks, newest first.")
 
     @OptionGroup var options: ClientOptions
-    @Option(help: "Only this status (queued, running, completed, failed, cancelled).") var status: TaskStatus?
+    @Option(help: "Only this status (scheduled, queued, running, completed, failed, cancelled).") var status: TaskStatus?
     @Option(help: "Only this core.") var core: String?
     @Option(help: "At most this many (1-500, default 50).") var limit = 50
     @Flag(help: "Print the server's JSON.") var json = false
