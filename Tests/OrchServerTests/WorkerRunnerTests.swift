@@ -117,6 +117,11 @@ import Testing
             #expect(task.status == .failed)
             #expect(task.error?.objectValue?["exit_code"] == 3)
             #expect(task.error?.objectValue?["stderr"]?.stringValue?.contains("disk full") == true)
+            // The worker reports with its lease, so the failure was retried until attempts ran out.
+            #expect(task.attempts == 3)
+            let events = try await api.request(.get, "/jobs/\(id)/events?event_type=task.requeued", token: token)
+                .decode(TaskEventList.self).events
+            #expect(events.map { $0.data["reason"] } == ["retry", "retry"])
         }
     }
 

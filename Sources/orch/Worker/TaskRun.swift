@@ -170,7 +170,7 @@ struct TaskRun {
             await report(
                 StatusUpdateRequest(
                     status: .failed, error: ["reason": "timeout", "timeout": .int(Int64(task.timeout)), "stderr": .string(tail)],
-                    duration: duration), task: task)
+                    duration: duration, retry: false), task: task)
         case nil where !signalled && code == 0:
             outcome = "completed"
             let result = lastLine.withLock { $0 }.flatMap(Self.jsonObject)
@@ -180,6 +180,7 @@ struct TaskRun {
                 signalled
                 ? ["signal": .int(Int64(code)), "stderr": .string(tail)]
                 : ["exit_code": .int(Int64(code)), "stderr": .string(tail)]
+            // Reported with the lease: the server retries it while attempts remain.
             outcome = signalled ? "failed: killed by signal \(code)" : "failed: exit code \(code)"
             await report(StatusUpdateRequest(status: .failed, error: error, duration: duration), task: task)
         }
