@@ -169,15 +169,17 @@ final class Outcome<T: Sendable>: Sendable {
 
     private let state = Mutex(State())
 
-    /// Delivers `result` unless one was delivered already.
-    func finish(_ result: Result<T, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<Result<T, any Error>, Never>? in
-            guard state.result == nil else { return nil }
+    /// Delivers `result` unless one was delivered already; whether this one was.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let (delivered, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Result<T, any Error>, Never>?) in
+            guard state.result == nil else { return (false, nil) }
             state.result = result
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume(returning: result)
+        return delivered
     }
 
     /// The first result, once there is one.

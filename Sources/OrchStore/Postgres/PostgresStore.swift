@@ -236,18 +236,34 @@ public final class PostgresStore: Store {
     }
 
     /// Runs `body`, failing with ``PostgresFault/timedOut`` when it takes longer than `timeout`.
+    ///
+    /// The caller is answered at the deadline even if `body` does not end when cancelled (a
+    /// connection lease from a pool that was closed meanwhile never does): `body` runs in a task
+    /// of its own, cancelled at the deadline and left to end by itself. A task group would wait
+    /// for it, and a service sweeping at the moment the store closed then never returned, so
+    /// the server's shutdown never finished.
     private func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T)
         async throws -> T
     {
-        try await withThrowingTaskGroup(of: T.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw PostgresFault.timedOut
+        let outcome = Outcome<T>()
+        let work = Task {
+            do {
+                outcome.finish(.success(try await body()))
+            } catch {
+                outcome.finish(.failure(error))
             }
-            defer { group.cancelAll() }
-            return try await group.next()!
         }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            if outcome.finish(.failure(PostgresFault.timedOut)) { work.cancel() }
+        }
+        defer { timer.cancel() }
+        return try await withTaskCancellationHandler {
+            await outcome.value()
+        } onCancel: {
+            work.cancel()
+            outcome.finish(.failure(CancellationError()))
+        }.get()
     }
 
     private func checkOpen() throws {
