@@ -27,8 +27,11 @@ struct TaskController {
     }
 
     /// The tasks one bulk transaction changes at most: small enough that a batch holds the
-    /// SQLite write lock for a few milliseconds (see the README for the measured stall).
-    static let bulkBatchSize = 250
+    /// SQLite write lock for about ten milliseconds (see the README for the measured stall).
+    static let bulkBatchSize = 100
+    /// The pause between two bulk batches, so that writes waiting meanwhile commit in a
+    /// transaction of their own rather than in one shared with the next batch.
+    static let bulkBatchPause: Duration = .milliseconds(2)
     /// The most ids `task_ids` takes.
     static let maximumBulkIDs = 1000
 
@@ -86,6 +89,7 @@ struct TaskController {
             matched += batch.matched
             changed += batch.changed.count
             cursor = batch.matched == Self.bulkBatchSize ? batch.cursor : nil
+            if cursor != nil { try await Task.sleep(for: Self.bulkBatchPause) }
         } while cursor != nil
         context.logger.info(
             "bulk \(action.past)", metadata: ["matched": "\(matched)", "changed": "\(changed)"])

@@ -30,6 +30,11 @@ struct BenchBulk: BenchScenario {
             made += 1000
         }
         print("bulk: \(made) tasks queued")
+        // The same dispatchers with no bulk action, for comparison.
+        let (_, alone) = try await Self.whileDispatching(writers: writers, bench) { try await Task.sleep(for: .seconds(10)) }
+        let baseline = "dispatch alone, \(writers) dispatchers, 10 s"
+        bench.report.add(baseline, "dispatch p99", Statistics(alone).percentile(0.99), "ms")
+        bench.report.add(baseline, "longest dispatch", alone.max() ?? 0, "ms")
         for (action, path) in [("cancel", "/tasks/cancel"), ("retry", "/tasks/retry")] {
             let (elapsed, latencies) = try await Self.whileDispatching(writers: writers, bench) {
                 let response = try await bench.http.send(.POST, path, body: #"{"core_id":"bench-bulk"}"#)
