@@ -3,8 +3,8 @@
 /// so that every node of a database counts the same ones and a restart forgets nothing. From
 /// the `slowAfter`-th failure each further attempt is held for a growing delay; from the
 /// `refuseAfter`-th, attempts on a key that may lock (``Key/locks``) are refused (429) until a
-/// lockout of 2^(failures - refuseAfter) seconds since the last failure has passed, never more
-/// than `maximumLockout`. Keys that do not lock only slow attempts down (by at most
+/// lockout of `firstLockout` * 2^(failures - refuseAfter) seconds (default 1 s, doubling)
+/// since the last failure has passed, never more than `maximumLockout`. Keys that do not lock only slow attempts down (by at most
 /// ``maximumDelay``). A successful login resets the counts of its keys.
 ///
 /// The server locks the pair (username, client address) and only slows the username and the
@@ -60,12 +60,18 @@ public struct LoginThrottle: Sendable {
     public let refuseAfter: Int
     public let maximumLockout: Double
     public let forgetAfter: Double
+    /// The lockout at the `refuseAfter`-th failure, seconds; each further failure doubles it.
+    public let firstLockout: Double
 
-    public init(slowAfter: Int = 3, refuseAfter: Int = 8, maximumLockout: Double = 900, forgetAfter: Double = 900) {
+    public init(
+        slowAfter: Int = 3, refuseAfter: Int = 8, maximumLockout: Double = 900, forgetAfter: Double = 900,
+        firstLockout: Double = 1
+    ) {
         self.slowAfter = slowAfter
         self.refuseAfter = refuseAfter
         self.maximumLockout = maximumLockout
         self.forgetAfter = forgetAfter
+        self.firstLockout = firstLockout
     }
 
     /// The verdict for an attempt on `keys` at `now` (seconds) given the failures recorded by
@@ -78,7 +84,7 @@ public struct LoginThrottle: Sendable {
             if record.failures >= refuseAfter && !key.locks {
                 delay = max(delay, Self.maximumDelay)
             } else if record.failures >= refuseAfter {
-                let lockout = min(maximumLockout, Double(1 << min(30, record.failures - refuseAfter)))
+                let lockout = min(maximumLockout, firstLockout * Double(1 << min(30, record.failures - refuseAfter)))
                 let left = record.lastFailure + lockout - now
                 if left > 0 {
                     retryAfter = max(retryAfter, left)

@@ -146,7 +146,7 @@ func buildAPI(
         cluster: cluster ?? ClusterState(nodeID: configuration.nodeID, clustered: store.cluster != nil)
     ).addRoutes(to: api)
     MetricsController(store: store, locks: locks, metrics: metrics).addRoutes(to: api)
-    AuthController(store: store, authenticator: authenticator, passwords: passwords, throttle: LoginThrottle())
+    AuthController(store: store, authenticator: authenticator, passwords: passwords, throttle: configuration.loginThrottle)
         .addRoutes(to: api)
     APITokenController(store: store, bus: bus).addRoutes(to: api)
     UserController(store: store, passwords: passwords, bus: bus).addRoutes(to: api)

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import OrchCore
 import HTTPTypes
 import OrchModels
 import OrchTestSupport
@@ -141,6 +142,9 @@ import Testing
     func failedLoginsLockOutOnlyTheUsernameAndAddressPair(backend: TestBackend) async throws {
         var configuration = TestServer.configuration()
         configuration.trustedProxies = try #require(AddressPatterns(parsing: "127.0.0.1,::1"))
+        // A lockout that outlasts the attempts below however slowly a loaded machine answers
+        // them (by default it starts at 1 s).
+        configuration.loginThrottle = LoginThrottle(firstLockout: 120)
         try await TestServer.withServer(configuration, backend: backend, testing: .live) { api, _ in
             let wrong = #"{"username":"admin","password":"wrong-password"}"#
             var statuses: [Int] = []

@@ -1,4 +1,5 @@
 import Foundation
+import OrchCore
 import Logging
 import OrchStore
 
@@ -75,6 +76,9 @@ public struct ServerConfiguration: Sendable {
     /// Peers whose `X-Forwarded-For` names the client, and which are exempt from the per-address
     /// connection cap. Default none (`ORCH_TRUSTED_PROXIES`, addresses and CIDR ranges).
     public var trustedProxies = AddressPatterns()
+    /// How failed logins are slowed and refused (not an environment setting: the policy's
+    /// defaults, adjustable by tests that need a lockout longer than a loaded machine's delays).
+    public var loginThrottle = LoginThrottle()
 
     /// `admin=1000,operator=500,viewer=200,system=2000,anonymous=100`.
     public static let defaultRateLimits = [
