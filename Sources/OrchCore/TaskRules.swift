@@ -29,17 +29,14 @@ public enum TaskRules {
         try check(request.timeout, in: timeouts, field: "timeout")
         try check(request.maxAttempts, in: maxAttemptsRange, field: "max_attempts")
         if let delay = request.delay { try check(delay, in: delays, field: "delay") }
-        if let runAt = request.runAt, runAt.timeIntervalSince(now) > Double(delays.upperBound) {
-            throw .invalidParameter("run_at", "must be at most one year ahead")
-        }
         if let policy = request.retryPolicy { try validate(policy, field: "retry_policy") }
         guard metadataBytes <= maxMetadataBytes else {
             throw .invalidParameter("metadata", "must be at most \(maxMetadataBytes) bytes as JSON")
         }
     }
 
-    /// Checks a retry policy's ranges: intervals from 0 to a week, the maximum at least the
-    /// initial one, a coefficient from 1 to 100.
+    /// Checks a retry policy's ranges: intervals from 0 to a week, a coefficient from 1 to 100
+    /// (a maximum below the initial interval counts as the initial one).
     public static func validate(_ policy: RetryPolicy, field: String) throws(OrchError) {
         for (name, value) in [("initial_interval", policy.initialInterval), ("maximum_interval", policy.maximumInterval)] {
             guard value.isFinite, retryIntervals.contains(value) else {
@@ -48,9 +45,6 @@ public enum TaskRules {
         }
         guard policy.backoffCoefficient.isFinite, backoffCoefficients.contains(policy.backoffCoefficient) else {
             throw .invalidParameter("\(field).backoff_coefficient", "must be a number from 1 to 100")
-        }
-        guard policy.maximumInterval >= policy.initialInterval else {
-            throw .invalidParameter("\(field).maximum_interval", "must be at least initial_interval")
         }
     }
 

@@ -19,7 +19,7 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
     public var metadata: [String: JSONValue]
     /// Seconds from now before the task may run, 0 to one year; the task is `scheduled` until then.
     public var delay: Int?
-    /// When the task may run (RFC 3339), at most a year ahead; a time in the past means now.
+    /// When the task may run (RFC 3339); a time in the past means now.
     /// Not together with `delay`.
     public var runAt: Date?
     /// The waits between retries after failures (default ``RetryPolicy/standard``).
@@ -71,11 +71,12 @@ public struct DispatchRequest: Codable, Sendable, Hashable {
         maxAttempts = try container.decodeIntegerIfPresent(forKey: .maxAttempts) ?? 3
         metadata = try container.decodeIfPresent([String: JSONValue].self, forKey: .metadata) ?? [:]
         delay = try container.decodeIntegerIfPresent(forKey: .delay)
+        // Both keys given is refused even when one is null: exactly what the schema's `not` says.
+        if container.contains(.delay), container.contains(.runAt) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .runAt, in: container, debugDescription: "give delay or run_at, not both")
+        }
         if let text = try container.decodeIfPresent(String.self, forKey: .runAt) {
-            guard delay == nil else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .runAt, in: container, debugDescription: "give delay or run_at, not both")
-            }
             guard let date = Timestamp.parse(text) else {
                 throw DecodingError.dataCorruptedError(
                     forKey: .runAt, in: container, debugDescription: "must be an RFC 3339 date-time")

@@ -25,7 +25,7 @@ public struct RetryPolicy: Codable, Sendable, Hashable {
     /// it by up to ``jitterFraction`` of itself either way.
     public func delay(beforeRetry retry: Int, jitter: Double) -> Double {
         let exponent = Double(max(0, retry - 1))
-        let base = min(maximumInterval, initialInterval * pow(backoffCoefficient, exponent))
+        let base = min(max(maximumInterval, initialInterval), initialInterval * pow(backoffCoefficient, exponent))
         return max(0, base * (1 + Self.jitterFraction * min(1, max(-1, jitter))))
     }
 

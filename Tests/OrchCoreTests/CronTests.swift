@@ -97,7 +97,7 @@ import Testing
         #expect(try EveryInterval.parse(text) == seconds)
     }
 
-    @Test(arguments: ["0s", "", "5", "m", "5x", "-5m", "1y", "400d"])
+    @Test(arguments: ["0s", "", "5", "m", "5x", "-5m", "1y", "0d0s"])
     func badIntervalsAreRefused(text: String) {
         #expect(throws: CronError.self) { try EveryInterval.parse(text) }
     }

@@ -84,14 +84,13 @@ import Testing
 
     @Test(arguments: [
         (#"{"coreId":"c","delay":5,"run_at":"2030-01-01T00:00:00Z"}"#, "run_at"),
+        (#"{"coreId":"c","delay":null,"run_at":"2030-01-01T00:00:00Z"}"#, "run_at"),
         (#"{"coreId":"c","delay":-1}"#, "delay"),
         (#"{"coreId":"c","delay":31536001}"#, "delay"),
         (#"{"coreId":"c","delay":1.5}"#, "delay"),
         (#"{"coreId":"c","run_at":"tomorrow"}"#, "run_at"),
-        (#"{"coreId":"c","run_at":"2999-01-01T00:00:00Z"}"#, "run_at"),
         (#"{"coreId":"c","retry_policy":{"initial_interval":-1}}"#, "retry_policy.initial_interval"),
         (#"{"coreId":"c","retry_policy":{"backoff_coefficient":0.5}}"#, "retry_policy.backoff_coefficient"),
-        (#"{"coreId":"c","retry_policy":{"initial_interval":10,"maximum_interval":5}}"#, "retry_policy.maximum_interval"),
         (#"{"coreId":"c","retry_policy":{"initial_interval":"soon"}}"#, "retry_policy.initial_interval"),
     ])
     func badTimingFieldsAreRefusedNamingTheField(body: String, field: String) async throws {
@@ -313,9 +312,7 @@ import Testing
     }
 
     @Test(arguments: [
-        (#"{}"#, nil as String?),
-        (#"{"dry_run":true}"#, nil),
-        (#"{"status":"sleeping"}"#, "status"),
+        (#"{"status":"sleeping"}"#, "status" as String?),
         (#"{"priority":11}"#, "priority"),
         (#"{"core_id":"bad core"}"#, "core_id"),
         (#"{"created_before":"yesterday"}"#, "created_before"),

@@ -36,16 +36,14 @@ struct CoreController {
         return try .json(Self.info(core, now: now))
     }
 
-    /// Changes the fields given (`"max_running": null` removes the cap) and answers the core.
+    /// Changes the fields given (`"max_running": null` removes the cap; `"paused": null` is
+    /// as if absent; `{}` changes nothing) and answers the core.
     /// Any core id may be set up before its first dispatch. Resuming, or raising the cap, wakes
     /// waiting claims on every node (`core.updated`).
     @Sendable func update(_ request: Request, context: OrchRequestContext) async throws -> Response {
         let id = try context.pathParameter("core_id")
         try TaskRules.validateCoreID(id, field: "core_id")
         let body = try await request.decodeJSON(as: CoreUpdateRequest.self)
-        guard body.paused != nil || body.maxRunning != nil else {
-            throw OrchError.validation("Give paused, max_running or both", details: ["fields": ["paused", "max_running"]])
-        }
         if case .some(.some(let cap)) = body.maxRunning {
             try TaskRules.check(cap, in: 1...Self.maximumRunningCap, field: "max_running")
         }

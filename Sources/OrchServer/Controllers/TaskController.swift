@@ -97,15 +97,9 @@ struct TaskController {
             BulkTaskResponse(matched: matched, changed: changed, skipped: matched - changed, dryRun: false, action: action.past))
     }
 
-    /// A bulk request's filter, checked: at least one filter, valid values, at most 1,000 ids.
+    /// A bulk request's filter, checked: valid values, at most 1,000 ids. No filter matches
+    /// every task (a `dry_run` first shows how many).
     static func filter(_ body: BulkTaskRequest) throws -> TaskFilter {
-        guard body.coreID != nil || body.status != nil || body.priority != nil || body.createdBefore != nil
-            || body.createdAfter != nil || body.taskIDs != nil
-        else {
-            throw OrchError.validation(
-                "Give at least one filter: core_id, status, priority, created_before, created_after or task_ids",
-                details: ["fields": ["core_id", "status", "priority", "created_before", "created_after", "task_ids"]])
-        }
         if let core = body.coreID { try TaskRules.validateCoreID(core, field: "core_id") }
         if let priority = body.priority { try TaskRules.check(priority, in: TaskRules.priorities, field: "priority") }
         if let ids = body.taskIDs, ids.count > maximumBulkIDs {

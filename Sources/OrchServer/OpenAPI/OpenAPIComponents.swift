@@ -122,7 +122,7 @@ enum OpenAPIComponents {
                 "max_running": Schema.nullable(Schema.integer()), "active_workers": Schema.integer(),
                 "oldest_queued_at": Schema.nullable(Schema.dateTime), "oldest_queued_age": Schema.nullable(Schema.number),
             ]),
-            "ScheduleTaskTemplate": Schema.object(
+            "ScheduleTaskTemplate": Schema.request(
                 [
                     "priority": Schema.integer(TaskRules.priorities, default: 1),
                     "timeout": Schema.integer(TaskRules.timeouts, default: 300),
@@ -131,17 +131,17 @@ enum OpenAPIComponents {
                     "retry_policy": Schema.ref("RetryPolicy"),
                     "metadata": Schema.anyObject,
                 ], required: [], description: "Each firing's task; its metadata also gets schedule_id."),
-            "CreateScheduleRequest": Schema.request(
+            "CreateScheduleRequest": exactlyOne(of: ["cron", "every"], in: Schema.request(
                 [
                     "name": Schema.string(length: ScheduleLifecycle.nameLength), "core_id": coreID,
-                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([0-9]+[smhd])+$"],
+                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([1-9][0-9]{0,8}[smhd]){1,4}$"],
                     "timezone": ["type": "string", "default": "UTC", "description": "An IANA zone name."],
                     "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
-                ], required: ["name", "core_id"], description: "Give cron or every, not both."),
+                ], required: ["name", "core_id"], description: "Give cron or every, not both.")),
             "UpdateScheduleRequest": Schema.request(
                 [
                     "name": Schema.string(length: ScheduleLifecycle.nameLength), "core_id": coreID,
-                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([0-9]+[smhd])+$"],
+                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([1-9][0-9]{0,8}[smhd]){1,4}$"],
                     "timezone": Schema.string, "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
                 ], required: [], description: "cron or every replaces the timing (the other is dropped)."),
             "Schedule": Schema.record([
@@ -164,15 +164,15 @@ enum OpenAPIComponents {
                         "type": "array", "items": Schema.string, "maxItems": .int(Int64(TaskController.maximumBulkIDs)),
                     ],
                     "dry_run": Schema.boolean,
-                ], required: [], description: "At least one filter; every filter given must hold."),
+                ], required: [], description: "Every filter given must hold; none matches every task."),
             "BulkCancelResponse": bulkResponse("cancelled"),
             "BulkRetryResponse": bulkResponse("retried"),
             "CoreList": Schema.record(["cores": Schema.array(Schema.ref("Core"))]),
-            "CoreUpdateRequest": Schema.object(
+            "CoreUpdateRequest": Schema.request(
                 [
                     "paused": Schema.boolean,
-                    "max_running": Schema.nullable(Schema.integer(1...CoreController.maximumRunningCap)),
-                ], required: [], description: "At least one of the two."),
+                    "max_running": Schema.integer(1...CoreController.maximumRunningCap),
+                ], required: [], description: "The fields given change; `max_running: null` removes the cap."),
             "TaskList": Schema.record([
                 "total_tasks": Schema.integer(), "tasks": Schema.array(Schema.ref("Task")),
                 "pagination": Schema.ref("Pagination"),
@@ -284,7 +284,7 @@ enum OpenAPIComponents {
                     "max_attempts": Schema.integer(TaskRules.maxAttemptsRange, default: 3),
                     "delay": Schema.integer(
                         TaskRules.delays, description: "Seconds before the task may run; `scheduled` until then. Not with `run_at`."),
-                    "run_at": ["type": "string", "format": "date-time", "description": "When the task may run (at most a year ahead; a past time means now). Not with `delay`."],
+                    "run_at": ["type": "string", "format": "date-time", "description": "When the task may run (a past time means now). Not with `delay`."],
                     "retry_policy": Schema.ref("RetryPolicy"),
                     "metadata": Schema.object(
                         [
@@ -300,6 +300,7 @@ enum OpenAPIComponents {
         properties["core_id"] = coreID
         schema["properties"] = .object(properties)
         schema["oneOf"] = [["required": ["coreId"]], ["required": ["core_id"]]]
+        schema["not"] = ["required": ["delay", "run_at"]]
         return .object(schema)
     }
 
@@ -316,6 +317,15 @@ enum OpenAPIComponents {
         ]
     }
 
+    /// `schema` with exactly one of `names` given as a string (the others absent or null).
+    static func exactlyOne(of names: [String], in schema: JSONValue) -> JSONValue {
+        guard case .object(var object) = schema else { return schema }
+        object["oneOf"] = .array(names.map { name in
+            ["required": [.string(name)], "properties": [name: ["type": "string"]]]
+        })
+        return .object(object)
+    }
+
     /// A bulk action's answer; `changed` (its wire name) is absent in a dry run.
     static func bulkResponse(_ changed: String) -> JSONValue {
         Schema.object(
@@ -326,14 +336,22 @@ enum OpenAPIComponents {
     /// ``RetryPolicy``: every field optional in a request, every field present in a task.
     static var retryPolicy: JSONValue {
         let interval = "Seconds, \(Int(TaskRules.retryIntervals.lowerBound)) to \(Int(TaskRules.retryIntervals.upperBound))."
-        return Schema.object(
+        let bounds: [String: JSONValue] = [
+            "type": "number", "minimum": .double(TaskRules.retryIntervals.lowerBound),
+            "maximum": .double(TaskRules.retryIntervals.upperBound),
+        ]
+        func number(_ base: [String: JSONValue], _ extra: [String: JSONValue]) -> JSONValue {
+            .object(base.merging(extra) { $1 })
+        }
+        return Schema.request(
             [
-                "initial_interval": ["type": "number", "default": 1, "description": .string(interval)],
+                "initial_interval": number(bounds, ["default": 1, "description": .string(interval)]),
                 "backoff_coefficient": [
                     "type": "number", "default": 2, "minimum": .double(TaskRules.backoffCoefficients.lowerBound),
                     "maximum": .double(TaskRules.backoffCoefficients.upperBound),
                 ],
-                "maximum_interval": ["type": "number", "default": 300, "description": .string(interval + " At least initial_interval.")],
+                "maximum_interval": number(
+                    bounds, ["default": 300, "description": .string(interval + " One below initial_interval counts as initial_interval.")]),
             ], required: [],
             description: "The n-th retry waits min(initial_interval * backoff_coefficient^(n-1), maximum_interval) seconds, ±10 % jitter.")
     }

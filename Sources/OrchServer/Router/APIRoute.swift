@@ -17,6 +17,9 @@ public struct APIRoute: Sendable, Hashable {
     public var path: String
     public var access: Access
 
+    /// How many segments of the template are captures.
+    var captures: Int { path.split(separator: "/").filter { $0.first == "{" }.count }
+
     /// Whether `requestPath` (already split into segments) matches this template.
     func matches(segments: [Substring]) -> Bool {
         let template = path.split(separator: "/")
@@ -37,10 +40,14 @@ public struct RouteTable: Sendable {
         return routes.first { $0.matches(segments: segments) }?.path
     }
 
-    /// The methods allowed on `path`, empty when no route matches it at all.
+    /// The methods allowed on `path`, empty when no route matches it at all. Where templates
+    /// of several shapes match (`/tasks/cancel` and `/tasks/{task_id}`), the resource is the
+    /// most literal one.
     func allowedMethods(path: String) -> [String] {
         let segments = path.split(separator: "/")
-        var methods = routes.filter { $0.matches(segments: segments) }.map(\.method.rawValue)
+        let matching = routes.filter { $0.matches(segments: segments) }
+        let fewest = matching.map(\.captures).min() ?? 0
+        var methods = matching.filter { $0.captures == fewest }.map(\.method.rawValue)
         if methods.contains("GET") && !methods.contains("HEAD") { methods.append("HEAD") }
         return methods
     }
