@@ -256,8 +256,7 @@ import Testing
     }
 
     @Test(arguments: [
-        (#"{}"#, nil as String?),
-        (#"{"max_running":0}"#, "max_running"),
+        (#"{"max_running":0}"#, "max_running" as String?),
         (#"{"max_running":"two"}"#, "max_running"),
         (#"{"paused":"yes"}"#, "paused"),
     ])
