@@ -26,7 +26,7 @@ struct ScheduleController {
         let body = try await request.decodeJSON(as: CreateScheduleRequest.self)
         let schedule = try ScheduleLifecycle.create(
             body, id: Identifier.make("schedule"), createdBy: context.identity?.userID, now: Date())
-        try checkCallback(schedule.template)
+        try Self.checkCallback(schedule.template, allowedHosts: callbackAllowedHosts)
         try await store.createSchedule(schedule)
         context.logger.info("schedule created", metadata: ["schedule_id": "\(schedule.id)", "name": "\(schedule.name)"])
         return try .json(schedule.apiValue, status: .created)
@@ -69,10 +69,6 @@ struct ScheduleController {
         guard try await store.deleteSchedule(id: id) else { throw Self.notFound(id) }
         context.logger.info("schedule deleted", metadata: ["schedule_id": "\(id)"])
         return Response(status: .noContent)
-    }
-
-    func checkCallback(_ template: ScheduleTaskTemplate) throws {
-        try Self.checkCallback(template, allowedHosts: callbackAllowedHosts)
     }
 
     /// A template's `callback_url` is checked as a dispatch's is.
