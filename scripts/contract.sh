@@ -49,7 +49,7 @@ PY
 
 export SCHEMATHESIS_HOOKS=scripts.contract.hooks ORCH_CONTRACT_WEBHOOK_SECRET="$secret"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-schemathesis --config-file scripts/contract/schemathesis.toml run "$base/openapi.json" \
+python3 -m schemathesis.cli --config-file scripts/contract/schemathesis.toml run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks all --max-examples "$examples" --seed "$seed" \
   --generation-codec ascii --request-timeout 10 --workers 1 --no-color

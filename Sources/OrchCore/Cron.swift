@@ -183,9 +183,13 @@ enum CivilDate {
     }
 }
 
-/// A schedule's interval (`every`): whole seconds, written as `90s`, `5m`, `1h30m`, `2d`.
+/// A schedule's interval (`every`): whole seconds, written as `90s`, `5m`, `1h30m`, `2d`, from
+/// 1 s to 366 days (a longer period is a calendar rule, which is what `cron` is for).
 public enum EveryInterval {
-    /// The interval in seconds, at least 1.
+    /// The longest interval, in seconds: 366 days.
+    public static let maximum = 366 * 86_400
+
+    /// The interval in seconds, from 1 to `maximum`.
     public static func parse(_ text: String) throws(CronError) -> Int {
         var total = 0
         var number = ""
@@ -207,6 +211,7 @@ public enum EveryInterval {
                 throw CronError("\"\(text)\" must be a duration such as 30s, 5m, 1h or 1h30m")
             }
             total += value * scale
+            guard total <= maximum else { throw CronError("\"\(text)\" must be at most 366d") }
             number = ""
             units += 1
         }

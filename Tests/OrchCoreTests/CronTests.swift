@@ -92,12 +92,12 @@ import Testing
         #expect(throws: CronError.self) { try CronExpression(expression) }
     }
 
-    @Test(arguments: [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("2d", 172_800), ("1s", 1)])
+    @Test(arguments: [("30s", 30), ("5m", 300), ("1h", 3600), ("1h30m", 5400), ("2d", 172_800), ("1s", 1), ("366d", 31_622_400), ("365d23h59m60s", 31_622_400)])
     func intervalsParse(text: String, seconds: Int) throws {
         #expect(try EveryInterval.parse(text) == seconds)
     }
 
-    @Test(arguments: ["0s", "", "5", "m", "5x", "-5m", "1y", "0d0s"])
+    @Test(arguments: ["0s", "", "5", "m", "5x", "-5m", "1y", "0d0s", "367d", "366d1s", "999999999d"])
     func badIntervalsAreRefused(text: String) {
         #expect(throws: CronError.self) { try EveryInterval.parse(text) }
     }

@@ -401,6 +401,8 @@ import Testing
         (#"{"name":"n","core_id":"c","cron":"@reboot"}"#, "cron"),
         (#"{"name":"n","core_id":"c","every":"0s"}"#, "every"),
         (#"{"name":"n","core_id":"c","every":"soon"}"#, "every"),
+        (#"{"name":"n","core_id":"c","every":"367d"}"#, "every"),
+        (#"{"name":"n","core_id":"c","every":"9h179897984h"}"#, "every"),
         (#"{"name":"n","core_id":"c","cron":"* * * * *","every":"5m"}"#, "every"),
         (#"{"name":"n","core_id":"c","every":"5m","timezone":"Mars/Olympus"}"#, "timezone"),
         (#"{"name":"","core_id":"c","every":"5m"}"#, "name"),

@@ -134,14 +134,14 @@ enum OpenAPIComponents {
             "CreateScheduleRequest": exactlyOne(of: ["cron", "every"], in: Schema.request(
                 [
                     "name": Schema.string(length: ScheduleLifecycle.nameLength), "core_id": coreID,
-                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([1-9][0-9]{0,8}[smhd]){1,4}$"],
+                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([1-9][0-9]{0,8}[smhd]){1,4}$", "description": "1s to 366d"],
                     "timezone": ["type": "string", "default": "UTC", "description": "An IANA zone name."],
                     "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
                 ], required: ["name", "core_id"], description: "Give cron or every, not both.")),
             "UpdateScheduleRequest": Schema.request(
                 [
                     "name": Schema.string(length: ScheduleLifecycle.nameLength), "core_id": coreID,
-                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([1-9][0-9]{0,8}[smhd]){1,4}$"],
+                    "cron": Schema.string, "every": ["type": "string", "pattern": "^([1-9][0-9]{0,8}[smhd]){1,4}$", "description": "1s to 366d"],
                     "timezone": Schema.string, "task": Schema.ref("ScheduleTaskTemplate"), "paused": Schema.boolean,
                 ], required: [], description: "cron or every replaces the timing (the other is dropped)."),
             "Schedule": Schema.record([
