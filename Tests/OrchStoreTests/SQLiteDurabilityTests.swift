@@ -26,6 +26,34 @@ import Testing
         try await store.close()
     }
 
+    /// The writer never checkpoints inside a commit; the store's own checkpointer copies the log
+    /// back while writes go on, so the log restarts and stays far smaller than what was written.
+    @Test func theLogIsCheckpointedOffTheWriterAndStaysSmall() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("w.sqlite").path
+        let store = try SQLiteStore(location: .sqliteFile(path: path))
+        #expect(try await store.write { db in try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") } == 0)
+        // 40 rounds of 1 MiB: without a checkpoint the log would hold all 40 MiB.
+        let value = String(repeating: "x", count: 1 << 20)
+        for round in 0..<40 {
+            try await store.write { db in
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: ["bulk-\(round % 4)", value])
+            }
+            try await Task.sleep(for: .milliseconds(30))
+        }
+        let checkpointer = try #require(store.checkpointer)
+        for _ in 0..<200 where checkpointer.completeCheckpoints == 0 {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(checkpointer.completeCheckpoints > 0)
+        let logSize = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
+        #expect(logSize < 20 << 20, "the WAL is \(logSize) bytes")
+        try await store.close()
+    }
+
     @Test func dataSurvivesReopeningTheFile() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -43,11 +43,17 @@ final class GroupCommitWriter: Sendable {
     /// Runs before each batch; when it throws, every write of the batch fails with its error
     /// and nothing is written (the store refuses writes into a file that was replaced).
     private let beforeBatch: @Sendable () throws -> Void
+    /// Runs after each committed batch (the store's checkpointer hears of the commit).
+    private let afterBatch: @Sendable () -> Void
 
-    init(writer: any DatabaseWriter, maximumBatch: Int = 512, beforeBatch: @escaping @Sendable () throws -> Void = {}) {
+    init(
+        writer: any DatabaseWriter, maximumBatch: Int = 512, beforeBatch: @escaping @Sendable () throws -> Void = {},
+        afterBatch: @escaping @Sendable () -> Void = {}
+    ) {
         self.writer = writer
         self.maximumBatch = maximumBatch
         self.beforeBatch = beforeBatch
+        self.afterBatch = afterBatch
     }
 
     /// Runs `body` in a transaction shared with concurrent writes and returns its result once
@@ -117,6 +123,7 @@ final class GroupCommitWriter: Sendable {
                 try await writer.write { db in
                     for write in batch { try write.apply(db, false) }
                 }
+                afterBatch()
                 for write in batch { write.finish(nil) }
             } catch is WriteFailed where batch.count == 1 {
                 // Alone in its transaction: the rollback undid exactly this write.
@@ -135,6 +142,7 @@ final class GroupCommitWriter: Sendable {
             try await writer.write { db in
                 for write in batch { try write.apply(db, true) }
             }
+            afterBatch()
             for write in batch { write.finish(nil) }
         } catch {
             for write in batch { write.finish(error) }

@@ -29,6 +29,8 @@ public final class SQLiteStore: Store {
     /// The store's clock (``LockStore``): whether a lock's time is up, and the times of lock
     /// records and events. The process's clock: one process owns the file.
     let clock: @Sendable () -> Date
+    /// Checkpoints the WAL off the write path (files only; an in-memory database has no log).
+    let checkpointer: WALCheckpointer?
     /// Held while a server uses the file (see ``init(location:busyTimeout:serving:clock:)``).
     private let serverLock: ServerFileLock?
 
@@ -76,19 +78,27 @@ public final class SQLiteStore: Store {
         try SQLiteMigrations.migrator.migrate(database)
         if case .sqliteFile(let path) = location {
             files = DatabaseFiles(path: path)
+            // The writer no longer checkpoints inside its commits (``WALCheckpointer``).
+            try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_autocheckpoint = 0") }
+            checkpointer = try WALCheckpointer(path: path)
         } else {
             files = nil
+            checkpointer = nil
         }
         let files = self.files
         let fault = self.fault
-        writer = GroupCommitWriter(writer: database) {
-            // Checked once per group-committed transaction: a commit into a file that is no
-            // longer at the configured path would be acknowledged and then lost.
-            if let files, !files.areInPlace() {
-                fault.record(.fileReplaced)
-                throw StorageFault.fileReplaced.error
-            }
-        }
+        let checkpointer = self.checkpointer
+        writer = GroupCommitWriter(
+            writer: database,
+            beforeBatch: {
+                // Checked once per group-committed transaction: a commit into a file that is no
+                // longer at the configured path would be acknowledged and then lost.
+                if let files, !files.areInPlace() {
+                    fault.record(.fileReplaced)
+                    throw StorageFault.fileReplaced.error
+                }
+            },
+            afterBatch: { checkpointer?.committed() })
     }
 
     /// Runs `body` in a read transaction.
@@ -143,6 +153,7 @@ public final class SQLiteStore: Store {
 
     public func close() async throws {
         guard !isClosed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await checkpointer?.stop()
         if let pool = database as? DatabasePool {
             try pool.close()
         } else if let queue = database as? DatabaseQueue {
