@@ -76,7 +76,12 @@ watched "${ORCH_TEST_TIME_LIMIT:-1200}" "$pg_dir/test.log" swift test --skip-bui
 echo "test.sh: tests took $(( $(date +%s) - start ))s"
 # The whole suite (no filter given): the API contract against a live server as well.
 if [ $# -eq 0 ]; then
+  # On SQLite with ASCII and with Unicode strings, on PostgreSQL with Unicode strings.
   start=$(date +%s)
   watched 900 "$pg_dir/contract.log" scripts/contract.sh "$(swift build --show-bin-path)/orch"
+  contract_db="orch_contract_$$"
+  psql "$ORCH_TEST_POSTGRES_URL" -qc "CREATE DATABASE $contract_db"
+  watched 900 "$pg_dir/contract-pg.log" env CONTRACT_DATABASE_URL="${ORCH_TEST_POSTGRES_URL%/*}/$contract_db" ST_CODECS=utf-8 \
+    scripts/contract.sh "$(swift build --show-bin-path)/orch"
   echo "test.sh: contract check took $(( $(date +%s) - start ))s"
 fi

@@ -4,9 +4,11 @@ import OrchModels
 public enum UserRules {
     /// Usernames are 3-64 characters.
     public static let usernameLength = 3...64
-    /// Passwords are 8-72 bytes in UTF-8; bcrypt ignores anything after 72 bytes, so longer ones
-    /// are refused rather than silently truncated.
-    public static let passwordBytes = 8...72
+    /// Passwords are 8-72 characters, counted as Unicode code points, as JSON Schema's
+    /// `minLength`/`maxLength` count them. bcrypt reads at most 72 bytes, which a password of
+    /// 72 non-ASCII characters exceeds; ``PasswordHasher`` hashes such a password's SHA-256
+    /// instead, so no character of it is ignored.
+    public static let passwordLength = 8...72
     /// Email addresses are at most 254 characters (RFC 5321).
     public static let maxEmailLength = 254
 
@@ -25,11 +27,9 @@ public enum UserRules {
         }
     }
 
-    /// Throws `INVALID_PARAMETER` for `password` unless it is 8-72 bytes.
+    /// Throws `INVALID_PARAMETER` for `password` unless it is 8-72 characters (code points).
     public static func validatePassword(_ password: String) throws(OrchError) {
-        guard passwordBytes.contains(password.utf8.count) else {
-            throw .invalidParameter("password", "must be 8 to 72 bytes")
-        }
+        try TextRules.check(password, codePoints: passwordLength, field: "password")
     }
 
     static func isUsernameScalar(_ scalar: Unicode.Scalar) -> Bool {

@@ -69,7 +69,7 @@ public struct CreateUserRequest: Codable, Sendable, Hashable {
     public var username: String
     /// A plausible address, unique.
     public var email: String
-    /// 8 to 72 bytes (bcrypt's limit).
+    /// 8 to 72 characters (Unicode code points).
     public var password: String
     public var role: Role
     public var metadata: [String: JSONValue]?

@@ -28,13 +28,16 @@ import Testing
         #expect(throws: OrchError.self) { try UserRules.validateEmail(email) }
     }
 
-    @Test func passwordMustBeEightToSeventyTwoBytes() throws {
+    @Test func passwordMustBeEightToSeventyTwoCharacters() throws {
         try UserRules.validatePassword("12345678")
         try UserRules.validatePassword(String(repeating: "p", count: 72))
         #expect(throws: OrchError.self) { try UserRules.validatePassword("1234567") }
         #expect(throws: OrchError.self) { try UserRules.validatePassword(String(repeating: "p", count: 73)) }
-        // 24 three-byte characters are 72 bytes; 25 are 75.
-        try UserRules.validatePassword(String(repeating: "€", count: 24))
-        #expect(throws: OrchError.self) { try UserRules.validatePassword(String(repeating: "€", count: 25)) }
+        // Characters are code points, whatever their bytes: 72 three-byte characters (216
+        // bytes) and 72 four-byte ones are allowed, 73 are not, and 7 are too few.
+        try UserRules.validatePassword(String(repeating: "€", count: 72))
+        try UserRules.validatePassword(String(repeating: "🔑", count: 72))
+        #expect(throws: OrchError.self) { try UserRules.validatePassword(String(repeating: "€", count: 73)) }
+        #expect(throws: OrchError.self) { try UserRules.validatePassword(String(repeating: "€", count: 7)) }
     }
 }

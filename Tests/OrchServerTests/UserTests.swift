@@ -29,6 +29,32 @@ import Testing
         }
     }
 
+    /// A password's length is in characters (code points), as the document's maxLength says:
+    /// 72 characters of three bytes each are allowed, and every one of them counts at login,
+    /// although bcrypt itself reads only 72 bytes.
+    @Test(arguments: TestBackend.all)
+    func aPasswordOfSeventyTwoMultibyteCharactersCountsToItsLastCharacter(backend: TestBackend) async throws {
+        try await TestServer.withApp(backend: backend) { api in
+            let admin = try await api.adminToken()
+            let password = String(repeating: "€", count: 71) + "a"
+            let created = try await api.send(
+                .post, "/users", token: admin,
+                body: CreateUserRequest(username: "euro", email: "euro@example.com", password: password, role: .viewer))
+            #expect(created.status == .created)
+            _ = try await api.login("euro", password)
+            let sameFirst72Bytes = String(repeating: "€", count: 71) + "b"
+            let wrong = try await api.request(
+                .post, "/auth/login", json: #"{"username":"euro","password":"\#(sameFirst72Bytes)"}"#)
+            #expect(wrong.status == .unauthorized)
+            let tooLong = try await api.send(
+                .post, "/users", token: admin,
+                body: CreateUserRequest(
+                    username: "euro2", email: "euro2@example.com", password: String(repeating: "€", count: 73), role: .viewer))
+            #expect(tooLong.status == .badRequest)
+            #expect(try tooLong.error.details["field"] == "password")
+        }
+    }
+
     @Test(arguments: [
         (#"{"email":"a@example.com","password":"password1","role":"viewer"}"#, "MISSING_PARAMETER", "username"),
         (#"{"username":"abc","password":"password1","role":"viewer"}"#, "MISSING_PARAMETER", "email"),

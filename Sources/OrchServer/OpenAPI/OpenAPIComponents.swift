@@ -73,7 +73,7 @@ enum OpenAPIComponents {
                 [
                     "username": Schema.string(length: UserRules.usernameLength, pattern: "^[A-Za-z0-9_.-]+$"),
                     "email": email,
-                    "password": Schema.string(length: 8...72, description: "8 to 72 bytes of UTF-8."),
+                    "password": Schema.string(length: 8...72, description: "8 to 72 characters (Unicode code points, as minLength and maxLength count them)."),
                     "role": role,
                     "metadata": Schema.anyObject,
                 ], required: ["username", "email", "password", "role"]),
