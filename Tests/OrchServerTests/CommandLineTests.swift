@@ -37,6 +37,21 @@ import Testing
         #expect(result.output.contains("USAGE: orch \(command)"))
     }
 
+    /// `orch --version` names the commit the binary was built from (what `orch bench` reports),
+    /// here the checkout the tests were built in.
+    @Test func versionNamesTheCommitTheBinaryWasBuiltFrom() async throws {
+        let home = try Self.temporaryHome()
+        defer { try? FileManager.default.removeItem(at: home) }
+        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let head = try await ScriptRunner.run(["git", "-C", package.path, "rev-parse", "--short=12", "HEAD"])
+        try #require(head.status == 0, "git: \(head.errors)")
+        let commit = head.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let version = try await Self.orch(["--version"], home: home)
+        #expect(version.status == 0)
+        #expect(version.output.hasPrefix("\(OrchVersion.current) (commit \(commit)"), "\(version.output)")
+    }
+
     @Test(arguments: TestBackend.all)
     func loginStoresTheTokenPrivatelyAndOtherCommandsUseIt(backend: TestBackend) async throws {
         let home = try Self.temporaryHome()

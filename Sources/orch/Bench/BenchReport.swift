@@ -70,19 +70,10 @@ final class BenchReport: Sendable {
         print("figures written to \(path)")
     }
 
-    /// The checked-out commit (`git rev-parse`), or `unknown` outside a repository.
+    /// The commit the measured binary was built from (``BuildCommit``, written at build time),
+    /// not whatever the current directory holds now.
     static func commit() -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["git", "rev-parse", "--short=12", "HEAD"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return "unknown" }
-        process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        return process.terminationStatus == 0 && !text.isEmpty ? text : "unknown"
+        BuildCommit.commit
     }
 
     /// The processor model and memory, from /proc.
