@@ -131,6 +131,9 @@ func buildAPI(
 
     let router = Router(context: OrchRequestContext.self, options: .autoGenerateHeadEndpoints)
     let api = APIRouter(router: router, authenticator: authenticator, connections: connections)
+    if !configuration.corsOrigins.isEmpty {
+        router.add(middleware: CORSMiddleware(policy: configuration.corsOrigins))
+    }
     router.add(
         middleware: EnvelopeMiddleware(
             routes: { api.table }, requestCounter: requestCounter, metrics: metrics,

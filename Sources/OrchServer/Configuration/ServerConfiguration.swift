@@ -76,6 +76,9 @@ public struct ServerConfiguration: Sendable {
     /// Peers whose `X-Forwarded-For` names the client, and which are exempt from the per-address
     /// connection cap. Default none (`ORCH_TRUSTED_PROXIES`, addresses and CIDR ranges).
     public var trustedProxies = AddressPatterns()
+    /// Browser origins whose pages may call the API (``CORSPolicy``). Default none: same
+    /// origin only (`ORCH_CORS_ORIGINS`, comma-separated origins or `*`).
+    public var corsOrigins = CORSPolicy()
     /// How failed logins are slowed and refused (not an environment setting: the policy's
     /// defaults, adjustable by tests that need a lockout longer than a loaded machine's delays).
     public var loginThrottle = LoginThrottle()
@@ -295,6 +298,15 @@ extension ServerConfiguration {
         seconds(
             "shutdown-grace", "ORCH_SHUTDOWN_GRACE", \.shutdownGrace, in: 0...3600,
             help: "Seconds requests in flight may take after SIGTERM before every connection is closed."),
+        Setting(
+            flag: "cors-origins", variable: "ORCH_CORS_ORIGINS", isSecret: false,
+            help: "Comma-separated browser origins (https://app.example.com) whose pages may call the API, or *.",
+            apply: { configuration, value throws(ConfigurationError) in
+                guard let policy = CORSPolicy(parsing: value) else {
+                    throw ConfigurationError("ORCH_CORS_ORIGINS: expected * or comma-separated origins such as https://app.example.com")
+                }
+                configuration.corsOrigins = policy
+            }, show: { $0.corsOrigins.description }),
         Setting(
             flag: "trusted-proxies", variable: "ORCH_TRUSTED_PROXIES", isSecret: false,
             help: "Comma-separated addresses or CIDR ranges whose X-Forwarded-For names the client.",
