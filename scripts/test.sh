@@ -10,6 +10,9 @@ dpkg -s libsqlite3-dev >/dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # Node runs the reference's JavaScript client (it needs fetch: Node 18 or later).
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+# Headless Chromium and its driver run the browser tests (Selenium drives them).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 # gdb prints the threads of a test run that hangs (see `watched` below).
 command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -31,6 +34,7 @@ python3 -c 'import flask' 2>/dev/null || python3 -m pip install --quiet flask
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet prometheus_client
 python3 -c 'import openapi_spec_validator, schemathesis, httpx' 2>/dev/null \
   || python3 -m pip install --quiet openapi-spec-validator schemathesis httpx
+python3 -c 'import selenium' 2>/dev/null || python3 -m pip install --quiet selenium
 
 # A throwaway PostgreSQL server for the PostgreSQL half of the suites (installed when missing),
 # stopped again however the tests end.
