@@ -100,7 +100,8 @@ func buildServer(
             LockSupervisor(locks: locks, logger: logger),
             CallbackDeliverer(
                 store: store, bus: bus, secrets: configuration.webhookSecrets,
-                schedule: configuration.callbackRetrySchedule, timeout: configuration.callbackTimeout, logger: logger,
+                schedule: configuration.callbackRetrySchedule, timeout: configuration.callbackTimeout,
+                allowedHosts: configuration.callbackAllowedHosts, logger: logger,
                 metrics: metrics),
             Monitor(
                 store: store, locks: locks, alerts: alerts, metrics: metrics, heartbeat: heartbeat,

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -39,7 +40,9 @@ final class CallbackReceiver: Sendable {
                 return state.received.count - 1
             }
             let status = self.statuses[min(index, self.statuses.count - 1)]
-            return Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: "{}")))
+            // A redirect points back here: a client that followed it would post again.
+            let headers: HTTPFields = (300..<400).contains(status) ? [.location: "/hook"] : [:]
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: "{}")))
         }
         var logger = Logger(label: "receiver")
         logger.logLevel = .critical

@@ -15,6 +15,8 @@ import Testing
         var configuration = WebhookTests.configuration(database: database)
         configuration.callbackRetrySchedule = retries
         configuration.callbackTimeout = 5
+        // The receivers listen on the loopback, which callbacks may reach only when named.
+        configuration.callbackAllowedHosts = ["127.0.0.1"]
         return configuration
     }
 
@@ -145,6 +147,85 @@ import Testing
                 #expect(response.status == .badRequest)
                 #expect(try response.error.details["field"] == "metadata.callback_url")
             }
+        }
+    }
+
+    /// Without `ORCH_CALLBACK_ALLOWED_HOSTS`, a callback to an address inside the network is
+    /// refused at dispatch when the URL names it, in any form the resolver reads.
+    @Test(arguments: [
+        ("http://127.0.0.1:9/hook", false), ("http://127.1/", false), ("http://2130706433/", false),
+        ("http://0x7f.0.0.1/", false), ("http://localhost:8080/", false), ("http://api.localhost/", false),
+        ("http://10.1.2.3/x", false), ("http://172.16.5.4/", false), ("http://192.168.0.1/", false),
+        ("http://169.254.169.254/latest/meta-data/", false), ("http://100.64.0.1/", false), ("http://0.0.0.0/", false),
+        ("http://224.0.0.1/", false), ("http://93.184.216.34/hook", true), ("https://hooks.example.com/a", true),
+        ("http://172.32.0.1/", true), ("http://100.128.0.1/", true),
+    ])
+    func callbacksIntoTheNetworkAreRefusedAtDispatch(url: String, allowed: Bool) async throws {
+        try await TestServer.withApp(WebhookTests.configuration()) { api in
+            let token = try await api.adminToken()
+            let response = try await api.send(
+                .post, "/dispatch", token: token, body: DispatchRequest(coreID: "cb", metadata: ["callback_url": .string(url)]))
+            #expect(response.status == (allowed ? .accepted : .badRequest), "\(url): \(response.text)")
+            if !allowed {
+                #expect(try response.error.details["field"] == "metadata.callback_url")
+            }
+        }
+    }
+
+    /// A name that resolves inward (this machine's own host name, which resolves to a loopback
+    /// or private address) passes dispatch and is refused at delivery, without a retry and
+    /// without a request; named in `ORCH_CALLBACK_ALLOWED_HOSTS`, the same URL is delivered.
+    @Test(arguments: TestBackend.all)
+    func aNameThatResolvesInwardIsRefusedAtDeliveryUnlessAllowed(backend: TestBackend) async throws {
+        let host = ProcessInfo.processInfo.hostName.lowercased()
+        guard case .success(let addresses) = CallbackAddress.resolve(host) else {
+            Issue.record("this machine's host name \(host) does not resolve")
+            return
+        }
+        try #require(addresses.allSatisfy(CallbackAddress.isInternal), "\(host) resolves outward: \(addresses)")
+        let receiver = CallbackReceiver(statuses: [200])
+        try await receiver.start()
+        defer { receiver.stop() }
+        var refusing = Self.configuration()
+        refusing.callbackAllowedHosts = []
+        try await TestServer.withApp(refusing, backend: backend) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, callback: "http://\(host):\(receiver.port)/hook")
+            _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .completed))
+            let events = try await Self.events(api, token, id, until: ["webhook.failed"])
+            #expect(events.map(\.eventType) == ["webhook.failed"])
+            #expect(events.first?.data["reason"] == "address_refused")
+            #expect(events.first?.data["final"] == true)
+            #expect(events.first?.data["error"]?.stringValue?.contains("ORCH_CALLBACK_ALLOWED_HOSTS") == true)
+            try await Task.sleep(for: .seconds(1.5))
+            let later = try await api.request(.get, "/jobs/\(id)/events", token: token).decode(TaskEventList.self).events
+            #expect(later.filter { $0.eventType.hasPrefix("webhook.") }.count == 1)
+            #expect(receiver.received.isEmpty)
+        }
+        var allowing = Self.configuration()
+        allowing.callbackAllowedHosts = [host]
+        try await TestServer.withApp(allowing, backend: backend) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, callback: "http://\(host):\(receiver.port)/hook")
+            _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .completed))
+            #expect(try await Self.events(api, token, id, until: ["webhook.delivered"]).map(\.eventType) == ["webhook.delivered"])
+            #expect(receiver.received.count == 1)
+        }
+    }
+
+    /// A redirect is an answer, not an instruction: it is not followed and counts as a failure.
+    @Test func redirectsAreNotFollowed() async throws {
+        let receiver = CallbackReceiver(statuses: [307])
+        try await receiver.start()
+        defer { receiver.stop() }
+        try await TestServer.withApp(Self.configuration(retries: [1])) { api in
+            let token = try await api.adminToken()
+            let id = try await Self.dispatch(api, token, callback: "http://127.0.0.1:\(receiver.port)/hook")
+            _ = try await api.send(.put, "/jobs/\(id)/status", token: token, body: StatusUpdateRequest(status: .completed))
+            let events = try await Self.events(api, token, id, until: ["webhook.failed", "webhook.failed"])
+            #expect(events.map(\.eventType) == ["webhook.failed", "webhook.failed"])
+            #expect(events.first?.data["status_code"] == 307)
+            #expect(receiver.received.count == 2)
         }
     }
 

@@ -405,7 +405,7 @@ import Testing
         try await receiver.start()
         defer { receiver.stop() }
         let environment = [
-            "ORCH_WEBHOOK_SECRETS": "whsec-multi-node", "ORCH_MONITOR_INTERVAL": "1",
+            "ORCH_WEBHOOK_SECRETS": "whsec-multi-node", "ORCH_MONITOR_INTERVAL": "1", "ORCH_CALLBACK_ALLOWED_HOSTS": "127.0.0.1",
             "ORCH_ALERT_THRESHOLDS": "queue_depth=3,queue_age=0,lock_wait=0,db_latency_ms=0,memory_mb=0",
         ]
         try await Self.withNodes(3, environment: environment) { nodes, token in

@@ -14,8 +14,6 @@ public enum Callback {
         metadata["callback_url"]?.stringValue
     }
 
-    /// Checks a callback URL at dispatch: http(s) with a host, and the host allowed by
-    /// `allowedHosts` (exact names or `*.domain` patterns; empty allows any host).
     /// The callback URLs accepted: `http` or `https`, a host of letters, digits, dots and
     /// hyphens, an optional port, and an optional path and query of URL-safe characters.
     public static let urlPattern =
@@ -35,19 +33,50 @@ public enum Callback {
         }
     }
 
+    /// Checks a callback URL at dispatch: http(s) with a host; the host allowed by
+    /// `allowedHosts` (exact names or `*.domain` patterns; empty allows any host); and, unless
+    /// named there, not `localhost` nor an address literal inside the network.
     public static func validate(_ text: String, allowedHosts: [String]) throws(OrchError) {
         let field = "metadata.callback_url"
         guard text.utf8.count <= 2048, let host = host(ofURL: text) else {
             throw .invalidParameter(field, "must be an http or https URL")
         }
-        guard allowedHosts.isEmpty || allowedHosts.contains(where: { matches(host: host, pattern: $0.lowercased()) }) else {
+        let named = isNamed(host, in: allowedHosts)
+        guard allowedHosts.isEmpty || named else {
             throw .invalidParameter(field, "host \(host) is not allowed (ORCH_CALLBACK_ALLOWED_HOSTS)")
         }
+        if !named, let refusal = refusal(ofHost: host) {
+            throw .invalidParameter(field, refusal)
+        }
+    }
+
+    /// Whether `host` is named by one of `patterns` (exact names or `*.domain`).
+    public static func isNamed(_ host: String, in patterns: [String]) -> Bool {
+        patterns.contains { matches(host: host, pattern: $0.lowercased()) }
+    }
+
+    /// Why a host not named in `ORCH_CALLBACK_ALLOWED_HOSTS` is refused without resolving it:
+    /// `localhost`, or an address literal inside the network (``CallbackAddress``); `nil` for
+    /// any other host, whose addresses are checked at delivery.
+    public static func refusal(ofHost host: String) -> String? {
+        if CallbackAddress.isLoopbackName(host) {
+            return "host \(host) is the server's own loopback; name it in ORCH_CALLBACK_ALLOWED_HOSTS to allow it"
+        }
+        if let address = CallbackAddress.literal(host), CallbackAddress.isInternal(address) {
+            return refusal(host: host, address: address)
+        }
+        return nil
+    }
+
+    /// The refusal of `host` at `address`.
+    public static func refusal(host: String, address: [UInt8]) -> String {
+        "address \(CallbackAddress.text(address)) of \(host) is loopback, private, link-local or reserved; "
+            + "name the host in ORCH_CALLBACK_ALLOWED_HOSTS to allow it"
     }
 
     /// The lowercased host of `text` when it matches ``urlPattern`` (checked by hand: no regular
     /// expression engine on the request path), else `nil`.
-    static func host(ofURL text: String) -> String? {
+    public static func host(ofURL text: String) -> String? {
         guard matchesURLPattern(text) else { return nil }
         let afterScheme = text.drop { $0 != "/" }.dropFirst(2)
         return String(afterScheme.prefix { $0 != ":" && $0 != "/" }).lowercased()

@@ -56,7 +56,8 @@ public struct ServerConfiguration: Sendable {
     public var callbackRetrySchedule: [Int] = [10, 60, 300, 1800, 7200]
     /// Seconds a callback attempt may take. Default 10 (`ORCH_CALLBACK_TIMEOUT`).
     public var callbackTimeout: Int = 10
-    /// Host patterns callbacks may reach; empty means any host (`ORCH_CALLBACK_ALLOWED_HOSTS`).
+    /// Host patterns callbacks may reach, whatever their address; empty means any host whose
+    /// addresses are public (``CallbackAddress``) (`ORCH_CALLBACK_ALLOWED_HOSTS`).
     public var callbackAllowedHosts: [String] = []
     /// Log level. Default `info` (`ORCH_LOG_LEVEL`).
     public var logLevel: Logger.Level = .info
@@ -227,7 +228,7 @@ extension ServerConfiguration {
             show: { String($0.sseMemory) }),
         Setting(
             flag: "callback-allowed-hosts", variable: "ORCH_CALLBACK_ALLOWED_HOSTS", isSecret: false,
-            help: "Comma-separated host patterns callbacks may reach (default: any).",
+            help: "Comma-separated host patterns callbacks may reach, even at internal addresses (default: any public host).",
             apply: { $0.callbackAllowedHosts = list($1) }, show: { $0.callbackAllowedHosts.joined(separator: ",") }),
         Setting(
             flag: "callback-retries", variable: "ORCH_CALLBACK_RETRIES", isSecret: false,

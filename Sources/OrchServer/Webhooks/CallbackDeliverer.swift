@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import OrchCore
 import OrchModels
 import OrchStore
@@ -12,6 +13,13 @@ import ServiceLifecycle
 /// `schedule` (seconds after each failed attempt, with +-10 % jitter) and then gives up; a 410
 /// answer gives up at once. Every attempt is a `webhook.delivered` or `webhook.failed` event on
 /// the task with the status code and latency.
+///
+/// Before each attempt the URL's host is resolved and every address it has is checked
+/// (``CallbackAddress``): unless the host is named in `ORCH_CALLBACK_ALLOWED_HOSTS`, a host with
+/// an address inside the network is refused (`webhook.failed` with `reason` and `final`, no
+/// retry), so a name that points inward is caught at delivery as a literal is at dispatch. The
+/// request then goes to the address that was checked (the client's DNS override), not to a
+/// second lookup that could answer differently. Redirects are not followed.
 struct CallbackDeliverer: Service {
     let store: any Store
     let bus: EventBus
@@ -21,6 +29,8 @@ struct CallbackDeliverer: Service {
     let schedule: [Int]
     /// Seconds an attempt may take.
     let timeout: Int
+    /// `ORCH_CALLBACK_ALLOWED_HOSTS`: hosts delivered to whatever their address.
+    let allowedHosts: [String]
     let logger: Logger
     /// Counts attempts by outcome (`orch_webhook_deliveries_total`).
     let metrics: OrchMetrics
@@ -28,7 +38,7 @@ struct CallbackDeliverer: Service {
     var batchSize = 32
 
     func run() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: Self.clientConfiguration())
         await DeadlineLoop.run("callback deliverer", logger: logger) {
             let now = Date()
             let due = try await store.takeDueCallbacks(
@@ -42,6 +52,50 @@ struct CallbackDeliverer: Service {
             return try await store.nextCallbackTime()
         }
         try? await client.shutdown()
+    }
+
+    /// No redirects: a receiver cannot send the server on to an address it would refuse.
+    static func clientConfiguration(dnsOverride: [String: String] = [:]) -> HTTPClient.Configuration {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.dnsOverride = dnsOverride
+        return configuration
+    }
+
+    /// Where an attempt may connect.
+    enum Target {
+        /// Through the shared client: the host is named in the allowed hosts, or an allowed literal.
+        case direct
+        /// To this address (checked), for the URL's host name.
+        case address(String, host: String)
+        /// Not at all: the reason.
+        case refused(String)
+    }
+
+    /// Checks the URL's host and, for a name not in the allowed hosts, every address it resolves to.
+    func target(of url: String) async -> Target {
+        guard let host = Callback.host(ofURL: url) else { return .refused("the URL has no host") }
+        if Callback.isNamed(host, in: allowedHosts) { return .direct }
+        if let refusal = Callback.refusal(ofHost: host) { return .refused(refusal) }
+        if CallbackAddress.literal(host) != nil { return .direct }
+        let resolved = try? await NIOThreadPool.singleton.runIfActive { CallbackAddress.resolve(host) }
+        switch resolved {
+        case .success(let addresses):
+            if let inward = addresses.first(where: CallbackAddress.isInternal) {
+                return .refused(Callback.refusal(host: host, address: inward))
+            }
+            return .address(CallbackAddress.text(addresses[0]), host: host)
+        case .failure(let error):
+            return .refused("host \(host) does not resolve: \(error.message)")
+        case nil:
+            return .refused("host \(host) could not be resolved")
+        }
+    }
+
+    /// Sends `request` and reads (and drops) up to 64 KiB of the answer; its status code.
+    func send(_ request: HTTPClientRequest, through client: HTTPClient) async throws -> Int {
+        let response = try await client.execute(request, timeout: .seconds(Int64(timeout)))
+        _ = try? await response.body.collect(upTo: 64 * 1024)
+        return Int(response.status.code)
     }
 
     func attempt(_ delivery: CallbackDelivery, client: HTTPClient) async {
@@ -58,10 +112,28 @@ struct CallbackDeliverer: Service {
         let started = ContinuousClock.now
         var statusCode: Int?
         var failure: String?
+        var refusal: String?
+        let target = await target(of: delivery.url)
         do {
-            let response = try await client.execute(request, timeout: .seconds(Int64(timeout)))
-            statusCode = Int(response.status.code)
-            _ = try? await response.body.collect(upTo: 64 * 1024)
+            switch target {
+            case .refused(let reason):
+                refusal = reason
+                throw CallbackRefused()
+            case .direct:
+                statusCode = try await send(request, through: client)
+            case .address(let address, let host):
+                let pinned = HTTPClient(
+                    eventLoopGroupProvider: .singleton, configuration: Self.clientConfiguration(dnsOverride: [host: address]))
+                do {
+                    statusCode = try await send(request, through: pinned)
+                } catch {
+                    try? await pinned.shutdown()
+                    throw error
+                }
+                try? await pinned.shutdown()
+            }
+        } catch is CallbackRefused {
+            failure = refusal
         } catch {
             failure = String(describing: error)
         }
@@ -71,7 +143,7 @@ struct CallbackDeliverer: Service {
         let outcome: CallbackAttemptOutcome
         if let statusCode, (200..<300).contains(statusCode) {
             outcome = .delivered
-        } else if statusCode == 410 || attempt > schedule.count {
+        } else if refusal != nil || statusCode == 410 || attempt > schedule.count {
             outcome = .abandoned
         } else {
             let wait = Double(schedule[attempt - 1]) * Double.random(in: 0.9...1.1)
@@ -82,6 +154,7 @@ struct CallbackDeliverer: Service {
             "status_code": statusCode.map { .int(Int64($0)) } ?? .null, "latency_ms": .double((milliseconds * 10).rounded() / 10),
         ]
         if let failure { data["error"] = .string(failure) }
+        if refusal != nil { data["reason"] = "address_refused" }
         switch outcome {
         case .retry(let date): data["next_attempt_at"] = .string(Timestamp.format(date))
         case .abandoned: data["final"] = .bool(true)
@@ -102,3 +175,6 @@ struct CallbackDeliverer: Service {
         }
     }
 }
+
+/// An attempt that was not made: its host is inside the network.
+private struct CallbackRefused: Error {}
