@@ -44,6 +44,38 @@ import Testing
         }
     }
 
+    /// U+0000 in any text of a body is refused alike on both backends (PostgreSQL cannot store
+    /// it), before anything is stored; an escaped backslash followed by "u0000" is just text.
+    @Test(arguments: TestBackend.all)
+    func aNULCharacterIsRefusedOnEveryBackend(backend: TestBackend) async throws {
+        try await TestServer.withApp(WebhookTests.configuration(), backend: backend) { api in
+            let token = try await api.adminToken()
+            for body in [
+                #"{"core_id":"nul","metadata":{"k":"a\u0000b"}}"#, #"{"core_id":"nul","metadata":{"k\u0000":1}}"#,
+                #"{"core_id":"nul","metadata":{"deep":[{"x":"\u0000"}]}}"#,
+            ] {
+                let response = try await api.request(.post, "/dispatch", token: token, json: body)
+                #expect(response.status == .badRequest, "\(body)")
+                #expect(try response.error.code == "VALIDATION_ERROR")
+                #expect(try response.error.message.contains("U+0000"))
+            }
+            let batch = try await api.request(
+                .post, "/dispatch/batch", token: token, json: #"{"tasks":[{"core_id":"nul","metadata":{"k":"\u0000"}}]}"#)
+            #expect(batch.status == .badRequest)
+            let webhookBody = #"{"event":"custom.ping","data":{"k":"\u0000"}}"#
+            let webhook = try await WebhookTests.post(api, webhookBody, signature: WebhookTests.signature(webhookBody))
+            #expect(webhook.status == .badRequest)
+            let tasks = try await api.request(.get, "/tasks", token: token).decode(TaskList.self)
+            #expect(tasks.totalTasks == 0)
+            let literal = try await api.request(
+                .post, "/dispatch", token: token, json: #"{"core_id":"nul","metadata":{"k":"a\\u0000b"}}"#)
+            #expect(literal.status == .accepted)
+            let id = try literal.decode(DispatchResponse.self).taskID
+            let task = try await api.request(.get, "/tasks/\(id)", token: token).decode(OrchTask.self)
+            #expect(task.metadata["k"] == #"a\u0000b"#)
+        }
+    }
+
     @Test(arguments: TestBackend.all)
     func lengthsCountCodePointsNotCharacters(backend: TestBackend) async throws {
         try await TestServer.withApp(backend: backend) { api in

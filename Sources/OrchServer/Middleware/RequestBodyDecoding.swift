@@ -33,7 +33,31 @@ enum RequestBodyDecoding {
         guard case .object(let object) = value else {
             throw OrchError.validation("The request body must be a JSON object")
         }
+        if hasEscapedNUL(bytes) { throw OrchError.validation(nulMessage) }
         return object
+    }
+
+    static let nulMessage = "Text with a NUL character (U+0000) cannot be stored"
+
+    /// Whether the JSON text `bytes` (already parsed, so valid) has a string with U+0000 in a
+    /// key or a value. No text of the API may hold it: PostgreSQL's `text` and `jsonb` cannot,
+    /// so both backends refuse it alike, before anything is stored. In valid JSON a NUL can
+    /// only be the escape `\u0000`, and every backslash starts an escape.
+    static func hasEscapedNUL(_ bytes: [UInt8]) -> Bool {
+        var index = 0
+        while index < bytes.count {
+            guard bytes[index] == UInt8(ascii: "\\") else {
+                index += 1
+                continue
+            }
+            if index + 5 < bytes.count, bytes[index + 1] == UInt8(ascii: "u"),
+                bytes[(index + 2)...(index + 5)].allSatisfy({ $0 == UInt8(ascii: "0") })
+            {
+                return true
+            }
+            index += 2
+        }
+        return false
     }
 }
 

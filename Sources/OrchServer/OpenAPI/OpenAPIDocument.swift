@@ -285,7 +285,8 @@ enum OpenAPIDocument {
                     Task orchestration: dispatch tasks to named worker queues (cores), claim and finish them \
                     over HTTP, stream events, lock resources. Roles rank viewer < operator < admin; system is a \
                     service role with an operator's rights and no user management. Every error uses the \
-                    `Error` envelope.
+                    `Error` envelope. No text in a request body may contain U+0000 (400 VALIDATION_ERROR): \
+                    PostgreSQL cannot store it, so neither backend does.
                     """,
             ],
             "servers": [["url": "/"]],
