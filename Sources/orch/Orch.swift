@@ -11,7 +11,7 @@ struct Orch: AsyncParsableCommand {
         subcommands: [
             Serve.self, Login.self, Dispatch.self, Tasks.self, TaskCommand.self, Events.self, Retry.self, Cancel.self,
             ScheduleCommand.self, CoreCommand.self, Lock.self, UserCommand.self, TokenCommand.self, Worker.self,
-            Bench.self,
+            Backup.self, Bench.self,
         ],
         defaultSubcommand: nil)
 }

@@ -290,7 +290,10 @@ enum OpenAPIComponents {
                         [
                             "callback_url": Schema.string(
                                 length: 1...2048, pattern: Callback.urlPattern,
-                                description: "Receives the task's outcome (see ORCH_CALLBACK_ALLOWED_HOSTS).")
+                                description: "Receives the task's outcome. Unless its host is in ORCH_CALLBACK_ALLOWED_HOSTS, "
+                                    + "a host that is a loopback, private, link-local or reserved address literal, or "
+                                    + "localhost, is refused with 400, and one that resolves to such an address is refused "
+                                    + "at delivery.")
                         ], required: [], description: "Free-form, at most 64 KiB as JSON."),
                 ], required: [],
                 description: "Give the core as `coreId` (the reference's spelling) or `core_id`, not both."),
