@@ -13,6 +13,8 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 # Headless Chromium and its driver run the browser tests (Selenium drives them).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# openssl makes the certificates of the HTTPS tests.
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 # gdb prints the threads of a test run that hangs (see `watched` below).
 command -v gdb >/dev/null 2>&1 || need_apt+=(gdb)
 if [ ${#need_apt[@]} -gt 0 ]; then

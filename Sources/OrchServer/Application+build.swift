@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import OrchCore
 import OrchModels
@@ -88,9 +90,14 @@ func buildServer(
     logger.info(
         "connection limits",
         metadata: ["max_connections": "\(maximumConnections)", "descriptor_limit": "\(descriptorLimit)"])
+    var server = HTTPServerBuilder.guarded(limits: limits, connections: connections, metrics: metrics)
+    if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+        server = try .tls(server, tlsConfiguration: try ServerTLS.configuration(certificatePath: certificate, keyPath: key))
+    }
+    let scheme = configuration.tlsCertificatePath == nil ? "http" : "https"
     let application = Application(
         router: api.router,
-        server: .guarded(limits: limits, connections: connections, metrics: metrics),
+        server: server,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "orch"),
         services: clusterServices(cluster, store: store, bus: bus, logger: logger) + [
             StoreCloser(store: store, logger: logger),
@@ -110,7 +117,7 @@ func buildServer(
         onServerRunning: { channel in
             let port = channel.localAddress?.port ?? configuration.port
             // One line on standard output that scripts and tests can wait for.
-            printLine("orch: listening on http://\(configuration.host):\(port)")
+            printLine("orch: listening on \(scheme)://\(configuration.host):\(port)")
         },
         logger: logger)
     return OrchServerParts(

@@ -63,6 +63,14 @@ struct Serve: AsyncParsableCommand {
             print(configuration.printable())
             return
         }
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            do {
+                _ = try ServerTLS.configuration(certificatePath: certificate, keyPath: key)
+            } catch {
+                FileHandle.standardError.write(Data("orch: \(error)\n".utf8))
+                throw ExitCode(64)
+            }
+        }
         LoggingSetup.bootstrap(level: configuration.logLevel)
         let store: any Store
         do {

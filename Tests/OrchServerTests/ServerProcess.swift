@@ -77,7 +77,7 @@ final class ServerProcess: @unchecked Sendable {
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             outputText += String(decoding: buffer[0..<count], as: UTF8.self)
-            if let range = outputText.range(of: #"listening on http://[^:]+:(\d+)"#, options: .regularExpression) {
+            if let range = outputText.range(of: #"listening on https?://[^:]+:(\d+)"#, options: .regularExpression) {
                 let match = outputText[range]
                 port = Int(match.split(separator: ":").last ?? "") ?? 0
                 return

@@ -77,6 +77,10 @@ public struct ServerConfiguration: Sendable {
     /// Peers whose `X-Forwarded-For` names the client, and which are exempt from the per-address
     /// connection cap. Default none (`ORCH_TRUSTED_PROXIES`, addresses and CIDR ranges).
     public var trustedProxies = AddressPatterns()
+    /// PEM files of the certificate (chain) and its private key (RSA or EC): with both the
+    /// server speaks HTTPS only (`ORCH_TLS_CERT`, `ORCH_TLS_KEY`; ``ServerTLS``).
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// Browser origins whose pages may call the API (``CORSPolicy``). Default none: same
     /// origin only (`ORCH_CORS_ORIGINS`, comma-separated origins or `*`).
     public var corsOrigins = CORSPolicy()
@@ -124,6 +128,9 @@ extension ServerConfiguration {
             if let value = flags[setting.variable] ?? environment[setting.variable] {
                 try setting.apply(&configuration, value)
             }
+        }
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            throw ConfigurationError("ORCH_TLS_CERT and ORCH_TLS_KEY go together: give both for HTTPS, or neither")
         }
         return configuration
     }
@@ -299,6 +306,14 @@ extension ServerConfiguration {
         seconds(
             "shutdown-grace", "ORCH_SHUTDOWN_GRACE", \.shutdownGrace, in: 0...3600,
             help: "Seconds requests in flight may take after SIGTERM before every connection is closed."),
+        Setting(
+            flag: "tls-cert", variable: "ORCH_TLS_CERT", isSecret: false,
+            help: "PEM file of the server's certificate chain; with --tls-key the port speaks HTTPS only.",
+            apply: { $0.tlsCertificatePath = try nonEmpty($1, "ORCH_TLS_CERT") }, show: { $0.tlsCertificatePath ?? "" }),
+        Setting(
+            flag: "tls-key", variable: "ORCH_TLS_KEY", isSecret: false,
+            help: "PEM file of the certificate's private key (RSA or EC).",
+            apply: { $0.tlsKeyPath = try nonEmpty($1, "ORCH_TLS_KEY") }, show: { $0.tlsKeyPath ?? "" }),
         Setting(
             flag: "cors-origins", variable: "ORCH_CORS_ORIGINS", isSecret: false,
             help: "Comma-separated browser origins (https://app.example.com) whose pages may call the API, or *.",

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Foundation
 import OrchClient
 import OrchModels
+import Synchronization
 
 /// Where the command line keeps its login: `$XDG_CONFIG_HOME/orch/credentials.json`, else
 /// `~/.config/orch/credentials.json`, readable by the user only (mode 0600).
@@ -51,13 +52,38 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Seconds a request may take, connecting included (default 30).")
     var requestTimeout: Int = 30
 
-    func client(timeout: Duration? = nil) -> OrchClient {
+    @Option(name: .customLong("cacert"), help: "PEM file of the CA to trust for an https:// server with a private CA (ORCH_CA_CERT).")
+    var caCertificate: String?
+
+    func client(timeout: Duration? = nil) throws -> OrchClient {
         let timeout = timeout ?? .seconds(requestTimeout)
         let environment = ProcessInfo.processInfo.environment.filter { !$0.value.isEmpty }
         let stored = Credentials.load()
         let url = url ?? environment["ORCH_URL"] ?? stored?.url ?? "http://127.0.0.1:8000"
         let token = token ?? environment["ORCH_TOKEN"] ?? (stored?.url == url ? stored?.token : nil)
-        return OrchClient(baseURL: url, token: token, timeout: timeout)
+        return OrchClient(
+            baseURL: url, token: token, timeout: timeout,
+            httpClient: try TrustedCA.httpClient(caCertificate ?? environment["ORCH_CA_CERT"]))
+    }
+}
+
+/// The HTTP client of this process: the shared one, or one trusting `--cacert`'s CA (made once
+/// and kept for the process's life, as the shared one is).
+enum TrustedCA {
+    private static let clients = Mutex<[String: HTTPClient]>([:])
+
+    static func httpClient(_ path: String?) throws -> HTTPClient {
+        guard let path else { return .shared }
+        return try clients.withLock { clients in
+            if let client = clients[path] { return client }
+            do {
+                let client = try OrchClient.httpClient(trustingCertificatesIn: path)
+                clients[path] = client
+                return client
+            } catch {
+                throw ValidationError("--cacert / ORCH_CA_CERT: cannot read a PEM certificate from \(path)")
+            }
+        }
     }
 }
 

@@ -10,6 +10,8 @@ struct Login: AsyncParsableCommand {
     @Option(help: "Server URL (default ORCH_URL, else http://127.0.0.1:8000).") var url: String?
     @Option(help: "Username.") var username: String
     @Option(help: "Password (default ORCH_PASSWORD, else asked for without echo).") var password: String?
+    @Option(name: .customLong("cacert"), help: "PEM file of the CA to trust for an https:// server with a private CA (ORCH_CA_CERT).")
+    var caCertificate: String?
 
     func run() async throws {
         try await runClient {
@@ -18,7 +20,8 @@ struct Login: AsyncParsableCommand {
             guard let password = password ?? environment["ORCH_PASSWORD"] ?? Self.prompt("Password: ") else {
                 throw ValidationError("no password given (use --password, ORCH_PASSWORD or a terminal)")
             }
-            let client = OrchClient(baseURL: url)
+            let client = OrchClient(
+                baseURL: url, httpClient: try TrustedCA.httpClient(caCertificate ?? environment["ORCH_CA_CERT"]))
             let response = try await client.login(username: username, password: password)
             try Credentials(url: client.baseURL, token: response.accessToken).save()
             print("Signed in to \(client.baseURL) as \(response.user.username) (\(response.user.role.rawValue)); token stored in \(Credentials.file.path)")
@@ -68,7 +71,7 @@ struct Dispatch: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let client = options.client()
+            let client = try options.client()
             let request = DispatchRequest(
                 coreID: core, priority: priority ?? 1, timeout: timeout ?? 300, stay: stay, maxAttempts: maxAttempts ?? 3,
                 metadata: try metadata.map { try parseObject($0, option: "--metadata") } ?? [:], delay: delay,
@@ -166,7 +169,7 @@ struct Events: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let client = options.client()
+            let client = try options.client()
             if !follow, let task {
                 for event in try await client.taskEvents(taskID: task, limit: 1000).events { print(describe(event)) }
                 return

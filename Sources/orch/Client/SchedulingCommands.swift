@@ -46,7 +46,7 @@ struct Retry: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let client = options.client()
+            let client = try options.client()
             if filter.ids.count == 1, filter.core == nil, filter.status == nil, filter.priority == nil,
                 filter.createdBefore == nil, filter.createdAfter == nil, !filter.dryRun
             {

@@ -38,7 +38,7 @@ struct Worker: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let client = options.client()
+        let client = try options.client()
         let id = workerID ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
         let shutdown = Shutdown()
         shutdown.install()
