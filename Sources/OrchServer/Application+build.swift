@@ -103,6 +103,9 @@ func buildServer(
             StoreCloser(store: store, logger: logger),
             TaskSupervisor(store: store, bus: bus, logger: logger),
             ScheduleRunner(store: store, bus: bus, logger: logger),
+            Pruner(
+                store: store, policy: configuration.retention, interval: .seconds(configuration.retentionInterval),
+                receiptLifetime: TimeInterval(2 * configuration.webhookTolerance), metrics: metrics, logger: logger),
             EventStreamTicker(bus: bus, store: store, heartbeatInterval: configuration.sseHeartbeat, logger: logger),
             LockSupervisor(locks: locks, logger: logger),
             CallbackDeliverer(

@@ -7,7 +7,7 @@ import OrchModels
 /// Every backend (the embedded SQLite store, and PostgreSQL for several nodes) implements this
 /// protocol and passes the same conformance suite; callers never see which one they use.
 /// Methods that break a uniqueness rule throw ``OrchCore/OrchError`` `RESOURCE_CONFLICT`.
-public protocol Store: TaskStore, CoreStore, ScheduleStore, EventStore, LockStore, LoginFailureStore, WebhookStore, CallbackStore, APITokenStore {
+public protocol Store: TaskStore, CoreStore, ScheduleStore, EventStore, LockStore, LoginFailureStore, WebhookStore, CallbackStore, APITokenStore, RetentionStore {
     /// Runs a trivial query, throwing when the database cannot answer.
     func ping() async throws
 

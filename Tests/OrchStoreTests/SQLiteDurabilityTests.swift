@@ -54,6 +54,30 @@ import Testing
         try await store.close()
     }
 
+    /// A new file is made with `auto_vacuum=incremental`, and `reclaimSpace()` returns the pages
+    /// deleted rows freed: the file shrinks.
+    @Test func aNewFileGivesFreedPagesBack() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try SQLiteStore(location: .sqliteFile(path: directory.appendingPathComponent("v.sqlite").path))
+        #expect(try await store.read { db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") } == 2)
+        let value = String(repeating: "x", count: 4 << 20)
+        try await store.write { db in
+            try db.execute(sql: "INSERT INTO settings (key, value) VALUES ('big', ?)", arguments: [value])
+        }
+        let grown = try await store.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
+        try await store.write { db in try db.execute(sql: "DELETE FROM settings WHERE key = 'big'") }
+        #expect(try await store.read { db in try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 } > 500)
+        try await store.reclaimSpace()
+        let pages = try await store.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+        }
+        #expect(pages.1 == 0)
+        #expect(pages.0 < grown - 500)
+        try await store.close()
+    }
+
     @Test func dataSurvivesReopeningTheFile() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -81,6 +81,10 @@ public struct ServerConfiguration: Sendable {
     /// server speaks HTTPS only (`ORCH_TLS_CERT`, `ORCH_TLS_KEY`; ``ServerTLS``).
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?
+    /// How long finished tasks and free-standing events are kept (`ORCH_RETENTION`).
+    public var retention = RetentionPolicy()
+    /// Seconds between pruning passes (`ORCH_RETENTION_INTERVAL`, default 60).
+    public var retentionInterval = 60
     /// Browser origins whose pages may call the API (``CORSPolicy``). Default none: same
     /// origin only (`ORCH_CORS_ORIGINS`, comma-separated origins or `*`).
     public var corsOrigins = CORSPolicy()
@@ -306,6 +310,21 @@ extension ServerConfiguration {
         seconds(
             "shutdown-grace", "ORCH_SHUTDOWN_GRACE", \.shutdownGrace, in: 0...3600,
             help: "Seconds requests in flight may take after SIGTERM before every connection is closed."),
+        Setting(
+            flag: "retention", variable: "ORCH_RETENTION", isSecret: false,
+            help: "How long finished tasks and task-less events are kept: completed=D,failed=D,cancelled=D,events=D (D like 90s, 15m, 12h, 7d; 0 keeps forever).",
+            apply: { configuration, value throws(ConfigurationError) in
+                do {
+                    configuration.retention = try RetentionPolicy(parsing: value)
+                } catch {
+                    throw ConfigurationError("ORCH_RETENTION: \(error)")
+                }
+            }, show: { $0.retention.description }),
+        Setting(
+            flag: "retention-interval", variable: "ORCH_RETENTION_INTERVAL", isSecret: false,
+            help: "Seconds between pruning passes (default 60).",
+            apply: { $0.retentionInterval = try integer($1, "ORCH_RETENTION_INTERVAL", in: 1...86_400) },
+            show: { String($0.retentionInterval) }),
         Setting(
             flag: "tls-cert", variable: "ORCH_TLS_CERT", isSecret: false,
             help: "PEM file of the server's certificate chain; with --tls-key the port speaks HTTPS only.",

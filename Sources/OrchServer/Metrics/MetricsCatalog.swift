@@ -61,6 +61,10 @@ enum MetricsCatalog {
         labels: ["core_id"])
     static let scheduleFirings = Entry(
         "orch_schedule_firings_total", .counter, "Tasks dispatched by recurring schedules, by core", labels: ["core_id"])
+    static let tasksPruned = Entry(
+        "orch_tasks_pruned_total", .counter, "Finished tasks deleted by retention (ORCH_RETENTION)")
+    static let eventsPruned = Entry(
+        "orch_events_pruned_total", .counter, "Events deleted by retention, with their tasks or on their own")
     static let tasksRunning = Entry("orch_tasks_running", .gauge, "Tasks currently running")
     static let nodeInfo = Entry("orch_node_info", .gauge, "This node (always 1), by its ORCH_NODE_ID", labels: ["node_id"])
     static let clusterListener = Entry(
@@ -97,7 +101,7 @@ enum MetricsCatalog {
     static let all: [Entry] = [
         httpRequests, httpRequestDuration, taskDuration, sseConnections, connectionsOpen, connectionsRefused,
         connectionsClosed, webhookSignatures, tasksDispatched,
-        tasksFinished, queueDepth, queueOldestAge, tasksScheduled, taskRetries, scheduleFirings, tasksRunning, nodeInfo, clusterListener, clusterLeader,
+        tasksFinished, queueDepth, queueOldestAge, tasksScheduled, taskRetries, scheduleFirings, tasksPruned, eventsPruned, tasksRunning, nodeInfo, clusterListener, clusterLeader,
         locksHeld, lockWaiters, lockWait, rateLimited,
         callbackDeliveries, monitorSamples, databaseLatency, processResidentMemory, processVirtualMemory, processCPU,
         processOpenFDs, processMaxFDs, processStartTime,

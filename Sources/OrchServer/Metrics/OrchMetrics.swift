@@ -142,6 +142,11 @@ public final class OrchMetrics: Sendable {
         counter(MetricsCatalog.rateLimited, [("role", role)]).increment()
     }
 
+    func recordPruned(tasks: Int, events: Int) {
+        if tasks > 0 { counter(MetricsCatalog.tasksPruned).increment(by: tasks) }
+        if events > 0 { counter(MetricsCatalog.eventsPruned).increment(by: events) }
+    }
+
     func recordCallbackAttempt(outcome: String) {
         counter(MetricsCatalog.callbackDeliveries, [("outcome", outcome)]).increment()
     }

@@ -21,6 +21,7 @@ enum PostgresMigrations {
         ("003_lock_queue_nodes_login_failures", schema003),
         ("004_scheduled_tasks_retry_policy_cores", schema004),
         ("005_schedules", schema005),
+        ("006_retention_indexes", schema006),
     ]
 
     static func apply(_ transaction: PostgresTransaction) async throws {
@@ -342,6 +343,13 @@ enum PostgresMigrations {
         """
 
     /// Recurring schedules, due ones found by their own index, and one key per fired slot.
+    /// What retention deletes by (``RetentionStore``), as SQLite's 015.
+    static let schema006 = """
+        CREATE INDEX callback_deliveries_task ON callback_deliveries (task_id);
+        CREATE INDEX events_untasked_age ON events (timestamp) WHERE task_id IS NULL;
+        CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+        """
+
     static let schema005 = """
         CREATE TABLE schedules (
             id text PRIMARY KEY,

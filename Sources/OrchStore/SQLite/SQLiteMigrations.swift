@@ -19,6 +19,7 @@ enum SQLiteMigrations {
         migrator.registerMigration("012_lock_queue_nodes_login_failures", migrate: migration012)
         migrator.registerMigration("013_scheduled_tasks_retry_policy_cores", migrate: migration013)
         migrator.registerMigration("014_schedules", migrate: migration014)
+        migrator.registerMigration("015_retention_indexes", migrate: migration015)
         return migrator
     }
 
@@ -375,6 +376,17 @@ enum SQLiteMigrations {
                     fired_at INTEGER NOT NULL,
                     PRIMARY KEY (schedule_id, slot)
                 ) WITHOUT ROWID;
+                """)
+    }
+
+    /// What retention deletes by (``RetentionStore``): a task's callback deliveries, events that
+    /// belong to no task by age, idempotency keys by age.
+    static func migration015(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE INDEX callback_deliveries_task ON callback_deliveries (task_id);
+                CREATE INDEX events_untasked_age ON events (timestamp) WHERE task_id IS NULL;
+                CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
                 """)
     }
 }

@@ -63,6 +63,9 @@ public final class SQLiteStore: Store {
             // each page it touches to a statement journal: in memory, not in a temporary file
             // (that file's writes were an eighth of a dispatch's CPU time).
             try db.execute(sql: "PRAGMA temp_store = MEMORY")
+            // A new file returns the pages retention frees (``reclaimSpace()``); on a file that
+            // already has tables this changes nothing.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
         }
         switch location {
         case .sqliteFile(let path):
