@@ -10,7 +10,7 @@ import Testing
 /// (another port of 127.0.0.1) than the API's: with that origin in `ORCH_CORS_ORIGINS` it
 /// dispatches, streams events and updates a status; with another origin allowed instead, the
 /// browser refuses its first request and nothing is dispatched.
-@Suite struct BrowserCORSTests {
+@Suite(.serialized) struct BrowserCORSTests {
     /// The page: the scaffold, then as a module (top-level await, as the reference's usage
     /// example is written) the same EventSource harness the Node test uses, the reference's
     /// code with this server's URL and token, and the harness's epilogue.

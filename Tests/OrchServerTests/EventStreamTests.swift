@@ -130,7 +130,8 @@ import Testing
         try await Self.withLiveServer(configuration, backend: backend) { api, port, _ in
             let token = try await api.adminToken()
             let stream = try await SSEConnection.open(port: port, headers: [("Authorization", "Bearer \(token)")])
-            #expect(await stream.waitUntil(timeout: .seconds(5)) { $0.filter { $0.eventType == "heartbeat" }.count >= 2 })
+            // A generous wait: a loaded machine (browsers of other tests starting) delays frames.
+            #expect(await stream.waitUntil(timeout: .seconds(15)) { $0.filter { $0.eventType == "heartbeat" }.count >= 2 })
             let heartbeat = try #require(stream.frames.first { $0.eventType == "heartbeat" })
             #expect(heartbeat.id == nil)
             stream.close()

@@ -156,11 +156,11 @@ import Testing
             }
             #expect(try await client.locks(resource: "wl").totalLocks == 0)
 
-            // Held for 5 s with a 3 s TTL (renewed every second, so that a renewal held up on a
+            // Held for 10 s with a 5 s TTL (renewed every 1.7 s, so that a renewal held up on a
             // loaded machine does not let it lapse): renewals keep it ours; another owner is refused.
             let other = OrchClient(baseURL: client.baseURL, token: client.token)
-            let value = try await client.withLock(resource: "wl", owner: "me", ttl: 3) { grant in
-                try await Task.sleep(for: .milliseconds(5000))
+            let value = try await client.withLock(resource: "wl", owner: "me", ttl: 5) { grant in
+                try await Task.sleep(for: .milliseconds(10_000))
                 let held = try await other.locks(resource: "wl").locks.first
                 #expect(held?.owner == "me" && held?.lockID == grant.lockID)
                 await #expect(throws: OrchClientError.self) {
