@@ -58,6 +58,7 @@ struct BenchBulk: BenchScenario {
         async throws -> (Double, [Double])
     {
         let running = RunningFlag()
+        let begun = ContinuousClock.now
         return try await withThrowingTaskGroup(of: [Double].self) { group in
             for _ in 0..<writers {
                 group.addTask {
@@ -66,7 +67,13 @@ struct BenchBulk: BenchScenario {
                         let started = ContinuousClock.now
                         let response = try await bench.http.send(.POST, "/dispatch", body: #"{"core_id":"bench-bulk-side"}"#)
                         guard response.status == 202 else { throw BenchError("dispatch: \(String(buffer: response.body))") }
-                        latencies.append((ContinuousClock.now - started).milliseconds)
+                        let latency = (ContinuousClock.now - started).milliseconds
+                        latencies.append(latency)
+                        if latency > 50 {
+                            // When the long waits come (from the dispatchers' start), to tell a
+                            // stall at the action's start from one during it.
+                            print(String(format: "bulk: a dispatch took %.1f ms, %.2f s in", latency, (started - begun).seconds))
+                        }
                     }
                     return latencies
                 }
