@@ -236,6 +236,11 @@ public protocol TaskStore: Sendable {
     ) async throws -> BulkBatch
 
     /// Queued and scheduled tasks per core (cores with neither are left out).
+    ///
+    /// Read from the per-core counts and, for the oldest queued task, one index seek per core
+    /// and priority (a queued task's `ready_at` is never before its creation): the monitor asks
+    /// every few seconds, and counting a 100,000-task queue row by row held dispatches up by
+    /// 100 ms on a two-core machine.
     func queueSummary() async throws -> [CoreQueueSummary]
 }
 

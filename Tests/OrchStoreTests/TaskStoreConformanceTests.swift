@@ -39,6 +39,27 @@ import Testing
         }
     }
 
+    /// Depth per core from the counts, and the oldest queued task's ready time over every
+    /// priority; finished and scheduled tasks are not queued.
+    @Test(arguments: backends)
+    func queueSummaryCountsEachCoreAndFindsItsOldestTask(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            try await Self.insert(store, Self.dispatch("a", priority: 5, at: 30))
+            try await Self.insert(store, Self.dispatch("a", priority: 1, at: 10))
+            try await Self.insert(store, Self.dispatch("a", priority: 9, at: 20))
+            try await Self.insert(store, Self.dispatch("b", priority: 2, at: 40))
+            let done = try await Self.insert(store, Self.dispatch("b", priority: 2, at: 5))
+            _ = try await store.modifyTask(id: done.id) { task in
+                try TaskLifecycle.update(task, with: StatusUpdateRequest(status: .cancelled), now: Self.start.addingTimeInterval(50))
+            }
+            let summary = try await store.queueSummary()
+            #expect(summary.map(\.coreID) == ["a", "b"])
+            #expect(summary.map(\.depth) == [3, 1])
+            #expect(summary[0].oldestReadyAt == Self.start.addingTimeInterval(10))
+            #expect(summary[1].oldestReadyAt == Self.start.addingTimeInterval(40))
+        }
+    }
+
     @Test(arguments: backends)
     func idempotencyKeyRepeatsOrConflicts(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in

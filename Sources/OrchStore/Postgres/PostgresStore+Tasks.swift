@@ -592,8 +592,14 @@ extension PostgresStore {
             var summaries: [String: CoreQueueSummary] = [:]
             for row in try await transaction.rows(
                 """
-                SELECT core_id, count(*) AS depth, min(greatest(created_at, ready_at)) AS oldest
-                FROM tasks WHERE status = 'queued' GROUP BY core_id
+                SELECT core_id, sum(depth)::bigint AS depth, min(oldest) AS oldest FROM (
+                    SELECT c.core_id, c.priority, sum(c.n) AS depth,
+                        (SELECT t.ready_at FROM tasks t
+                         WHERE t.status = 'queued' AND t.core_id = c.core_id AND t.priority = c.priority
+                         ORDER BY t.ready_at LIMIT 1) AS oldest
+                    FROM task_counts c WHERE c.status = 'queued'
+                    GROUP BY c.core_id, c.priority HAVING sum(c.n) > 0) AS queued
+                GROUP BY core_id
                 """
             ) {
                 let core: String = try row.decode("core_id")
