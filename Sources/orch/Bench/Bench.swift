@@ -11,7 +11,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Measure an ORCH-Next server.",
         subcommands: [
             BenchAll.self, BenchDispatch.self, BenchBatch.self, BenchEndToEnd.self, BenchLocks.self, BenchSSE.self,
-            BenchMemory.self, BenchLarge.self, BenchCluster.self, BenchBulk.self,
+            BenchMemory.self, BenchLarge.self, BenchCluster.self, BenchBulk.self, BenchRetention.self,
         ],
         defaultSubcommand: BenchAll.self)
 }

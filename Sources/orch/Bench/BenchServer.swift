@@ -53,6 +53,13 @@ final class BenchServer: @unchecked Sendable {
             baseURLs: started.map(\.1), processes: started.map(\.0), directory: directory, postgres: (postgres, name))
     }
 
+    /// Starts one `orch serve` on the database at `databaseURL`, which outlives it (the caller
+    /// made it and removes it).
+    static func start(onExisting databaseURL: String, environment: [String: String]) throws -> BenchServer {
+        let (process, url) = try launch(environment.merging(["ORCH_DATABASE_URL": databaseURL]) { new, _ in new })
+        return BenchServer(baseURLs: [url], processes: [process], directory: nil, postgres: nil)
+    }
+
     /// Starts `orch serve` (this same executable) on a free port with rate limits off;
     /// returns it and its base URL once it listens.
     private static func launch(_ extra: [String: String]) throws -> (Process, String) {
