@@ -19,6 +19,14 @@ public enum PostgresAdmin {
         try await execute("DROP DATABASE IF EXISTS \(try identifier(name)) WITH (FORCE)", on: server)
     }
 
+    /// Vacuums and analyzes the database at `url`, then asks for a checkpoint when the role may,
+    /// so that a benchmark after a bulk load measures the server, not the load's aftermath
+    /// (autovacuum and a WAL-triggered checkpoint of a million new rows).
+    public static func settle(_ url: PostgresURL) async throws {
+        try await execute("VACUUM (ANALYZE)", on: url)
+        try? await execute("CHECKPOINT", on: url)
+    }
+
     private static func identifier(_ name: String) throws -> String {
         guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
             throw PostgresServerError(state: "42602", message: "invalid database name \(name)")

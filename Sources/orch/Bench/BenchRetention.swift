@@ -9,7 +9,8 @@ import OrchStore
 /// `orch bench retention`: dispatch latency while the pruner deletes a large backlog.
 ///
 /// Writes `--tasks` completed tasks finished two days ago (each with its `task.created` event)
-/// straight into a fresh database through the store, then measures `--writers` connections
+/// straight into a fresh database through the store (on PostgreSQL then `VACUUM (ANALYZE)` and a
+/// checkpoint, so the load's aftermath is not measured), then measures `--writers` connections
 /// dispatching one request after another for 10 s on a server that keeps everything
 /// (`ORCH_RETENTION` all 0), stops it, and measures the same on a server on the same database
 /// with `completed=1d` and a pass every second, from its start until `orch_tasks_pruned_total`
@@ -81,6 +82,7 @@ struct BenchRetention: AsyncParsableCommand {
             made += transitions.count
         }
         try await store.close()
+        if case .postgres(let postgres) = url { try await PostgresAdmin.settle(postgres) }
         print("retention: \(made) completed tasks written")
     }
 
