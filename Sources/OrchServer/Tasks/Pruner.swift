@@ -25,17 +25,9 @@ struct Pruner: Service {
     var pause: Duration = .milliseconds(5)
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            do {
-                try await prune(now: Date())
-            } catch {
-                logger.error("pruner: pass failed", metadata: ["error": "\(error)"])
-            }
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
+        await DeadlineLoop.run("pruner", maximumSleep: interval, logger: logger) {
+            try await prune(now: Date())
+            return nil
         }
     }
 
