@@ -81,6 +81,14 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
             ],
+            // The dashboard's files, compiled into the binary (``DashboardAssets``).
+            resources: [
+                .embedInCode("Dashboard/Assets/index.html"),
+                .embedInCode("Dashboard/Assets/app.js"),
+                .embedInCode("Dashboard/Assets/api.js"),
+                .embedInCode("Dashboard/Assets/style.css"),
+                .embedInCode("Dashboard/Assets/icon.svg"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(

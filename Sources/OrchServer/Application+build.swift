@@ -179,6 +179,7 @@ func buildAPI(
         metrics: metrics
     ).addRoutes(to: api)
     OpenAPIController().addRoutes(to: api)
+    DashboardController().addRoutes(to: router)
     return api
 }
 

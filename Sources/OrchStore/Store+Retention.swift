@@ -13,9 +13,15 @@ public protocol RetentionStore: Sendable {
     /// how many.
     func pruneEvents(before: Date, limit: Int) async throws -> Int
 
-    /// Deletes idempotency keys recorded before `keysBefore` (they no longer deduplicate) and
-    /// webhook receipts received before `receiptsBefore`.
-    func pruneExpired(keysBefore: Date, receiptsBefore: Date) async throws
+    /// Deletes up to `limit` idempotency keys recorded before `keysBefore` (they no longer
+    /// deduplicate) and up to `limit` webhook receipts received before `receiptsBefore`; returns
+    /// the larger of the two counts (below `limit` when both kinds are done).
+    func pruneExpired(keysBefore: Date, receiptsBefore: Date, limit: Int) async throws -> Int
+
+    /// Whether every write waits for the one before it (SQLite's single writer): a pruning
+    /// batch then holds up each dispatch that arrives while it runs, so the pruner keeps its
+    /// batches to a couple of milliseconds. PostgreSQL's batches lock only the rows they delete.
+    var serializesWrites: Bool { get }
 
     /// Gives the space of deleted rows back to the file system where the backend can do so
     /// without stopping writers (SQLite's incremental vacuum); PostgreSQL's autovacuum reuses

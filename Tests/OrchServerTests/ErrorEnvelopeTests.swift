@@ -110,7 +110,10 @@ import Testing
                 let admin = try await api.adminToken()
                 switch database {
                 case .sqliteFile(let path):
-                    let saboteur = try DatabaseQueue(path: path)
+                    // Waiting for the server's writer, as the server's own connections do.
+                    var patient = Configuration()
+                    patient.busyMode = .timeout(5)
+                    let saboteur = try DatabaseQueue(path: path, configuration: patient)
                     try await saboteur.write { db in try db.execute(sql: "DROP TABLE users") }
                     try saboteur.close()
                 case .postgres(let url):

@@ -1,11 +1,14 @@
 import Foundation
 import GRDB
+import Synchronization
 import OrchModels
 import Testing
 
 @testable import OrchStore
 
-@Suite struct SQLiteDurabilityTests {
+/// Serialized: the checkpoint tests measure the log while they write, and each other's writes
+/// would change what they see.
+@Suite(.serialized) struct SQLiteDurabilityTests {
     @Test func fileStoreUsesWALFullSyncForeignKeysAndBusyTimeout() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -42,7 +45,10 @@ import Testing
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", arguments: ["bulk-\(round % 4)", value])
             }
-            try await Task.sleep(for: .milliseconds(30))
+            // A passive checkpoint completes only when no commit lands while it copies: every
+            // eighth round leaves it the time to (writes under load that leave it none are the
+            // next test's).
+            try await Task.sleep(for: .milliseconds(round % 8 == 7 ? 300 : 30))
         }
         let checkpointer = try #require(store.checkpointer)
         for _ in 0..<200 where checkpointer.completeCheckpoints == 0 {
@@ -52,6 +58,56 @@ import Testing
         let logSize = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
         #expect(logSize < 20 << 20, "the WAL is \(logSize) bytes")
         try await store.close()
+    }
+
+    /// Readers that overlap without a pause never let the writer start the log again; past
+    /// `restartAbove` frames the checkpointer empties it anyway (TRUNCATE), so the log stays
+    /// near that size instead of holding everything written (about 12 MiB here).
+    @Test(arguments: [100])
+    func aLogThatReadersNeverLeaveIsStillEmptied(restartAbove: Int) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("orch-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("r.sqlite").path
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try await pool.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
+            try db.execute(sql: "CREATE TABLE t (v BLOB)")
+        }
+        let checkpointer = try WALCheckpointer(path: path, interval: .milliseconds(10), restartAbove: restartAbove)
+        final class Flag: Sendable { let value = Atomic<Bool>(true) }
+        let writing = Flag()
+        var largest = 0
+        // Two readers in turn, each in a read transaction for 4 ms, 2 ms apart: one is always
+        // in the log.
+        let readers = (0..<2).map { offset in
+            Task.detached {
+                try await Task.sleep(for: .milliseconds(2 * offset))
+                while writing.value.load(ordering: .relaxed) {
+                    try await pool.read { db in
+                        _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM t")
+                        Thread.sleep(forTimeInterval: 0.004)
+                    }
+                }
+            }
+        }
+        let blob = Data(repeating: 7, count: 32 << 10)
+        for _ in 0..<300 {
+            try await pool.write { db in try db.execute(sql: "INSERT INTO t (v) VALUES (?)", arguments: [blob]) }
+            checkpointer.committed()
+            let size = try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int ?? 0
+            largest = max(largest, size)
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        writing.value.store(false, ordering: .relaxed)
+        for reader in readers { try await reader.value }
+        await checkpointer.stop()
+        #expect(checkpointer.truncations > 0)
+        
+        #expect(largest < 4 << 20, "the WAL reached \(largest) bytes")
+        try pool.close()
     }
 
     /// A new file is made with `auto_vacuum=incremental`, and `reclaimSpace()` returns the pages

@@ -235,6 +235,31 @@ import Testing
         }
     }
 
+    /// The mean duration behind `estimated_start`: over the core's 100 most recently created
+    /// completed tasks (one without a duration counts for nothing), no other core's, no failed.
+    @Test(arguments: backends)
+    func averageDurationIsOverTheCoresLatestCompletedTasks(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            func finished(_ core: String, _ status: TaskStatus, duration: Double?, at offset: TimeInterval) -> TaskTransition {
+                var transition = Self.dispatch(core, at: offset)
+                transition.task.status = status
+                transition.task.completedAt = transition.task.createdAt
+                transition.task.duration = duration
+                return transition
+            }
+            var transitions = (0..<50).map { finished("core", .completed, duration: 100, at: Double($0)) }
+            transitions += (50..<149).map { finished("core", .completed, duration: Double($0 % 2 == 0 ? 2 : 4), at: Double($0)) }
+            transitions.append(finished("core", .completed, duration: nil, at: 149))
+            transitions.append(finished("core", .failed, duration: 1000, at: 150))
+            transitions.append(finished("other", .completed, duration: 1000, at: 151))
+            _ = try await store.insertTasks(transitions, activeSince: Self.start)
+            // The latest hundred: the one without a duration, then 99 of 2 s and 4 s (50 of 2 s).
+            let average = try #require(try await store.coreLoad(coreID: "core", since: Self.start).averageDuration)
+            #expect(abs(average - (50 * 2 + 49 * 4) / 99.0) < 1e-9)
+            #expect(try await store.coreLoad(coreID: "idle", since: Self.start).averageDuration == nil)
+        }
+    }
+
     @Test(arguments: backends)
     func concurrentClaimersNeverShareATask(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in

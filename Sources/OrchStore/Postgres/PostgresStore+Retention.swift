@@ -34,12 +34,29 @@ extension PostgresStore {
         ).count
     }
 
-    public func pruneExpired(keysBefore: Date, receiptsBefore: Date) async throws {
+    public func pruneExpired(keysBefore: Date, receiptsBefore: Date, limit: Int) async throws -> Int {
         try await transaction { transaction in
-            try await transaction.execute("DELETE FROM idempotency_keys WHERE created_at < \(keysBefore.sqlTime)")
-            try await transaction.execute("DELETE FROM webhook_receipts WHERE received_at < \(receiptsBefore.sqlTime)")
+            let keys = try await transaction.rows(
+                """
+                DELETE FROM idempotency_keys WHERE (user_id, key) IN (
+                    SELECT user_id, key FROM idempotency_keys WHERE created_at < \(keysBefore.sqlTime)
+                    LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1 AS gone
+                """
+            ).count
+            let receipts = try await transaction.rows(
+                """
+                DELETE FROM webhook_receipts WHERE key IN (
+                    SELECT key FROM webhook_receipts WHERE received_at < \(receiptsBefore.sqlTime)
+                    LIMIT \(limit) FOR UPDATE SKIP LOCKED)
+                RETURNING 1 AS gone
+                """
+            ).count
+            return max(keys, receipts)
         }
     }
+
+    public var serializesWrites: Bool { false }
 
     /// Autovacuum marks the space of deleted rows for reuse by itself.
     public func reclaimSpace() async throws {}

@@ -33,12 +33,20 @@ extension SQLiteStore {
         }
     }
 
-    public func pruneExpired(keysBefore: Date, receiptsBefore: Date) async throws {
+    public func pruneExpired(keysBefore: Date, receiptsBefore: Date, limit: Int) async throws -> Int {
         try await write { db in
-            try db.execute(sql: "DELETE FROM idempotency_keys WHERE created_at < ?", arguments: [keysBefore.millis])
-            try db.execute(sql: "DELETE FROM webhook_receipts WHERE received_at < ?", arguments: [receiptsBefore.millis])
+            try db.execute(
+                sql: "DELETE FROM idempotency_keys WHERE (user_id, key) IN (SELECT user_id, key FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+                arguments: [keysBefore.millis, limit])
+            let keys = db.changesCount
+            try db.execute(
+                sql: "DELETE FROM webhook_receipts WHERE key IN (SELECT key FROM webhook_receipts WHERE received_at < ? LIMIT ?)",
+                arguments: [receiptsBefore.millis, limit])
+            return max(keys, db.changesCount)
         }
     }
+
+    public var serializesWrites: Bool { true }
 
     /// `PRAGMA incremental_vacuum` in steps of 256 pages (1 MiB), each its own short write, on a
     /// file made with `auto_vacuum=incremental`; a file made before that has `auto_vacuum` off and

@@ -333,7 +333,7 @@ extension SQLiteStore {
                     sql: """
                         SELECT avg(duration) FROM (
                             SELECT duration FROM tasks
-                            WHERE core_id = ? AND status = 'completed' AND duration IS NOT NULL
+                            WHERE core_id = ? AND status = 'completed'
                             ORDER BY created_at DESC LIMIT 100)
                         """),
                 arguments: [coreID])
