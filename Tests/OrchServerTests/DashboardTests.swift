@@ -64,7 +64,8 @@ import Testing
 
     static let steps = [
         "signed in as admin", "live task appeared", "task page by link", "timeline", "escaped", "cancelled from the ui",
-        "dispatch form refuses bad json", "phone width", "signed in as operator", "core paused", "signed in as viewer",
+        "dispatch form refuses bad json", "schedule created", "lock released", "token created", "users listed",
+        "phone width", "signed in as operator", "core paused", "bulk cancel", "signed in as viewer",
         "viewer sees no actions", "sign out", "bad token returns to sign-in", "no console errors",
     ]
 
@@ -116,11 +117,11 @@ import Testing
             keep_console()
             ok("signed in as " + username.replace("ui_", ""))
 
-        def click(element_id):
+        def click(selector):
             # The pages redraw as events arrive: find the control again when it was replaced.
             def press(d):
                 try:
-                    d.find_element(By.ID, element_id).click()
+                    d.find_element(By.CSS_SELECTOR, selector).click()
                     return True
                 except Exception:
                     return False
@@ -173,7 +174,7 @@ import Testing
             # Cancel a queued task from the UI.
             queued = api("POST", "/dispatch", token(), {"core_id": "ui-cancel"})["task_id"]
             driver.get(base + "/ui/tasks/" + queued)
-            click("cancel-task")
+            click("#cancel-task")
             wait.until(lambda d: "cancelled" in d.find_element(By.ID, "task-fields").text)
             assert api("GET", "/tasks/" + queued, token())["status"] == "cancelled"
             ok("cancelled from the ui")
@@ -195,9 +196,48 @@ import Testing
             ok("dispatch form refuses bad json")
             shot("dispatch-result")
 
+            # A schedule from the form.
+            go("/ui/schedules")
+            wait.until(lambda d: d.find_elements(By.ID, "schedule"))
+            form = driver.find_element(By.ID, "schedule")
+            form.find_element(By.NAME, "name").send_keys("ui-hourly")
+            form.find_element(By.NAME, "core_id").send_keys("ui-sched")
+            form.find_element(By.NAME, "every").send_keys("1h")
+            form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            wait.until(lambda d: "ui-hourly" in d.find_element(By.ID, "schedule-list").text)
+            assert [s["name"] for s in api("GET", "/schedules", token())["schedules"]] == ["ui-hourly"]
+            ok("schedule created")
+            shot("schedules")
+
+            # A held lock with its fencing token, released by force.
+            grant = api("POST", "/locks", token(), {"resource": "ui-lock", "owner": "someone", "ttl": 120})
+            go("/ui/locks")
+            wait.until(lambda d: "ui-lock" in d.find_element(By.ID, "lock-list").text)
+            assert str(grant["fencing_token"]) in driver.find_element(By.ID, "lock-list").text
+            shot("locks")
+            click("button[data-resource='ui-lock']")
+            wait.until(lambda d: "No lock is held" in d.find_element(By.ID, "lock-list").text)
+            assert api("GET", "/locks", token())["total_locks"] == 0
+            ok("lock released")
+
+            # An API token, shown once, that works.
+            go("/ui/tokens")
+            wait.until(lambda d: d.find_elements(By.ID, "create-token"))
+            driver.find_element(By.CSS_SELECTOR, "#create-token input[name=name]").send_keys("ui-token")
+            driver.find_element(By.CSS_SELECTOR, "#create-token button[type=submit]").click()
+            secret = wait.until(lambda d: d.find_elements(By.ID, "token-secret")).pop().text
+            assert api("GET", "/auth/me", secret)["username"] == "admin"
+            wait.until(lambda d: "ui-token" in d.find_element(By.ID, "token-list").text)
+            ok("token created")
+
+            go("/ui/users")
+            wait.until(lambda d: "ui_viewer" in d.find_element(By.ID, "user-list").text)
+            shot("users")
+            ok("users listed")
+
             # A phone's width: nothing scrolls sideways.
             driver.set_window_size(375, 812)
-            for path in ("/ui/", "/ui/tasks", "/ui/tasks/" + hostile, "/ui/cores"):
+            for path in ("/ui/", "/ui/tasks", "/ui/tasks/" + hostile, "/ui/cores", "/ui/schedules", "/ui/users"):
                 driver.get(base + path)
                 wait.until(lambda d: d.find_elements(By.ID, "sign-out") and not d.find_elements(By.CSS_SELECTOR, "main > p.muted"))
                 time.sleep(0.3)
@@ -217,16 +257,29 @@ import Testing
             sign_in("ui_operator", "password-ui_operator")
             api("POST", "/dispatch", token(), {"core_id": "ui-pause"})
             go("/ui/cores/ui-pause")
-            click("pause-core")
+            click("#pause-core")
             wait.until(lambda d: "paused: claims get nothing" in d.find_element(By.TAG_NAME, "main").text)
             assert api("GET", "/cores/ui-pause", token())["paused"] is True
             ok("core paused")
             shot("core")
+
+            # Bulk cancel of what the filter matches, after its dry-run count.
+            for _ in range(3):
+                api("POST", "/dispatch", token(), {"core_id": "ui-bulk"})
+            go("/ui/tasks?core_id=ui-bulk")
+            click("#bulk-cancel")
+            wait.until(lambda d: "3 tasks match; 3 would be cancelled" in d.find_element(By.ID, "bulk").text)
+            assert api("GET", "/tasks?core_id=ui-bulk&status=queued", token())["total_tasks"] == 3
+            shot("bulk")
+            click("#bulk-confirm")
+            wait.until(lambda d: api("GET", "/tasks?core_id=ui-bulk&status=cancelled", token())["total_tasks"] == 3)
+            ok("bulk cancel")
             sign_out()
 
             # A viewer sees the pages but no action that would be refused.
             sign_in("ui_viewer", "password-ui_viewer")
-            assert not driver.find_elements(By.LINK_TEXT, "Dispatch"), "a viewer was offered Dispatch"
+            for section in ("Dispatch", "Locks", "Users"):
+                assert not driver.find_elements(By.LINK_TEXT, section), "a viewer was offered " + section
             go("/ui/tasks/" + live)
             wait.until(lambda d: "task.created" in d.find_element(By.ID, "timeline").text)
             assert not driver.find_elements(By.CSS_SELECTOR, "#task-actions button"), "a viewer was offered task actions"

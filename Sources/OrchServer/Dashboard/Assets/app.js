@@ -114,13 +114,21 @@ const routes = [
   [/^\/ui\/cores\/?$/, coresPage],
   [/^\/ui\/cores\/([^/]+)$/, corePage],
   [/^\/ui\/dispatch\/?$/, dispatchPage],
+  [/^\/ui\/schedules\/?$/, schedulesPage],
+  [/^\/ui\/locks\/?$/, locksPage],
+  [/^\/ui\/users\/?$/, usersPage],
+  [/^\/ui\/tokens\/?$/, tokensPage],
 ];
 
 const sections = [
   ["/ui/", "Overview"],
   ["/ui/tasks", "Tasks"],
   ["/ui/cores", "Cores"],
+  ["/ui/schedules", "Schedules"],
+  ["/ui/locks", "Locks", "operator"],
   ["/ui/dispatch", "Dispatch", "operator"],
+  ["/ui/tokens", "API tokens"],
+  ["/ui/users", "Users", "admin"],
 ];
 
 let leave = () => {};
@@ -272,7 +280,7 @@ async function tasksPage(search) {
     navigate(`/ui/tasks/${encodeURIComponent(new FormData(find).get("task_id").trim())}`);
   });
   const results = h("div", { id: "task-results", "aria-live": "polite" });
-  show(h("h1", {}, "Tasks"), form, find, results);
+  show(h("h1", {}, "Tasks"), form, find, can("operator") ? bulkActions(filters) : null, results);
   const refresh = async () => {
     const list = await api("GET", `/tasks${query({ ...filters, limit: pageSize, offset })}`);
     const pageQuery = (start) => `/ui/tasks${query({ ...filters, offset: start || "" })}`;
@@ -294,6 +302,36 @@ async function tasksPage(search) {
   };
   await refresh();
   return subscribe({ filter: "task.*", core_id: filters.core_id }, debounce(() => refresh().catch(() => {}), 500));
+}
+
+/**
+ * Cancel or retry every task the list's filters match: a dry run first, whose count is shown
+ * with a button to confirm.
+ */
+function bulkActions(filters) {
+  const filter = {};
+  if (filters.status) filter.status = filters.status;
+  if (filters.core_id) filter.core_id = filters.core_id;
+  if (filters.priority) filter.priority = Number(filters.priority);
+  const box = h("div", { class: "actions", id: "bulk" });
+  const start = () => fill(box,
+    h("button", { type: "button", class: "secondary", id: "bulk-cancel", onclick: () => check("cancel") }, "Cancel matching…"),
+    h("button", { type: "button", class: "secondary", id: "bulk-retry", onclick: () => check("retry") }, "Retry matching…"));
+  const check = async (action) => {
+    const preview = await attempt(() => api("POST", `/tasks/${action}`, { ...filter, dry_run: true }));
+    if (!preview) return;
+    const applies = preview.matched - preview.skipped;
+    fill(box,
+      h("span", { id: "bulk-count" }, `${preview.matched} tasks match; ${applies} would be ${action === "cancel" ? "cancelled" : "retried"}, ${preview.skipped} skipped.`),
+      h("button", { type: "button", class: action === "cancel" ? "danger" : "", id: "bulk-confirm", disabled: applies === 0, onclick: async () => {
+        const done = await attempt(() => api("POST", `/tasks/${action}`, { ...filter, dry_run: false }));
+        if (done) notify(`${done.cancelled ?? done.retried} tasks ${action === "cancel" ? "cancelled" : "retried"}.`);
+        start();
+      } }, action === "cancel" ? "Cancel them" : "Retry them"),
+      h("button", { type: "button", class: "secondary", onclick: start }, "Back"));
+  };
+  start();
+  return box;
 }
 
 // MARK: One task
@@ -440,17 +478,8 @@ function dispatchPage() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
-    let metadata;
-    try {
-      metadata = JSON.parse(String(data.get("metadata") || "{}"));
-    } catch (failure) {
-      error.textContent = `Metadata is not JSON: ${failure.message}`;
-      return;
-    }
-    if (metadata === null || typeof metadata !== "object" || Array.isArray(metadata)) {
-      error.textContent = "Metadata must be a JSON object.";
-      return;
-    }
+    const metadata = parseObject(String(data.get("metadata") || "{}"), error);
+    if (!metadata) return;
     const body = { core_id: String(data.get("core_id")), metadata };
     for (const name of ["priority", "timeout", "max_attempts", "delay"]) {
       if (data.get(name) !== "") body[name] = Number(data.get(name));
@@ -463,6 +492,204 @@ function dispatchPage() {
     }
   });
   show(h("h1", {}, "Dispatch a task"), form);
+}
+
+// MARK: Schedules
+
+async function schedulesPage() {
+  const list = h("div", { id: "schedule-list" });
+  const parts = [h("h1", {}, "Schedules"), list];
+  if (can("operator")) parts.push(h("h2", {}, "New schedule"), scheduleForm(() => refresh()));
+  show(...parts);
+  const refresh = async () => {
+    const answer = await api("GET", "/schedules?limit=500");
+    fill(list, table([
+      ["Name", (schedule) => schedule.name],
+      ["Core", (schedule) => link(`/ui/cores/${encodeURIComponent(schedule.core_id)}`, schedule.core_id)],
+      ["When", (schedule) => (schedule.cron ? `cron ${schedule.cron} (${schedule.timezone})` : `every ${schedule.every}`)],
+      ["Next run", (schedule) => (schedule.paused ? "paused" : time(schedule.next_run_at))],
+      ["Last run", (schedule) => time(schedule.last_run_at)],
+      ["Last task", (schedule) => (schedule.last_task_id ? link(`/ui/tasks/${encodeURIComponent(schedule.last_task_id)}`, schedule.last_task_id) : "—")],
+      ["", (schedule) => (can("operator") ? h("button", { type: "button", class: "secondary", "data-schedule": schedule.name, onclick: () =>
+        attempt(() => api("PATCH", `/schedules/${encodeURIComponent(schedule.schedule_id)}`, { paused: !schedule.paused }),
+          schedule.paused ? "Resumed." : "Paused.").then(refresh) }, schedule.paused ? "Resume" : "Pause") : "")],
+    ], answer.schedules, "No schedules."));
+  };
+  await refresh();
+  return subscribe({ filter: "task.created" }, debounce(() => refresh().catch(() => {}), 1000));
+}
+
+function scheduleForm(created) {
+  const error = h("p", { class: "error", role: "alert", id: "schedule-error" });
+  const form = h("form", { class: "card", id: "schedule" },
+    h("div", { class: "filters" },
+      h("label", {}, "Name", h("input", { name: "name", required: true })),
+      h("label", {}, "Core", h("input", { name: "core_id", required: true })),
+      h("label", {}, "Cron (5 fields)", h("input", { name: "cron", placeholder: "*/5 * * * *" })),
+      h("label", {}, "or every", h("input", { name: "every", placeholder: "30s, 5m, 1h" })),
+      h("label", {}, "Time zone", h("input", { name: "timezone", value: "UTC" }))),
+    h("label", {}, "Task metadata (a JSON object)", h("textarea", { name: "metadata", spellcheck: "false" }, "{}")),
+    error,
+    h("button", { type: "submit" }, "Create"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const metadata = parseObject(String(data.get("metadata") || "{}"), error);
+    if (!metadata) return;
+    const body = { name: String(data.get("name")), core_id: String(data.get("core_id")), task: { metadata } };
+    for (const name of ["cron", "every", "timezone"]) if (data.get(name)) body[name] = String(data.get(name));
+    try {
+      await api("POST", "/schedules", body);
+      error.textContent = "";
+      form.reset();
+      notify("Schedule created.");
+      created();
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  });
+  return form;
+}
+
+/** The JSON object in `text`, or null with the reason in `error`. */
+function parseObject(text, error) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (failure) {
+    error.textContent = `Metadata is not JSON: ${failure.message}`;
+    return null;
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    error.textContent = "Metadata must be a JSON object.";
+    return null;
+  }
+  return value;
+}
+
+// MARK: Locks
+
+async function locksPage() {
+  const body = h("div", { id: "lock-list" });
+  show(h("h1", {}, "Locks"), body);
+  let locks = [];
+  const draw = () => fill(body, table([
+    ["Resource", (lock) => lock.resource],
+    ["Owner", (lock) => lock.owner],
+    ["Priority", (lock) => lock.priority, true],
+    ["Fencing token", (lock) => lock.fencing_token ?? "—", true],
+    ["Remaining", (lock) => h("span", { class: "remaining" }, `${Math.max(0, Math.round(lock.remaining_ttl))} s`), true],
+    ["Waiting", (lock) => lock.waiting, true],
+    ["", (lock) => (can("admin") ? h("button", { type: "button", class: "danger", "data-resource": lock.resource, onclick: () =>
+      attempt(() => api("DELETE", `/locks/${encodeURIComponent(lock.resource)}${query({ owner: lock.owner, force: true })}`), "Released.")
+        .then(refresh) }, "Force release") : "")],
+  ], locks, "No lock is held."));
+  const refresh = async () => {
+    const answer = await api("GET", "/locks");
+    const waiting = (answer.queue_status && answer.queue_status.by_resource) || {};
+    const loaded = performance.now();
+    locks = answer.locks.map((lock) => ({ ...lock, waiting: waiting[lock.resource] || 0, loaded, initial: lock.remaining_ttl }));
+    draw();
+  };
+  await refresh();
+  // The remaining time counts down between refreshes.
+  const ticker = setInterval(() => {
+    for (const lock of locks) lock.remaining_ttl = lock.initial - (performance.now() - lock.loaded) / 1000;
+    draw();
+  }, 1000);
+  const close = subscribe({ filter: "lock.*" }, debounce(() => refresh().catch(() => {}), 300));
+  return () => { clearInterval(ticker); close(); };
+}
+
+// MARK: Users and API tokens
+
+async function usersPage() {
+  if (!can("admin")) {
+    show(h("h1", {}, "Users"), h("p", {}, "Only an admin sees the users."));
+    return;
+  }
+  const list = h("div", { id: "user-list" });
+  const error = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card", id: "new-user" },
+    h("div", { class: "filters" },
+      h("label", {}, "Username", h("input", { name: "username", required: true, autocomplete: "off" })),
+      h("label", {}, "Email", h("input", { name: "email", type: "email", required: true })),
+      h("label", {}, "Password (8-72)", h("input", { name: "password", type: "password", required: true, minlength: 8, autocomplete: "new-password" })),
+      h("label", {}, "Role", h("select", { name: "role" }, ["viewer", "operator", "system", "admin"].map((role) => h("option", { value: role }, role))))),
+    error,
+    h("button", { type: "submit" }, "Create user"));
+  show(h("h1", {}, "Users"), list, h("h2", {}, "New user"), form);
+  const refresh = async () => {
+    const answer = await api("GET", "/users?limit=500");
+    fill(list, table([
+      ["User", (user) => user.username],
+      ["Email", (user) => user.email],
+      ["Role", (user) => user.role],
+      ["Active", (user) => (user.is_active ? "yes" : "no")],
+      ["Created", (user) => time(user.created_at)],
+      ["", (user) => (user.user_id === (session.user || {}).user_id ? "you" : h("button", {
+        type: "button", class: user.is_active ? "danger" : "secondary", "data-user": user.username, onclick: () =>
+          attempt(() => api("PATCH", `/users/${encodeURIComponent(user.user_id)}`, { is_active: !user.is_active }),
+            user.is_active ? "Deactivated." : "Activated.").then(refresh),
+      }, user.is_active ? "Deactivate" : "Activate"))],
+    ], answer.users));
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(form));
+    try {
+      await api("POST", "/users", data);
+      error.textContent = "";
+      form.reset();
+      notify("User created.");
+      refresh();
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  });
+  await refresh();
+}
+
+async function tokensPage() {
+  const list = h("div", { id: "token-list" });
+  const shown = h("div", { id: "new-token", "aria-live": "polite" });
+  const error = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "filters", id: "create-token" },
+    h("label", {}, "Name", h("input", { name: "name", required: true })),
+    h("label", {}, "Days valid (empty: no end)", h("input", { name: "days", type: "number", min: 1 })),
+    h("button", { type: "submit" }, "Create token"));
+  show(h("h1", {}, "API tokens"), list, h("h2", {}, "New token"), form, error, shown);
+  const refresh = async () => {
+    const answer = await api("GET", "/auth/tokens");
+    fill(list, table([
+      ["Name", (token) => token.name],
+      ["Prefix", (token) => h("code", {}, token.prefix)],
+      ["Role", (token) => token.role],
+      ["Created", (token) => time(token.created_at)],
+      ["Expires", (token) => time(token.expires_at)],
+      ["Last used", (token) => time(token.last_used_at)],
+      ["", (token) => h("button", { type: "button", class: "danger", "data-token": token.name, onclick: () =>
+        attempt(() => api("DELETE", `/auth/tokens/${encodeURIComponent(token.token_id)}`), "Revoked.").then(refresh) }, "Revoke")],
+    ], answer.tokens, "No API tokens."));
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = { name: String(data.get("name")) };
+    if (data.get("days")) body.expires_in = Number(data.get("days")) * 86400;
+    try {
+      const created = await api("POST", "/auth/tokens", body);
+      error.textContent = "";
+      form.reset();
+      fill(shown, h("div", { class: "card" },
+        h("p", {}, "The token, shown this once: copy it now."),
+        h("pre", { id: "token-secret" }, created.token)));
+      refresh();
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  });
+  await refresh();
 }
 
 render();
