@@ -101,3 +101,71 @@ public struct CoreUpdateRequest: Codable, Sendable, Hashable {
         }
     }
 }
+
+/// `GET /stats/tasks`: tasks finished per minute over the last hour (the dashboard's charts).
+public struct TaskStats: Codable, Sendable, Hashable {
+    /// The core the figures are for; nil for every core.
+    public var coreID: String?
+    public var windowMinutes: Int
+    public var completed: Int
+    /// Final failures (a failure that is retried is not one).
+    public var failed: Int
+    /// The 95th percentile run time over the window, seconds (a histogram bucket's bound).
+    public var p95Seconds: Double?
+    /// One entry per minute, oldest first, the current minute last.
+    public var minutes: [MinuteFigures]
+
+    public struct MinuteFigures: Codable, Sendable, Hashable {
+        public var minute: Date
+        public var completed: Int
+        public var failed: Int
+        public var p95Seconds: Double?
+
+        public init(minute: Date, completed: Int, failed: Int, p95Seconds: Double?) {
+            self.minute = minute
+            self.completed = completed
+            self.failed = failed
+            self.p95Seconds = p95Seconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case minute, completed, failed
+            case p95Seconds = "p95_seconds"
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(minute, forKey: .minute)
+            try container.encode(completed, forKey: .completed)
+            try container.encode(failed, forKey: .failed)
+            try container.encode(p95Seconds, forKey: .p95Seconds)
+        }
+    }
+
+    public init(coreID: String?, windowMinutes: Int, completed: Int, failed: Int, p95Seconds: Double?, minutes: [MinuteFigures]) {
+        self.coreID = coreID
+        self.windowMinutes = windowMinutes
+        self.completed = completed
+        self.failed = failed
+        self.p95Seconds = p95Seconds
+        self.minutes = minutes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case coreID = "core_id"
+        case windowMinutes = "window_minutes"
+        case completed, failed
+        case p95Seconds = "p95_seconds"
+        case minutes
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(coreID, forKey: .coreID)
+        try container.encode(windowMinutes, forKey: .windowMinutes)
+        try container.encode(completed, forKey: .completed)
+        try container.encode(failed, forKey: .failed)
+        try container.encode(p95Seconds, forKey: .p95Seconds)
+        try container.encode(minutes, forKey: .minutes)
+    }
+}

@@ -178,6 +178,11 @@ func buildAPI(
         store: store, bus: bus, secrets: configuration.webhookSecrets, tolerance: configuration.webhookTolerance,
         metrics: metrics
     ).addRoutes(to: api)
+    // Counting from now, then the hour before from the store, so that nothing is counted twice.
+    let rollup = TaskRollup()
+    _ = bus.listen { [rollup] events in rollup.record(events) }
+    await rollup.warm(from: store, now: Date(), logger: logger)
+    StatsController(rollup: rollup).addRoutes(to: api)
     OpenAPIController().addRoutes(to: api)
     DashboardController().addRoutes(to: router)
     return api

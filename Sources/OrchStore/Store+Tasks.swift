@@ -226,6 +226,11 @@ public protocol TaskStore: Sendable {
     /// How many tasks match `filter`.
     func countTasks(matching filter: TaskFilter) async throws -> Int
 
+    /// Up to `limit` tasks in `status` (a final one) whose last change is in `since..<until`,
+    /// latest first, read through the `(status, updated_at)` index: what a node that just started
+    /// counts into its task rollup for the last hour.
+    func finishedTasks(status: TaskStatus, since: Date, until: Date, limit: Int) async throws -> [FinishedTask]
+
     /// Reads up to `limit` tasks matching `filter` that come after `cursor` in storage order
     /// (from the start when `nil`), applies `change` to each (`nil`: left as it is) and stores
     /// the results, in one transaction; a bulk action is a run of these, so no transaction
@@ -272,5 +277,20 @@ public struct EventFence: Sendable, Hashable {
 
     public init(_ value: Int64) {
         self.value = value
+    }
+}
+
+/// A finished task as the task rollup counts it.
+public struct FinishedTask: Sendable, Equatable {
+    public var coreID: String
+    public var status: TaskStatus
+    public var finishedAt: Date
+    public var duration: Double?
+
+    public init(coreID: String, status: TaskStatus, finishedAt: Date, duration: Double?) {
+        self.coreID = coreID
+        self.status = status
+        self.finishedAt = finishedAt
+        self.duration = duration
     }
 }

@@ -63,7 +63,7 @@ import Testing
     }
 
     static let steps = [
-        "signed in as admin", "live task appeared", "task page by link", "timeline", "escaped", "cancelled from the ui",
+        "signed in as admin", "overview charts", "live task appeared", "task page by link", "timeline", "escaped", "cancelled from the ui",
         "dispatch form refuses bad json", "schedule created", "lock released", "token created", "users listed",
         "phone width", "signed in as operator", "core paused", "bulk cancel", "signed in as viewer",
         "viewer sees no actions", "sign out", "bad token returns to sign-in", "no console errors",
@@ -141,6 +141,8 @@ import Testing
         try:
             sign_in("admin", admin_password)
             wait.until(lambda d: "Overview" in d.find_element(By.TAG_NAME, "h1").text)
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#charts svg.chart")) == 3)
+            ok("overview charts")
             shot("overview")
 
             # The task list, then a task dispatched through the API shows up without a reload.

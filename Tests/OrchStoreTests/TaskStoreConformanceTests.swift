@@ -260,6 +260,30 @@ import Testing
         }
     }
 
+    /// What a starting node's task rollup reads: finished tasks of one status changed in a
+    /// time range, latest first, up to a limit.
+    @Test(arguments: backends)
+    func finishedTasksAreReadByStatusAndTimeLatestFirst(backend: StoreBackend) async throws {
+        try await backend.withStore { (store: any Store) async throws in
+            var transitions: [TaskTransition] = []
+            for (offset, status) in [TaskStatus.completed, .failed, .completed, .queued, .completed].enumerated() {
+                var transition = Self.dispatch("core-\(offset)", at: Double(offset * 10))
+                transition.task.status = status
+                transition.task.duration = Double(offset)
+                transitions.append(transition)
+            }
+            _ = try await store.insertTasks(transitions, activeSince: Self.start)
+            let completed = try await store.finishedTasks(
+                status: .completed, since: Self.start, until: Self.start.addingTimeInterval(40), limit: 10)
+            #expect(completed.map(\.coreID) == ["core-2", "core-0"])
+            #expect(completed.first == FinishedTask(coreID: "core-2", status: .completed, finishedAt: Self.start.addingTimeInterval(20), duration: 2))
+            let latest = try await store.finishedTasks(
+                status: .completed, since: Self.start.addingTimeInterval(1), until: Self.start.addingTimeInterval(100), limit: 1)
+            #expect(latest.map(\.coreID) == ["core-4"])
+            #expect(try await store.finishedTasks(status: .failed, since: Self.start, until: Self.start, limit: 10).isEmpty)
+        }
+    }
+
     @Test(arguments: backends)
     func concurrentClaimersNeverShareATask(backend: StoreBackend) async throws {
         try await backend.withStore { (store: any Store) async throws in

@@ -168,6 +168,14 @@ enum OpenAPIComponents {
             "BulkCancelResponse": bulkResponse("cancelled"),
             "BulkRetryResponse": bulkResponse("retried"),
             "CoreList": Schema.record(["cores": Schema.array(Schema.ref("Core"))]),
+            "TaskStats": Schema.record([
+                "core_id": Schema.nullable(Schema.string), "window_minutes": Schema.integer(),
+                "completed": Schema.integer(), "failed": Schema.integer(), "p95_seconds": Schema.nullable(Schema.number),
+                "minutes": Schema.array(Schema.record([
+                    "minute": Schema.dateTime, "completed": Schema.integer(), "failed": Schema.integer(),
+                    "p95_seconds": Schema.nullable(Schema.number),
+                ])),
+            ]),
             "CoreUpdateRequest": Schema.request(
                 [
                     "paused": Schema.boolean,

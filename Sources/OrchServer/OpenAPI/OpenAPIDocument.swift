@@ -193,6 +193,11 @@ enum OpenAPIDocument {
                 description: "Cores with tasks, settings, or workers seen in the last minute, by id.",
                 responses: [200: .json("The cores", schema: "CoreList")]),
             Operation(
+                method: .get, path: "/stats/tasks", summary: "Tasks finished per minute over the last hour",
+                description: "Completed and finally failed tasks and the 95th percentile run time (the bound of its histogram bucket) per minute, oldest first, from a rollup each node keeps as tasks finish.",
+                query: [query("core_id", Schema.string, "Only this core's tasks.")],
+                responses: [200: .json("The last hour", schema: "TaskStats")]),
+            Operation(
                 method: .get, path: "/cores/{core_id}", summary: "One core",
                 responses: [200: .json("The core", schema: "Core")]),
             Operation(

@@ -554,6 +554,20 @@ extension PostgresStore {
             .int("n") ?? 0
     }
 
+    public func finishedTasks(status: TaskStatus, since: Date, until: Date, limit: Int) async throws -> [FinishedTask] {
+        try await rows(
+            """
+            SELECT core_id, updated_at, duration FROM tasks
+            WHERE status = \(status.rawValue) AND updated_at >= \(since.sqlTime) AND updated_at < \(until.sqlTime)
+            ORDER BY updated_at DESC LIMIT \(limit)
+            """
+        ).map { row in
+            FinishedTask(
+                coreID: try row.decode("core_id"), status: status, finishedAt: try row.date("updated_at"),
+                duration: try row.decode("duration"))
+        }
+    }
+
     public func countTasks(matching filter: TaskFilter) async throws -> Int {
         let conditions = Self.postgresFilter(filter)
         return try await rows(conditions.query("SELECT count(*)::bigint AS n FROM tasks", suffix: "")).first?.int("n") ?? 0

@@ -365,6 +365,22 @@ extension SQLiteStore {
         }
     }
 
+    public func finishedTasks(status: TaskStatus, since: Date, until: Date, limit: Int) async throws -> [FinishedTask] {
+        try await read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT core_id, updated_at, duration FROM tasks
+                    WHERE status = ? AND updated_at >= ? AND updated_at < ? ORDER BY updated_at DESC LIMIT ?
+                    """,
+                arguments: [status.rawValue, since.millis, until.millis, limit]
+            ).map { row in
+                FinishedTask(
+                    coreID: row["core_id"], status: status, finishedAt: Date(millis: row["updated_at"]), duration: row["duration"])
+            }
+        }
+    }
+
     public func modifyTasks(
         matching filter: TaskFilter, after cursor: Int64?, limit: Int,
         _ change: @escaping @Sendable (TaskRecord) -> TaskTransition?

@@ -218,18 +218,57 @@ async function overviewPage() {
   const body = h("div");
   show(h("h1", {}, "Overview"), body);
   const refresh = async () => {
-    const [cores, health] = await Promise.all([api("GET", "/cores"), api("GET", "/health").catch((e) => ({ status: e.message }))]);
+    const [cores, health, stats] = await Promise.all([
+      api("GET", "/cores"), api("GET", "/health").catch((e) => ({ status: e.message })), api("GET", "/stats/tasks"),
+    ]);
     const totals = cores.cores.reduce((sum, core) => ({
       queued: sum.queued + core.queued, scheduled: sum.scheduled + core.scheduled, running: sum.running + core.running,
     }), { queued: 0, scheduled: 0, running: 0 });
-    body.replaceChildren(
+    fill(body,
       h("div", { class: "card" },
         h("p", {}, `Server: ${health.status}. Queued ${totals.queued}, scheduled ${totals.scheduled}, running ${totals.running}.`)),
+      h("h2", {}, "Last hour"),
+      h("div", { class: "charts", id: "charts" },
+        chart("Completed per minute", stats.minutes.map((m) => m.completed), `${stats.completed} completed`, "good"),
+        chart("Failed per minute", stats.minutes.map((m) => m.failed), `${stats.failed} failed`, "bad"),
+        chart("p95 run time per minute (s)", stats.minutes.map((m) => m.p95_seconds || 0),
+          stats.p95_seconds === null ? "no run times yet" : `p95 ${stats.p95_seconds} s over the hour`, "accent")),
       h("h2", {}, "Cores"),
       coreTable(cores.cores));
   };
   await refresh();
-  return subscribe({ filter: "task.*,core.*" }, debounce(() => refresh().catch(() => {}), 1000));
+  // Redrawn on changes, and each half minute as the window moves on.
+  const redraw = debounce(() => refresh().catch(() => {}), 1000);
+  const ticker = setInterval(redraw, 30000);
+  const close = subscribe({ filter: "task.*,core.*" }, redraw);
+  return () => { clearInterval(ticker); close(); };
+}
+
+/** A bar chart of `values` (one bar per minute, oldest first) as SVG, with its figures as text. */
+function chart(title, values, summary, tone) {
+  const svgNS = "http://www.w3.org/2000/svg";
+  const width = 300;
+  const height = 80;
+  const most = Math.max(1, ...values);
+  const svg = document.createElementNS(svgNS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("class", `chart ${tone}`);
+  const label = document.createElementNS(svgNS, "title");
+  label.textContent = `${title}: ${summary}; the highest minute ${Math.max(0, ...values)}`;
+  svg.append(label);
+  const step = width / values.length;
+  values.forEach((value, index) => {
+    if (!value) return;
+    const bar = document.createElementNS(svgNS, "rect");
+    const barHeight = Math.max(1, (value / most) * (height - 2));
+    bar.setAttribute("x", String(index * step));
+    bar.setAttribute("y", String(height - barHeight));
+    bar.setAttribute("width", String(Math.max(1, step - 1)));
+    bar.setAttribute("height", String(barHeight));
+    svg.append(bar);
+  });
+  return h("figure", { class: "card chart-card" }, h("figcaption", {}, h("strong", {}, title), " ", h("span", { class: "muted" }, summary)), svg);
 }
 
 function coreTable(cores) {
