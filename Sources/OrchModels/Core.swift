@@ -169,3 +169,12 @@ public struct TaskStats: Codable, Sendable, Hashable {
         try container.encode(minutes, forKey: .minutes)
     }
 }
+
+/// `GET /alerts`: the firing `system.alert` events, newest first.
+public struct AlertList: Codable, Sendable, Hashable {
+    public var alerts: [TaskEvent]
+
+    public init(alerts: [TaskEvent]) {
+        self.alerts = alerts
+    }
+}

@@ -182,7 +182,9 @@ func buildAPI(
     let rollup = TaskRollup()
     _ = bus.listen { [rollup] events in rollup.record(events) }
     await rollup.warm(from: store, now: Date(), logger: logger)
-    StatsController(rollup: rollup).addRoutes(to: api)
+    let alertBoard = AlertBoard()
+    _ = bus.listen { [alertBoard] events in alertBoard.record(events) }
+    StatsController(rollup: rollup, alerts: alertBoard).addRoutes(to: api)
     OpenAPIController().addRoutes(to: api)
     DashboardController().addRoutes(to: router)
     return api

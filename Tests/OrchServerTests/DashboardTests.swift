@@ -65,6 +65,7 @@ import Testing
     static let steps = [
         "signed in as admin", "overview charts", "live task appeared", "task page by link", "timeline", "escaped", "cancelled from the ui",
         "dispatch form refuses bad json", "schedule created", "lock released", "token created", "users listed",
+        "charts count finished tasks",
         "phone width", "signed in as operator", "core paused", "bulk cancel", "signed in as viewer",
         "viewer sees no actions", "sign out", "bad token returns to sign-in", "no console errors",
     ]
@@ -236,6 +237,18 @@ import Testing
             wait.until(lambda d: "ui_viewer" in d.find_element(By.ID, "user-list").text)
             shot("users")
             ok("users listed")
+
+            # Finished tasks show in the overview's charts.
+            for outcome in ("completed", "completed", "completed", "failed"):
+                done = api("POST", "/dispatch", token(), {"core_id": "ui-done"})["task_id"]
+                api("PUT", f"/jobs/{done}/status", token(), {"status": "running"})
+                api("PUT", f"/jobs/{done}/status", token(), {"status": outcome})
+            go("/ui/")
+            wait.until(lambda d: "3 completed" in d.find_element(By.ID, "charts").text
+                       and "1 failed" in d.find_element(By.ID, "charts").text)
+            assert driver.find_elements(By.CSS_SELECTOR, "#charts svg.good rect")
+            ok("charts count finished tasks")
+            shot("overview-after")
 
             # A phone's width: nothing scrolls sideways.
             driver.set_window_size(375, 812)

@@ -84,3 +84,30 @@ import Testing
         return try response.decode(TaskStats.self)
     }
 }
+
+/// `GET /alerts`: what the monitor raised and has not resolved.
+@Suite struct AlertBoardTests {
+    @Test(arguments: TestBackend.all)
+    func firingAlertsUntilResolved(backend: TestBackend) async throws {
+        try await TestServer.withServer(backend: backend) { api, parts in
+            let token = try await api.adminToken()
+            let alerts = SystemAlerts(store: parts.store, bus: parts.bus)
+            func open() async throws -> [TaskEvent] {
+                try await api.request(.get, "/alerts", token: token).decode(AlertList.self).alerts
+            }
+            #expect(try await open().isEmpty)
+            try await alerts.raise(.warning, "deep", data: ["alert": "queue_depth", "state": "firing", "core_id": "a"])
+            try await alerts.raise(.warning, "deep too", data: ["alert": "queue_depth", "state": "firing", "core_id": "b"])
+            try await alerts.raise(.critical, "slow", data: ["alert": "db_latency", "state": "firing"])
+            try await alerts.raise(.info, "fine", data: ["alert": "queue_depth", "state": "resolved", "core_id": "a"])
+            var firing: [TaskEvent] = []
+            for _ in 0..<100 {
+                firing = try await open()
+                if firing.count == 2 { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(firing.map { $0.data["message"] } == ["slow", "deep too"])
+            #expect(firing.allSatisfy { $0.eventType == "system.alert" })
+        }
+    }
+}

@@ -168,6 +168,7 @@ enum OpenAPIComponents {
             "BulkCancelResponse": bulkResponse("cancelled"),
             "BulkRetryResponse": bulkResponse("retried"),
             "CoreList": Schema.record(["cores": Schema.array(Schema.ref("Core"))]),
+            "AlertList": Schema.record(["alerts": Schema.array(Schema.ref("Event"))]),
             "TaskStats": Schema.record([
                 "core_id": Schema.nullable(Schema.string), "window_minutes": Schema.integer(),
                 "completed": Schema.integer(), "failed": Schema.integer(), "p95_seconds": Schema.nullable(Schema.number),

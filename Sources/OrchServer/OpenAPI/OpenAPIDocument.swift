@@ -198,6 +198,10 @@ enum OpenAPIDocument {
                 query: [query("core_id", Schema.string, "Only this core's tasks.")],
                 responses: [200: .json("The last hour", schema: "TaskStats")]),
             Operation(
+                method: .get, path: "/alerts", summary: "The firing system alerts",
+                description: "The latest `system.alert` with state `firing` of each alert (kind and core) until one with state `resolved` follows, newest first; raised since this node started.",
+                responses: [200: .json("The firing alerts", schema: "AlertList")]),
+            Operation(
                 method: .get, path: "/cores/{core_id}", summary: "One core",
                 responses: [200: .json("The core", schema: "Core")]),
             Operation(

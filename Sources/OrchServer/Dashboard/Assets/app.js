@@ -61,6 +61,11 @@ function age(seconds) {
   return `${(seconds / 86400).toFixed(1)} d`;
 }
 
+/** A run time, in ms below a second, to three figures. */
+function seconds(value) {
+  return value < 1 ? `${Number((value * 1000).toPrecision(3))} ms` : `${Number(value.toPrecision(3))} s`;
+}
+
 const statusMarks = { queued: "○", scheduled: "◷", running: "▶", completed: "✓", failed: "✗", cancelled: "⊘" };
 
 function status(value) {
@@ -218,8 +223,9 @@ async function overviewPage() {
   const body = h("div");
   show(h("h1", {}, "Overview"), body);
   const refresh = async () => {
-    const [cores, health, stats] = await Promise.all([
+    const [cores, health, stats, alerts] = await Promise.all([
       api("GET", "/cores"), api("GET", "/health").catch((e) => ({ status: e.message })), api("GET", "/stats/tasks"),
+      api("GET", "/alerts"),
     ]);
     const totals = cores.cores.reduce((sum, core) => ({
       queued: sum.queued + core.queued, scheduled: sum.scheduled + core.scheduled, running: sum.running + core.running,
@@ -227,12 +233,19 @@ async function overviewPage() {
     fill(body,
       h("div", { class: "card" },
         h("p", {}, `Server: ${health.status}. Queued ${totals.queued}, scheduled ${totals.scheduled}, running ${totals.running}.`)),
+      h("h2", {}, "Open alerts"),
+      h("div", { id: "alerts" }, table([
+        ["Level", (alert) => h("strong", {}, alert.data.level)],
+        ["Alert", (alert) => alert.data.alert],
+        ["Message", (alert) => alert.data.message],
+        ["Since", (alert) => time(alert.timestamp)],
+      ], alerts.alerts, "No alert is firing.")),
       h("h2", {}, "Last hour"),
       h("div", { class: "charts", id: "charts" },
         chart("Completed per minute", stats.minutes.map((m) => m.completed), `${stats.completed} completed`, "good"),
         chart("Failed per minute", stats.minutes.map((m) => m.failed), `${stats.failed} failed`, "bad"),
         chart("p95 run time per minute (s)", stats.minutes.map((m) => m.p95_seconds || 0),
-          stats.p95_seconds === null ? "no run times yet" : `p95 ${stats.p95_seconds} s over the hour`, "accent")),
+          stats.p95_seconds === null ? "no run times yet" : `p95 ${seconds(stats.p95_seconds)} over the hour`, "accent")),
       h("h2", {}, "Cores"),
       coreTable(cores.cores));
   };
@@ -240,7 +253,7 @@ async function overviewPage() {
   // Redrawn on changes, and each half minute as the window moves on.
   const redraw = debounce(() => refresh().catch(() => {}), 1000);
   const ticker = setInterval(redraw, 30000);
-  const close = subscribe({ filter: "task.*,core.*" }, redraw);
+  const close = subscribe({ filter: "task.*,core.*,system.alert" }, redraw);
   return () => { clearInterval(ticker); close(); };
 }
 
@@ -249,7 +262,7 @@ function chart(title, values, summary, tone) {
   const svgNS = "http://www.w3.org/2000/svg";
   const width = 300;
   const height = 80;
-  const most = Math.max(1, ...values);
+  const most = Math.max(...values) || 1;
   const svg = document.createElementNS(svgNS, "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.setAttribute("role", "img");
@@ -257,6 +270,10 @@ function chart(title, values, summary, tone) {
   const label = document.createElementNS(svgNS, "title");
   label.textContent = `${title}: ${summary}; the highest minute ${Math.max(0, ...values)}`;
   svg.append(label);
+  const axis = document.createElementNS(svgNS, "line");
+  for (const [name, value] of [["x1", 0], ["x2", width], ["y1", height - 0.5], ["y2", height - 0.5]]) axis.setAttribute(name, String(value));
+  axis.setAttribute("class", "axis");
+  svg.append(axis);
   const step = width / values.length;
   values.forEach((value, index) => {
     if (!value) return;
@@ -400,7 +417,7 @@ async function taskPage(_, taskID) {
         ["Progress", task.progress === null || task.progress === undefined ? "—" : h("progress", { max: 100, value: task.progress }, `${task.progress}%`)],
         ["Worker", task.worker_id || "—"], ["Created", time(task.created_at)], ["Updated", time(task.updated_at)],
         ["Run at", time(task.run_at)], ["Started", time(task.started_at)], ["Completed", time(task.completed_at)],
-        ["Duration", task.duration === null || task.duration === undefined ? "—" : `${task.duration.toFixed(3)} s`],
+        ["Duration", task.duration === null || task.duration === undefined ? "—" : seconds(task.duration)],
         ["Timeout", `${task.timeout} s`], ["Stay", task.stay ? "yes" : "no"],
       ]),
       h("h2", {}, "Metadata"), json(task.metadata),
@@ -414,8 +431,11 @@ async function taskPage(_, taskID) {
     const data = event.data || {};
     const kind = event.event_type.split(".").pop();
     const progress = typeof data.progress === "number" ? h("progress", { max: 100, value: data.progress }, `${data.progress}%`) : null;
+    // A callback attempt names its answer; an attempt that got none (refused, timed out) says so.
+    const answer = event.event_type.startsWith("webhook.") && "status_code" in data
+      ? (data.status_code === null ? "no answer" : `HTTP ${data.status_code}`) : null;
     timeline.append(h("li", { class: kind },
-      h("div", {}, time(event.timestamp), " ", h("strong", {}, event.event_type), " ", progress),
+      h("div", {}, time(event.timestamp), " ", h("strong", {}, event.event_type), " ", progress, answer),
       Object.keys(data).length ? json(data) : null));
   };
   drawTask();
