@@ -112,31 +112,34 @@ import Testing
             let id = try await Self.dispatch(
                 api, token, DispatchRequest(coreID: "flaky", maxAttempts: 3, retryPolicy: policy)
             ).taskID
-            var failedAt: [Date] = []
-            var startedAt: [Date] = []
             for attempt in 1...3 {
                 let claimed = try await Self.claim(api, token, "flaky", wait: 10)
-                startedAt.append(Date())
                 #expect(claimed.first?.task.attempts == attempt)
                 let lease = try #require(claimed.first?.leaseToken)
                 let failure = try await api.send(
                     .put, "/jobs/\(id)/status", token: token,
                     body: StatusUpdateRequest(status: .failed, error: .string("boom \(attempt)"), leaseToken: lease))
                 #expect(failure.status == .ok)
-                failedAt.append(Date())
                 let task = try await Self.task(api, token, id)
                 #expect(task.status == (attempt < 3 ? .scheduled : .failed))
             }
             // The waits grow: 0.5 s, then 1 s (each within 10 % jitter), and no run starts before
-            // its wait is over.
+            // its wait is over: each requeue's `ready_at` is its time plus the delay, and the next
+            // `task.started` is not before it (the server's own times, in milliseconds, so that a
+            // slow answer to the test cannot blur them).
             let events = try await Self.events(api, token, id)
             let requeues = events.filter { $0.eventType == "task.requeued" }
             let delays = requeues.compactMap { $0.data["delay"]?.doubleValue }
             #expect(delays.count == 2)
             if delays.count == 2 {
                 #expect(delays[0] >= 0.45 && delays[0] <= 0.55 && delays[1] >= 0.9 && delays[1] <= 1.1)
-                #expect(startedAt[1].timeIntervalSince(failedAt[0]) >= delays[0] - 0.05)
-                #expect(startedAt[2].timeIntervalSince(failedAt[1]) >= delays[1] - 0.05)
+                for (requeue, delay) in zip(requeues, delays) {
+                    let readyAt = try #require(requeue.data["ready_at"]?.stringValue.flatMap(Timestamp.parse))
+                    #expect(abs(readyAt.timeIntervalSince(requeue.timestamp) - delay) < 0.002)
+                    let started = try #require(
+                        events.first { $0.eventType == "task.started" && ($0.sequence ?? 0) > (requeue.sequence ?? 0) })
+                    #expect(started.timestamp.timeIntervalSince(readyAt) >= -0.001, "started before its wait was over")
+                }
             }
             #expect(requeues.map { $0.data["reason"] } == ["retry", "retry"])
             #expect(requeues.map { $0.data["attempt"] } == [1, 2])

@@ -74,22 +74,35 @@ struct ClusterSync: Service {
 
     private func announce() async {
         for await sequence in bus.announcements {
-            do {
-                try await channel.announceEvents(node: nodeID, through: sequence)
-            } catch {
-                logger.debug("cannot announce events", metadata: ["error": "\(error)"])
-            }
+            await retrying("cannot announce events") { try await channel.announceEvents(node: nodeID, through: sequence) }
             try? await Task.sleep(for: Self.announceInterval)
         }
     }
 
     private func catchUp(through sequence: Int64) async {
-        do {
-            try await bus.catchUp(through: sequence)
-        } catch {
-            logger.debug("cannot read other nodes' events", metadata: ["error": "\(error)"])
+        await retrying("cannot read other nodes' events") { try await bus.catchUp(through: sequence) }
+    }
+
+    /// Runs `work` until it succeeds, up to ``attempts`` times with growing pauses. A notice that
+    /// is not sent, or not acted on, is not sent again by anyone: when it was about the last
+    /// event written for a while, the other nodes' streams would wait for it until the next one
+    /// (seen in the multi-node test under load: a stream lacked the last of 1,150 events).
+    private func retrying(_ failure: String, _ work: () async throws -> Void) async {
+        for attempt in 1...Self.attempts {
+            do {
+                try await work()
+                return
+            } catch {
+                if attempt == Self.attempts || Task.isCancelled {
+                    logger.warning("\(failure)", metadata: ["error": "\(error)", "attempts": "\(attempt)"])
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(25 << min(attempt, 6)))
+            }
         }
     }
+
+    static let attempts = 8
 }
 
 /// This node among the nodes of one database: its id and whether its listener hears the others
