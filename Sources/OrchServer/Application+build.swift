@@ -179,9 +179,9 @@ func buildAPI(
         metrics: metrics
     ).addRoutes(to: api)
     // Counting from now, then the hour before from the store, so that nothing is counted twice.
-    let rollup = TaskRollup()
+    let rollup = TaskRollup(countingFrom: Date())
     _ = bus.listen { [rollup] events in rollup.record(events) }
-    await rollup.warm(from: store, now: Date(), logger: logger)
+    await rollup.warm(from: store, logger: logger)
     let alertBoard = AlertBoard()
     _ = bus.listen { [alertBoard] events in alertBoard.record(events) }
     StatsController(rollup: rollup, alerts: alertBoard).addRoutes(to: api)

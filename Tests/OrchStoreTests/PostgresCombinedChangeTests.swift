@@ -1,7 +1,6 @@
 import Foundation
 import OrchCore
 @testable import OrchStore
-import OrchTestSupport
 import Testing
 
 /// Combined task changes on PostgreSQL (``PostgresStore/modifyCombined(_:)``), driven
@@ -9,9 +8,7 @@ import Testing
 /// and only the version check keeps the second from overwriting the first.
 struct PostgresCombinedChangeTests {
     @Test func overlappingBatchesOfTheSameTasksLoseNoChange() async throws {
-        let database = try await TestBackend.postgres.freshDatabase()
-        let opened = try await database.open()
-        do {
+        try await StoreBackend.postgres.withStore { opened in
             let store = try #require(opened as? PostgresStore)
             var ids: [String] = []
             for offset in 0..<3 {
@@ -34,12 +31,6 @@ struct PostgresCombinedChangeTests {
                 #expect(try await store.task(id: id)?.progress == 50)
                 #expect(try await store.taskEvents(taskID: id, EventQuery(limit: 100)).total == 51)
             }
-        } catch {
-            try? await opened.close()
-            await database.drop()
-            throw error
         }
-        try? await opened.close()
-        await database.drop()
     }
 }

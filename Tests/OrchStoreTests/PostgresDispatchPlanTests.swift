@@ -2,7 +2,6 @@ import Foundation
 import OrchCore
 import OrchModels
 @testable import OrchStore
-import OrchTestSupport
 import PostgresNIO
 import Testing
 
@@ -12,9 +11,7 @@ import Testing
 /// core's recent durations for a dispatch to another core by walking every finished task.
 struct PostgresDispatchPlanTests {
     @Test func recentDurationsOfAnotherCoreAreReadFromTheCoreIndex() async throws {
-        let database = try await TestBackend.postgres.freshDatabase()
-        let opened = try await database.open()
-        do {
+        try await StoreBackend.postgres.withStore { opened in
             let store = try #require(opened as? PostgresStore)
             let finished = Date().addingTimeInterval(-3600)
             for _ in 0..<3 {
@@ -43,12 +40,6 @@ struct PostgresDispatchPlanTests {
             #expect(!text.contains("Seq Scan"), "\(text)")
             // And it reads what it should: the mean over the core's latest completed tasks.
             #expect(try await store.coreLoad(coreID: "busy", since: finished).averageDuration == nil)
-        } catch {
-            try? await opened.close()
-            await database.drop()
-            throw error
         }
-        try? await opened.close()
-        await database.drop()
     }
 }

@@ -14,11 +14,14 @@ struct StoreBackend: Sendable, CustomTestStringConvertible {
             (try SQLiteStore(location: .sqliteFile(path: directory.appendingPathComponent("orch.sqlite").path)), nil)
         },
         StoreBackend(name: "sqlite-memory") { _ in (try SQLiteStore(location: .sqliteMemory), nil) },
-        StoreBackend(name: "postgres") { _ in
-            let database = try await TestBackend.postgres.freshDatabase()
-            return (try await database.open(), database)
-        },
+        postgres,
     ]
+
+    /// A fresh PostgreSQL database, also for the tests of PostgreSQL alone.
+    static let postgres = StoreBackend(name: "postgres") { _ in
+        let database = try await TestBackend.postgres.freshDatabase()
+        return (try await database.open(), database)
+    }
 
     /// Runs `body` with a fresh, empty store (in a temporary directory, or a new PostgreSQL
     /// database) removed afterwards.

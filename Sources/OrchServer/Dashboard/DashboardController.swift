@@ -20,6 +20,9 @@ struct DashboardController {
         "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'",
     ].joined(separator: "; ")
 
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
+    static let frameOptions = HTTPField.Name("X-Frame-Options")!
+
     func addRoutes(to router: Router<OrchRequestContext>) {
         router.get("/ui") { request, _ in Self.answer(DashboardAssets.page, request) }
         router.get("/ui/**") { request, context in
@@ -42,8 +45,8 @@ struct DashboardController {
             .cacheControl: "no-cache",
             .contentSecurityPolicy: contentSecurityPolicy,
             .xContentTypeOptions: "nosniff",
-            HTTPField.Name("Referrer-Policy")!: "no-referrer",
-            HTTPField.Name("X-Frame-Options")!: "DENY",
+            Self.referrerPolicy: "no-referrer",
+            Self.frameOptions: "DENY",
         ]
         if let tags = request.headers[.ifNoneMatch], tags.split(separator: ",").contains(where: {
             $0.trimmingCharacters(in: .whitespaces) == asset.etag

@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// It is kept in memory from the event bus, which releases every event of every node in order,
 /// so each node holds the same figures. A node that starts fills it once from the tasks that
-/// finished in the hour before it started (``warm(from:now:)``, through the `(status,
+/// finished in the hour before it started (``warm(from:logger:)``, through the `(status,
 /// updated_at)` index, at most ``warmLimit`` tasks per status); from then on it counts
 /// `task.completed` and `task.failed` events as they are released. (A resident `stay` task goes
 /// back to `queued` when it finishes, so its completions from before the start are not found.)
@@ -67,7 +67,11 @@ final class TaskRollup: Sendable {
 
     private let minutes = Mutex(Held())
     /// Events before this instant are the warm-up's to count.
-    private let countsFrom = Mutex<Date>(.distantPast)
+    let countsFrom: Date
+
+    init(countingFrom start: Date = .distantPast) {
+        countsFrom = start
+    }
 
     static func minute(of date: Date) -> Int64 { Int64((date.timeIntervalSince1970 / 60).rounded(.down)) }
 
@@ -87,19 +91,18 @@ final class TaskRollup: Sendable {
 
     /// The bus listener: counts final outcomes.
     func record(_ events: [EventRecord]) {
-        let from = countsFrom.withLock { $0 }
         for event in events where event.type == .taskCompleted || event.type == .taskFailed {
-            guard let coreID = event.coreID, event.timestamp >= from else { continue }
+            guard let coreID = event.coreID, event.timestamp >= countsFrom else { continue }
             add(
                 coreID: coreID, status: event.type == .taskCompleted ? .completed : .failed,
                 duration: event.data["duration"]?.doubleValue, at: event.timestamp)
         }
     }
 
-    /// Counts the tasks that finished in the hour before `now`; events from `now` on are
-    /// counted as they are released.
-    func warm(from store: any Store, now: Date, logger: Logger) async {
-        countsFrom.withLock { $0 = now }
+    /// Counts the tasks that finished in the hour before ``countsFrom``; events from then on
+    /// are counted as they are released.
+    func warm(from store: any Store, logger: Logger) async {
+        let now = countsFrom
         let since = now.addingTimeInterval(-Double(Self.windowMinutes * 60))
         do {
             for status in [TaskStatus.completed, .failed] {

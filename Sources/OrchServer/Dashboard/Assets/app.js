@@ -534,21 +534,13 @@ function dispatchPage() {
     h("label", {}, "Metadata (a JSON object)", h("textarea", { name: "metadata", spellcheck: "false" }, "{}")),
     error,
     h("button", { type: "submit" }, "Dispatch"));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const data = new FormData(form);
-    const metadata = parseObject(String(data.get("metadata") || "{}"), error);
-    if (!metadata) return;
-    const body = { core_id: String(data.get("core_id")), metadata };
+  whenSubmitted(form, error, async (data) => {
+    const body = { core_id: String(data.get("core_id")), metadata: parseObject(String(data.get("metadata") || "{}")) };
     for (const name of ["priority", "timeout", "max_attempts", "delay"]) {
       if (data.get(name) !== "") body[name] = Number(data.get(name));
     }
-    try {
-      const task = await api("POST", "/dispatch", body);
-      navigate(`/ui/tasks/${encodeURIComponent(task.task_id)}`);
-    } catch (failure) {
-      error.textContent = failure.message;
-    }
+    const task = await api("POST", "/dispatch", body);
+    navigate(`/ui/tasks/${encodeURIComponent(task.task_id)}`);
   });
   show(h("h1", {}, "Dispatch a task"), form);
 }
@@ -590,40 +582,41 @@ function scheduleForm(created) {
     h("label", {}, "Task metadata (a JSON object)", h("textarea", { name: "metadata", spellcheck: "false" }, "{}")),
     error,
     h("button", { type: "submit" }, "Create"));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const data = new FormData(form);
-    const metadata = parseObject(String(data.get("metadata") || "{}"), error);
-    if (!metadata) return;
+  whenSubmitted(form, error, async (data) => {
+    const metadata = parseObject(String(data.get("metadata") || "{}"));
     const body = { name: String(data.get("name")), core_id: String(data.get("core_id")), task: { metadata } };
     for (const name of ["cron", "every", "timezone"]) if (data.get(name)) body[name] = String(data.get(name));
-    try {
-      await api("POST", "/schedules", body);
-      error.textContent = "";
-      form.reset();
-      notify("Schedule created.");
-      created();
-    } catch (failure) {
-      error.textContent = failure.message;
-    }
+    await api("POST", "/schedules", body);
+    form.reset();
+    notify("Schedule created.");
+    created();
   });
   return form;
 }
 
-/** The JSON object in `text`, or null with the reason in `error`. */
-function parseObject(text, error) {
+/** The JSON object in `text`; throws with the reason when it is not one. */
+function parseObject(text) {
   let value;
   try {
     value = JSON.parse(text);
   } catch (failure) {
-    error.textContent = `Metadata is not JSON: ${failure.message}`;
-    return null;
+    throw new Error(`Metadata is not JSON: ${failure.message}`);
   }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    error.textContent = "Metadata must be a JSON object.";
-    return null;
-  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new Error("Metadata must be a JSON object.");
   return value;
+}
+
+/** Runs `send` with the form's data when `form` is submitted; what it throws is shown in `error`. */
+function whenSubmitted(form, error, send) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      await send(new FormData(form));
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  });
 }
 
 // MARK: Locks
@@ -693,18 +686,11 @@ async function usersPage() {
       }, user.is_active ? "Deactivate" : "Activate"))],
     ], answer.users));
   };
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const data = Object.fromEntries(new FormData(form));
-    try {
-      await api("POST", "/users", data);
-      error.textContent = "";
-      form.reset();
-      notify("User created.");
-      refresh();
-    } catch (failure) {
-      error.textContent = failure.message;
-    }
+  whenSubmitted(form, error, async (data) => {
+    await api("POST", "/users", Object.fromEntries(data));
+    form.reset();
+    notify("User created.");
+    refresh();
   });
   await refresh();
 }
@@ -731,22 +717,15 @@ async function tokensPage() {
         attempt(() => api("DELETE", `/auth/tokens/${encodeURIComponent(token.token_id)}`), "Revoked.").then(refresh) }, "Revoke")],
     ], answer.tokens, "No API tokens."));
   };
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const data = new FormData(form);
+  whenSubmitted(form, error, async (data) => {
     const body = { name: String(data.get("name")) };
     if (data.get("days")) body.expires_in = Number(data.get("days")) * 86400;
-    try {
-      const created = await api("POST", "/auth/tokens", body);
-      error.textContent = "";
-      form.reset();
-      fill(shown, h("div", { class: "card" },
-        h("p", {}, "The token, shown this once: copy it now."),
-        h("pre", { id: "token-secret" }, created.token)));
-      refresh();
-    } catch (failure) {
-      error.textContent = failure.message;
-    }
+    const created = await api("POST", "/auth/tokens", body);
+    form.reset();
+    fill(shown, h("div", { class: "card" },
+      h("p", {}, "The token, shown this once: copy it now."),
+      h("pre", { id: "token-secret" }, created.token)));
+    refresh();
   });
   await refresh();
 }
