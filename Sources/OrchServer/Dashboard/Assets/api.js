@@ -79,12 +79,15 @@ export function query(parameters) {
 
 /**
  * The live event stream (`/sse/events` with `access_token`, as browsers must). `onEvent` gets
- * each event's JSON; heartbeats are skipped. The browser reconnects by itself with
- * `Last-Event-ID`; when the token is refused the stream stops. Returns a function that closes it.
+ * each event's JSON; heartbeats are skipped. `onOpen` is called each time the stream is
+ * connected: what changed between reading a page and the stream's start is only seen by
+ * reading again. The browser reconnects by itself with `Last-Event-ID`; when the token is
+ * refused the stream stops. Returns a function that closes it.
  */
-export function subscribe(filters, onEvent) {
+export function subscribe(filters, onEvent, onOpen = () => {}) {
   if (!session.token) return () => {};
   const source = new EventSource(`/sse/events${query({ ...filters, access_token: session.token })}`);
+  source.onopen = () => onOpen();
   source.onmessage = (message) => {
     let event;
     try { event = JSON.parse(message.data); } catch { return; }

@@ -99,6 +99,15 @@ function debounce(action, milliseconds) {
   };
 }
 
+/**
+ * Keeps a page current: `refresh` runs (at most once per `milliseconds`) on each event matching
+ * `filters` and whenever the stream (re)connects. Returns the function that stops it.
+ */
+function live(filters, refresh, milliseconds) {
+  const redraw = debounce(() => refresh().catch(() => {}), milliseconds);
+  return subscribe(filters, redraw, redraw);
+}
+
 async function attempt(action, done) {
   try {
     const answer = await action();
@@ -251,9 +260,8 @@ async function overviewPage() {
   };
   await refresh();
   // Redrawn on changes, and each half minute as the window moves on.
-  const redraw = debounce(() => refresh().catch(() => {}), 1000);
-  const ticker = setInterval(redraw, 30000);
-  const close = subscribe({ filter: "task.*,core.*,system.alert" }, redraw);
+  const ticker = setInterval(() => refresh().catch(() => {}), 30000);
+  const close = live({ filter: "task.*,core.*,system.alert" }, refresh, 1000);
   return () => { clearInterval(ticker); close(); };
 }
 
@@ -357,7 +365,7 @@ async function tasksPage(search) {
         list.pagination.has_more ? link(pageQuery(offset + pageSize), "Older page →") : null));
   };
   await refresh();
-  return subscribe({ filter: "task.*", core_id: filters.core_id }, debounce(() => refresh().catch(() => {}), 500));
+  return live({ filter: "task.*", core_id: filters.core_id }, refresh, 500);
 }
 
 /**
@@ -439,15 +447,18 @@ async function taskPage(_, taskID) {
       Object.keys(data).length ? json(data) : null));
   };
   drawTask();
+  let lastEventID = "";
   for (let offset = 0; ; offset += 1000) {
     const page = await api("GET", `/jobs/${encodeURIComponent(taskID)}/events${query({ limit: 1000, offset })}`);
     page.events.forEach(addEvent);
+    if (page.events.length) lastEventID = page.events[page.events.length - 1].event_id;
     if (page.events.length < 1000) break;
   }
   const refresh = debounce(async () => {
     try { task = await api("GET", path); drawTask(); } catch { /* gone (pruned): keep what is shown */ }
   }, 300);
-  return subscribe({ task_id: taskID }, (event) => { addEvent(event); refresh(); });
+  // The stream starts after the last event read, so none written meanwhile is missed.
+  return subscribe({ task_id: taskID, last_event_id: lastEventID }, (event) => { addEvent(event); refresh(); }, refresh);
 }
 
 function taskActions(task, path) {
@@ -478,7 +489,7 @@ async function coresPage() {
   show(h("h1", {}, "Cores"), body);
   const refresh = async () => body.replaceChildren(coreTable((await api("GET", "/cores")).cores));
   await refresh();
-  return subscribe({ filter: "task.*,core.*" }, debounce(() => refresh().catch(() => {}), 1000));
+  return live({ filter: "task.*,core.*" }, refresh, 1000);
 }
 
 async function corePage(_, coreID) {
@@ -513,7 +524,7 @@ async function corePage(_, coreID) {
       h("p", {}, link(`/ui/tasks${query({ core_id: coreID })}`, "This core's tasks")));
   };
   await refresh();
-  return subscribe({ core_id: coreID }, debounce(() => refresh().catch(() => {}), 1000));
+  return live({ core_id: coreID }, refresh, 1000);
 }
 
 // MARK: Dispatch
@@ -567,7 +578,7 @@ async function schedulesPage() {
     ], answer.schedules, "No schedules."));
   };
   await refresh();
-  return subscribe({ filter: "task.created" }, debounce(() => refresh().catch(() => {}), 1000));
+  return live({ filter: "task.created" }, refresh, 1000);
 }
 
 function scheduleForm(created) {
@@ -649,7 +660,7 @@ async function locksPage() {
     for (const lock of locks) lock.remaining_ttl = lock.initial - (performance.now() - lock.loaded) / 1000;
     draw();
   }, 1000);
-  const close = subscribe({ filter: "lock.*" }, debounce(() => refresh().catch(() => {}), 300));
+  const close = live({ filter: "lock.*" }, refresh, 300);
   return () => { clearInterval(ticker); close(); };
 }
 
